@@ -1,0 +1,110 @@
+"""The ``tw`` command line: operators' entry point to transfer-wallet.
+
+Thin by design: each command parses, calls one service of the library and
+renders a table (or one JSON document with ``--json``). Library errors become a
+one-line message on stderr and exit code 1; usage errors exit 2. Nothing here
+holds business logic.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from commands._common import CliContext, fail
+
+GROUPS: dict[str, str] = {
+    # command name -> "module:attribute"; imported when the root group is built.
+    "db": "commands.db:db",
+    "player": "commands.wallet:player",
+    "wallet": "commands.wallet:wallet",
+    "fx": "commands.fx:fx",
+    "ledger": "commands.ledger:ledger",
+    "bench": "commands.bench:bench",
+    "provider": "commands.provider:provider",
+}
+
+
+class TwGroup(click.Group):
+    """Root group: turns library errors into one line on stderr and exit 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from transfer_wallet.errors import TransferWalletError
+
+        try:
+            return super().invoke(ctx)
+        except TransferWalletError as exc:
+            fail(str(exc))
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as exc:  # database unreachable, schema missing ...
+            message = _describe_operational_error(exc)
+            if message is None:
+                raise
+            fail(message)
+        finally:
+            obj = ctx.find_object(CliContext)
+            if obj is not None:
+                obj.close()
+
+
+def _describe_operational_error(exc: Exception) -> str | None:
+    """A one-line operator message for database errors that are not bugs, else None."""
+    try:
+        from sqlalchemy.exc import OperationalError, ProgrammingError
+    except ImportError:  # pragma: no cover
+        return None
+    if not isinstance(exc, (OperationalError, ProgrammingError)):
+        return None
+    text = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+    if "no such table" in text or "does not exist" in text and "relation" in text:
+        return f"database schema missing ({text}); run `tw db upgrade` first"
+    return f"database error: {text}"
+
+
+@click.group(cls=TwGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--db", "database_url", metavar="URL", help="Database URL (default: $TW_DATABASE_URL or sqlite:///transfer_wallet.db).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout instead of tables.")
+@click.option("--providers", "providers_file", metavar="FILE", help="Providers TOML file (default: $TW_PROVIDERS_FILE or ./providers.toml).")
+@click.version_option(package_name="transfer-wallet", prog_name="tw")
+@click.pass_context
+def cli(ctx: click.Context, database_url: str | None, as_json: bool, providers_file: str | None) -> None:
+    """Transfer-wallet: move players' money into game providers and back, exactly.
+
+    \b
+    Examples:
+      tw db upgrade
+      tw player create P1 --currency EUR
+      tw wallet deposit P1 20.00 --ref dep-1
+      tw --json wallet balance P1
+      tw ledger check
+    """
+    ctx.obj = CliContext(database_url=database_url, as_json=as_json, providers_file=providers_file)
+
+
+def _register() -> None:
+    import importlib
+
+    for name, target in GROUPS.items():
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:  # group not built yet
+                continue
+            raise
+        cli.add_command(getattr(module, attr), name)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point (``tw``)."""
+    cli.main(prog_name="tw")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

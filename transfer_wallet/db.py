@@ -1,0 +1,194 @@
+"""Engines, the unit of work and bounded retry of transient database errors.
+
+- SQLite (the embedded default): WAL, ``busy_timeout``, foreign keys on,
+  ``synchronous=FULL`` (money wants durability) and ``BEGIN IMMEDIATE`` for every
+  write transaction, so a writer takes the write lock up front instead of failing
+  with ``SQLITE_BUSY`` when a deferred transaction upgrades.
+- PostgreSQL (production): psycopg 3, a connection pool, READ COMMITTED.
+  Invariants are checked on rows locked in the transaction (conditional
+  ``UPDATE ... WHERE balance + delta >= 0``, taken in account-id order).
+
+The unit of work is the only place that commits. ``Database.transaction(work)``
+runs ``work(connection)`` in one and retries serialization failures, deadlocks
+and busy errors a bounded number of times (tenacity), then raises
+``ConcurrencyError``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, TypeVar
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from transfer_wallet.config import database_url
+from transfer_wallet.errors import ConcurrencyError, ConfigError
+
+T = TypeVar("T")
+
+#: Attempts for one unit of work before contention surfaces as ConcurrencyError.
+TRANSACTION_ATTEMPTS = 8
+#: SQLite waits this long for the write lock before reporting busy.
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+#: PostgreSQL SQLSTATEs that mean "run the whole transaction again".
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
+#: SQLite primary result codes SQLITE_BUSY and SQLITE_LOCKED.
+_RETRYABLE_SQLITE_CODES = frozenset({5, 6})
+
+
+def normalise_url(url: str) -> str:
+    """Map ``postgres://`` and ``postgresql://`` onto the psycopg 3 driver; check the scheme."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # sqlalchemy.exc.ArgumentError and friends
+        raise ConfigError(f"invalid database URL: {exc}") from None
+    backend = parsed.get_backend_name()
+    if backend == "postgres":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif backend == "postgresql":
+        if parsed.drivername in ("postgresql", "postgresql+psycopg2"):
+            parsed = parsed.set(drivername="postgresql+psycopg")
+    elif backend != "sqlite":
+        raise ConfigError(f"unsupported database '{backend}': use sqlite:/// or postgresql://")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from pysqlite: we emit BEGIN ourselves.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        readonly = connection.get_execution_options().get("tw_readonly", False)
+        connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+def create_engine_for(url: str | None = None, *, pool_size: int = 5) -> Engine:
+    """An engine for ``url`` (else ``TW_DATABASE_URL``, else the SQLite default)."""
+    resolved = normalise_url(database_url(url))
+    if resolved.startswith("sqlite"):
+        engine = create_engine(resolved, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(
+        resolved,
+        pool_size=pool_size,
+        max_overflow=pool_size * 2,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        isolation_level="READ COMMITTED",
+    )
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors that a fresh attempt of the whole transaction can cure."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate in _RETRYABLE_SQLSTATES:
+        return True
+    code = getattr(orig, "sqlite_errorcode", None)
+    if code is not None and (code & 0xFF) in _RETRYABLE_SQLITE_CODES:
+        return True
+    return isinstance(exc, OperationalError) and "database is locked" in str(orig)
+
+
+class UnitOfWork:
+    """One database transaction; rolls back unless :meth:`commit` was called.
+
+    >>> with UnitOfWork(engine) as uow:          # doctest: +SKIP
+    ...     uow.connection.execute(...)
+    ...     uow.commit()
+    """
+
+    def __init__(self, engine: Engine, *, readonly: bool = False) -> None:
+        self._engine = engine
+        self._readonly = readonly
+        self._committed = False
+
+    def __enter__(self) -> "UnitOfWork":
+        connection = self._engine.connect()
+        if self._readonly:
+            connection = connection.execution_options(tw_readonly=True)
+        self.connection: Connection = connection
+        self._transaction = connection.begin()
+        return self
+
+    def commit(self) -> None:
+        self._transaction.commit()
+        self._committed = True
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            if not self._committed and self._transaction.is_active:
+                self._transaction.rollback()
+        finally:
+            self.connection.close()
+
+
+@dataclass
+class Database:
+    """The engine plus per-database caches (account ids never change once created)."""
+
+    engine: Engine
+    account_ids: dict[str, int] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def transaction(
+        self,
+        work: Callable[[Connection], T],
+        *,
+        readonly: bool = False,
+        attempts: int = TRANSACTION_ATTEMPTS,
+    ) -> T:
+        """Run ``work(connection)`` in one unit of work and commit; retry transient errors.
+
+        ``work`` must not call a provider or anything else outside the database:
+        it may run more than once.
+        """
+
+        def attempt() -> T:
+            with UnitOfWork(self.engine, readonly=readonly) as uow:
+                result = work(uow.connection)
+                uow.commit()
+                return result
+
+        retrying = Retrying(
+            retry=retry_if_exception(is_transient),
+            stop=stop_after_attempt(attempts),
+            wait=wait_random_exponential(multiplier=0.005, max=0.5),
+            reraise=True,
+        )
+        try:
+            return retrying(attempt)
+        except DBAPIError as exc:
+            if is_transient(exc):
+                raise ConcurrencyError(
+                    f"database contention persisted after {attempts} attempts; try again"
+                ) from exc
+            raise
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def open_database(url: str | None = None, *, pool_size: int = 5) -> Database:
+    """Open the ledger database at ``url`` (else ``TW_DATABASE_URL``, else SQLite)."""
+    return Database(create_engine_for(url, pool_size=pool_size))

@@ -1,0 +1,103 @@
+"""The exception tree of transfer-wallet.
+
+Every error the library raises on purpose derives from ``TransferWalletError``;
+anything else is a bug. Each class says when it is raised and what the caller
+should do::
+
+    TransferWalletError
+    ├── ConfigError                bad configuration (file, env var): fix the config
+    ├── ValidationError            bad input (also MoneyError in money.py): show the message, change nothing
+    │   └── NotFoundError          an id that does not exist (player, session, provider)
+    ├── IdempotencyConflictError   same key, different request: a client bug, never retried
+    ├── InsufficientFundsError     a debit larger than the available balance: tell the player
+    ├── ConcurrencyError           database contention outlasted the bounded retries: retry later
+    ├── OutcomeUnknownError        a provider call whose outcome we cannot know: NOT a failure,
+    │                              keep the money locked, the in-doubt job finishes it
+    └── ProviderError              a provider refused or failed, definitively known
+        ├── AuthenticationFailedError   401: check credentials, never retried
+        ├── ProviderInsufficientFundsError 402: cancel, tell the player, never retried
+        ├── RateLimitedError       429: back off (honour retry_after_s)
+        ├── ProviderUnavailableError 5xx / network / timeout: retried with backoff
+        ├── RejectedError          other 4xx: the provider said no; do not retry
+        └── TransferConflictError  409: same transfer id, different content
+"""
+
+from __future__ import annotations
+
+
+class TransferWalletError(Exception):
+    """Root of every error transfer-wallet raises on purpose."""
+
+
+class ConfigError(TransferWalletError):
+    """The configuration (providers file, environment variable) is invalid or incomplete."""
+
+
+class ValidationError(TransferWalletError, ValueError):
+    """User or caller input is invalid; nothing was written."""
+
+
+class NotFoundError(ValidationError):
+    """An identifier (player, session, provider, account) does not exist."""
+
+
+class IdempotencyConflictError(TransferWalletError):
+    """An idempotency key was reused with a different request; nothing was written."""
+
+
+class InsufficientFundsError(TransferWalletError):
+    """A debit exceeds the account's available balance; nothing was written."""
+
+
+class ConcurrencyError(TransferWalletError):
+    """Serialization, deadlock or busy errors persisted past the bounded retries."""
+
+
+class OutcomeUnknownError(TransferWalletError):
+    """We cannot tell whether the provider applied a transfer.
+
+    Never treat this as a failure: keep the funds locked and let the in-doubt
+    job ask the provider (by our transfer id) and finish the transfer.
+    """
+
+
+class ProviderError(TransferWalletError):
+    """A provider answered with a definite error (or could not be reached, for reads)."""
+
+    status_code: int | None = None
+
+
+class AuthenticationFailedError(ProviderError):
+    """401: the signature or key was refused. Check credentials; never retried."""
+
+    status_code = 401
+
+
+class ProviderInsufficientFundsError(ProviderError):
+    """402: the provider's game wallet lacks the funds. Cancel and tell the player."""
+
+    status_code = 402
+
+
+class RateLimitedError(ProviderError):
+    """429: slow down; ``retry_after_s`` is the provider's Retry-After, if given."""
+
+    status_code = 429
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class ProviderUnavailableError(ProviderError):
+    """5xx, network error or timeout: retried with backoff; for a transfer, see OutcomeUnknownError."""
+
+
+class RejectedError(ProviderError):
+    """Another 4xx: the provider refused the request definitively. Do not retry."""
+
+
+class TransferConflictError(ProviderError):
+    """409: the transfer id was already used with different content."""
+
+    status_code = 409

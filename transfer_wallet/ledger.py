@@ -1,0 +1,428 @@
+"""The double-entry journal: accounts, idempotent entries and the ledger check.
+
+An entry is one business event (a deposit, a lock of session funds, an FX
+conversion ...). Its postings sum to zero per currency; checked here before
+anything is written, and again by the database on PostgreSQL. Entries and
+postings are append-only: a correction is a new entry that references the old.
+
+Posting an entry costs, inside the caller's transaction:
+
+1. ``INSERT entries ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING id``
+   (a replay or a conflict is found here, before any balance moves);
+2. one conditional ``UPDATE accounts SET balance = balance + d WHERE id = ? AND
+   balance + d >= 0 RETURNING balance`` per *cached* account, in ascending id
+   order (no read-then-write gap, no lock-order deadlock);
+3. one ``INSERT`` of the postings.
+
+Accounts without a floor (cashier, house, FX) are never updated: their
+postings are appended and their balance is derived, so they are not a hot row
+that serialises every player.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from transfer_wallet.db import Database
+from transfer_wallet.errors import IdempotencyConflictError, InsufficientFundsError, NotFoundError
+from transfer_wallet.models import (
+    CACHED_KINDS,
+    CASHIER,
+    FX,
+    FX_ROUNDING,
+    HOUSE,
+    Account,
+    Entry,
+    Player,
+    Posting,
+    utc_now,
+)
+from transfer_wallet.money import Conversion, Money, currency
+
+_accounts = Account.__table__
+_entries = Entry.__table__
+_postings = Posting.__table__
+
+#: Upper bound on legs per entry (a limit on everything).
+MAX_LEGS = 16
+MAX_KEY_LENGTH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRef:
+    """An account as the ledger needs it: id, code, currency, and whether its balance is cached."""
+
+    id: int
+    code: str
+    currency: str
+    cached: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One side of an entry before it is written: ``amount_minor`` > 0 credits, < 0 debits."""
+
+    account: AccountRef
+    amount_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """The result of posting an entry (or replaying it)."""
+
+    entry_id: int
+    replayed: bool
+    balances_after: dict[int, int] = field(default_factory=dict)
+
+
+# -- accounts ---------------------------------------------------------------------------------
+
+
+def player_account_code(player_id: str, kind: str) -> str:
+    return f"player:{player_id}:{'main' if kind == 'player_main' else 'locked'}"
+
+
+def system_account_code(kind: str, currency_code: str, provider: str | None = None) -> str:
+    """``cashier:EUR``, ``fx:USD``, ``fx_rounding:JPY``, ``house:acme:EUR``."""
+    return f"{kind}:{provider}:{currency_code}" if provider else f"{kind}:{currency_code}"
+
+
+def _insert_ignore(connection: Connection, table: Any, index_elements: list[str]) -> Any:
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(table).on_conflict_do_nothing(index_elements=index_elements)
+
+
+def _ref(row: Any) -> AccountRef:
+    return AccountRef(id=row.id, code=row.code, currency=row.currency, cached=row.cached)
+
+
+def account_by_code(connection: Connection, code: str) -> AccountRef | None:
+    row = connection.execute(
+        select(_accounts.c.id, _accounts.c.code, _accounts.c.currency, _accounts.c.cached).where(
+            _accounts.c.code == code
+        )
+    ).first()
+    return None if row is None else _ref(row)
+
+
+def system_account(
+    db: Database, connection: Connection, kind: str, currency_code: str, provider: str | None = None
+) -> AccountRef:
+    """Get or create a cashier/house/FX account (no cached balance, no floor)."""
+    if kind not in (CASHIER, HOUSE, FX, FX_ROUNDING):
+        raise ValueError(f"not a system account kind: {kind}")
+    code = system_account_code(kind, currency_code, provider)
+    cached_id = db.account_ids.get(code)
+    if cached_id is not None:
+        return AccountRef(cached_id, code, currency_code, False)
+    connection.execute(
+        _insert_ignore(connection, _accounts, ["code"]).values(
+            code=code, kind=kind, currency=currency_code, provider=provider, cached=False,
+            balance_minor=0, created_at=utc_now(),
+        )
+    )
+    ref = account_by_code(connection, code)
+    assert ref is not None, code
+    db.account_ids[code] = ref.id
+    return ref
+
+
+def player_accounts(connection: Connection, player_id: str) -> tuple[str, AccountRef, AccountRef]:
+    """(currency, main, locked) of a player; ``NotFoundError`` if there is no such player."""
+    rows = connection.execute(
+        select(_accounts.c.id, _accounts.c.code, _accounts.c.currency, _accounts.c.cached, _accounts.c.kind)
+        .where(_accounts.c.player_id == player_id)
+        .order_by(_accounts.c.id)
+    ).all()
+    by_kind = {row.kind: _ref(row) for row in rows}
+    if "player_main" not in by_kind or "player_locked" not in by_kind:
+        raise NotFoundError(f"unknown player '{player_id}'")
+    main = by_kind["player_main"]
+    return main.currency, main, by_kind["player_locked"]
+
+
+def create_player_accounts(connection: Connection, player_id: str, currency_code: str) -> None:
+    """Insert the player's main (available) and locked (in-game) accounts."""
+    now = utc_now()
+    connection.execute(
+        insert(_accounts),
+        [
+            dict(code=player_account_code(player_id, kind), kind=kind, currency=currency_code,
+                 player_id=player_id, provider=None, cached=True, balance_minor=0, created_at=now)
+            for kind in sorted(CACHED_KINDS)
+        ],
+    )
+
+
+# -- posting ----------------------------------------------------------------------------------
+
+
+def request_hash(kind: str, legs: Sequence[Leg], request: dict[str, Any] | None) -> str:
+    """SHA-256 of the canonical request: what a replay must match exactly."""
+    canonical = {
+        "kind": kind,
+        "legs": sorted((leg.account.code, leg.account.currency, leg.amount_minor) for leg in legs),
+        "request": request or {},
+    }
+    encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+def validate_legs(legs: Sequence[Leg]) -> None:
+    """Programmer errors in an entry: too few/many legs, zero legs, unbalanced currency."""
+    if not 2 <= len(legs) <= MAX_LEGS:
+        raise ValueError(f"an entry has 2..{MAX_LEGS} legs, got {len(legs)}")
+    totals: dict[str, int] = defaultdict(int)
+    for leg in legs:
+        if not isinstance(leg.amount_minor, int) or isinstance(leg.amount_minor, bool) or leg.amount_minor == 0:
+            raise ValueError(f"leg on {leg.account.code} has amount {leg.amount_minor!r}")
+        totals[leg.account.currency] += leg.amount_minor
+    unbalanced = {ccy: total for ccy, total in totals.items() if total != 0}
+    if unbalanced:
+        raise ValueError(f"entry does not balance per currency: {unbalanced}")
+    if len({leg.account.id for leg in legs}) != len(legs):
+        raise ValueError("an entry has at most one leg per account")
+
+
+_INSERT_ENTRY_COLUMNS = ("kind", "idempotency_key", "request_hash", "memo", "reverses_entry_id", "created_at")
+
+_DEBIT_OR_CREDIT = (
+    update(_accounts)
+    .where(_accounts.c.id == bindparam("account_id"))
+    .where(_accounts.c.balance_minor + bindparam("delta") >= 0)
+    .values(balance_minor=_accounts.c.balance_minor + bindparam("delta"))
+    .returning(_accounts.c.balance_minor)
+)
+
+
+def post(
+    connection: Connection,
+    *,
+    kind: str,
+    idempotency_key: str,
+    legs: Sequence[Leg],
+    request: dict[str, Any] | None = None,
+    memo: str | None = None,
+    reverses_entry_id: int | None = None,
+) -> Posted:
+    """Write one balanced entry, or replay the entry already written under this key.
+
+    Same key + same request: returns the first result (``replayed=True``) and
+    moves nothing. Same key + another request: ``IdempotencyConflictError``.
+    A debit below zero on a cached account: ``InsufficientFundsError``; the
+    caller's transaction must then be rolled back (the unit of work does).
+    """
+    if not idempotency_key or len(idempotency_key) > MAX_KEY_LENGTH:
+        raise ValueError(f"idempotency key must be 1..{MAX_KEY_LENGTH} characters")
+    validate_legs(legs)
+    digest = request_hash(kind, legs, request)
+    statement = _insert_ignore(connection, _entries, ["idempotency_key"]).returning(_entries.c.id)
+    entry_id = connection.execute(
+        statement,
+        dict(kind=kind, idempotency_key=idempotency_key, request_hash=digest, memo=memo,
+             reverses_entry_id=reverses_entry_id, created_at=utc_now()),
+    ).scalar()
+    if entry_id is None:
+        return _replay(connection, idempotency_key, digest)
+
+    balances: dict[int, int] = {}
+    for leg in sorted((leg for leg in legs if leg.account.cached), key=lambda leg: leg.account.id):
+        after = connection.execute(
+            _DEBIT_OR_CREDIT, {"account_id": leg.account.id, "delta": leg.amount_minor}
+        ).scalar()
+        if after is None:
+            _raise_insufficient(connection, leg)
+        balances[leg.account.id] = after
+    connection.execute(
+        insert(_postings),
+        [
+            dict(entry_id=entry_id, account_id=leg.account.id, currency=leg.account.currency,
+                 amount_minor=leg.amount_minor, balance_after_minor=balances.get(leg.account.id))
+            for leg in legs
+        ],
+    )
+    return Posted(entry_id=entry_id, replayed=False, balances_after=balances)
+
+
+def _replay(connection: Connection, idempotency_key: str, digest: str) -> Posted:
+    row = connection.execute(
+        select(_entries.c.id, _entries.c.request_hash).where(_entries.c.idempotency_key == idempotency_key)
+    ).one()
+    if row.request_hash != digest:
+        raise IdempotencyConflictError(
+            f"idempotency key '{idempotency_key}' was already used for a different request"
+        )
+    postings = connection.execute(
+        select(_postings.c.account_id, _postings.c.balance_after_minor).where(_postings.c.entry_id == row.id)
+    ).all()
+    balances = {p.account_id: p.balance_after_minor for p in postings if p.balance_after_minor is not None}
+    return Posted(entry_id=row.id, replayed=True, balances_after=balances)
+
+
+def _raise_insufficient(connection: Connection, leg: Leg) -> None:
+    available = connection.execute(
+        select(_accounts.c.balance_minor).where(_accounts.c.id == leg.account.id)
+    ).scalar_one()
+    ccy = currency(leg.account.currency)
+    raise InsufficientFundsError(
+        f"insufficient funds in {leg.account.code}: {Money(available, ccy).format()} {ccy.code} available, "
+        f"{Money(-leg.amount_minor, ccy).format()} {ccy.code} needed"
+    )
+
+
+def conversion_legs(
+    db: Database, connection: Connection, conversion: Conversion, debit: AccountRef, credit: AccountRef
+) -> list[Leg]:
+    """Legs that move ``conversion.source`` out of ``debit`` and ``conversion.target`` into ``credit``.
+
+    Each currency balances through the FX account of that currency; the
+    source residue (the part of the debit that bought nothing after rounding
+    in the operator's favour) goes to the FX rounding account::
+
+        debit            -source            (source currency)
+        fx:SRC           +consumed
+        fx_rounding:SRC  +residue           (only if residue > 0)
+        fx:TGT           -target            (target currency)
+        credit           +target
+    """
+    source, target = conversion.source, conversion.target
+    if debit.currency != source.currency.code or credit.currency != target.currency.code:
+        raise ValueError("conversion currencies do not match the accounts")
+    legs = [Leg(debit, -source.amount_minor)]
+    if conversion.consumed.amount_minor:
+        legs.append(Leg(system_account(db, connection, FX, source.currency.code), conversion.consumed.amount_minor))
+    if conversion.residue.amount_minor:
+        legs.append(Leg(system_account(db, connection, FX_ROUNDING, source.currency.code), conversion.residue.amount_minor))
+    if target.amount_minor:
+        legs.append(Leg(system_account(db, connection, FX, target.currency.code), -target.amount_minor))
+        legs.append(Leg(credit, target.amount_minor))
+    return legs
+
+
+# -- balances and the ledger check ------------------------------------------------------------
+
+
+def derived_balance(connection: Connection, account_id: int) -> int:
+    """Sum of an account's postings (the balance of an uncached account)."""
+    return int(
+        connection.execute(
+            select(func.coalesce(func.sum(_postings.c.amount_minor), 0)).where(_postings.c.account_id == account_id)
+        ).scalar_one()
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One violated invariant, for people and for ``--json``."""
+
+    check: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerReport:
+    """What ``tw ledger check`` found; ``clean`` when there are no findings."""
+
+    entries: int
+    postings: int
+    accounts: int
+    findings: tuple[Finding, ...]
+    totals: dict[str, int]
+
+    @property
+    def clean(self) -> bool:
+        return not self.findings
+
+
+def check_ledger(db: Database, *, limit: int = 100) -> LedgerReport:
+    """Prove the invariants; returns findings as values, never raises per row.
+
+    - every entry has postings and balances per currency;
+    - every posting is in its account's currency;
+    - every cached balance equals the sum of its postings and is >= 0;
+    - uncached accounts keep 0 in the cached column;
+    - each currency totals zero over the whole ledger.
+    """
+
+    def work(connection: Connection) -> LedgerReport:
+        findings: list[Finding] = []
+        per_entry = (
+            select(_postings.c.entry_id, _postings.c.currency, func.sum(_postings.c.amount_minor).label("total"))
+            .group_by(_postings.c.entry_id, _postings.c.currency)
+            .having(func.sum(_postings.c.amount_minor) != 0)
+            .limit(limit)
+        )
+        findings += [Finding("entry_balanced", f"entry {r.entry_id} sums to {r.total} in {r.currency}")
+                     for r in connection.execute(per_entry)]
+        no_postings = (
+            select(_entries.c.id)
+            .where(~select(_postings.c.id).where(_postings.c.entry_id == _entries.c.id).exists())
+            .limit(limit)
+        )
+        findings += [Finding("entry_has_postings", f"entry {r.id} has no postings") for r in connection.execute(no_postings)]
+        wrong_ccy = (
+            select(_postings.c.id, _postings.c.currency, _accounts.c.code, _accounts.c.currency.label("account_currency"))
+            .join(_accounts, _accounts.c.id == _postings.c.account_id)
+            .where(_postings.c.currency != _accounts.c.currency)
+            .limit(limit)
+        )
+        findings += [Finding("posting_currency", f"posting {r.id} in {r.currency} on {r.code} ({r.account_currency})")
+                     for r in connection.execute(wrong_ccy)]
+        sums = (
+            select(_postings.c.account_id, func.sum(_postings.c.amount_minor).label("total"))
+            .group_by(_postings.c.account_id)
+            .subquery()
+        )
+        balances = select(
+            _accounts.c.code, _accounts.c.cached, _accounts.c.balance_minor,
+            func.coalesce(sums.c.total, 0).label("total"),
+        ).outerjoin(sums, sums.c.account_id == _accounts.c.id)
+        account_count = 0
+        for r in connection.execute(balances):
+            account_count += 1
+            if r.cached and r.balance_minor != r.total:
+                findings.append(Finding("cached_balance", f"{r.code} caches {r.balance_minor} but its postings sum to {r.total}"))
+            if r.cached and r.balance_minor < 0:
+                findings.append(Finding("balance_floor", f"{r.code} is negative ({r.balance_minor})"))
+            if not r.cached and r.balance_minor != 0:
+                findings.append(Finding("uncached_zero", f"{r.code} has a cached balance {r.balance_minor}"))
+        totals = {
+            r.currency: int(r.total)
+            for r in connection.execute(
+                select(_postings.c.currency, func.sum(_postings.c.amount_minor).label("total")).group_by(_postings.c.currency)
+            )
+        }
+        findings += [Finding("currency_total", f"{ccy} totals {total}, not 0") for ccy, total in sorted(totals.items()) if total]
+        entry_count = connection.execute(select(func.count()).select_from(_entries)).scalar_one()
+        posting_count = connection.execute(select(func.count()).select_from(_postings)).scalar_one()
+        return LedgerReport(entry_count, posting_count, account_count, tuple(findings[:limit]), totals)
+
+    return db.transaction(work, readonly=True)
+
+
+def player_exists(connection: Connection, player_id: str) -> bool:
+    return connection.execute(select(Player.__table__.c.id).where(Player.__table__.c.id == player_id)).first() is not None
+
+
+def entries_for(connection: Connection, account_ids: Iterable[int], *, limit: int = 50) -> list[Any]:
+    """Latest postings on the given accounts (for statements), newest first."""
+    return list(
+        connection.execute(
+            select(_entries.c.id, _entries.c.kind, _entries.c.idempotency_key, _entries.c.created_at,
+                   _postings.c.account_id, _postings.c.amount_minor, _postings.c.balance_after_minor)
+            .join(_postings, _postings.c.entry_id == _entries.c.id)
+            .where(_postings.c.account_id.in_(list(account_ids)))
+            .order_by(_entries.c.id.desc())
+            .limit(limit)
+        )
+    )
