@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 import click
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sqlalchemy.engine import Engine
+    from transfer_wallet.db import Database
 
 
 @dataclass
@@ -21,20 +21,20 @@ class CliContext:
     database_url: str | None = None
     as_json: bool = False
     providers_file: str | None = None
-    _engine: "Engine | None" = field(default=None, repr=False)
+    _database: "Database | None" = field(default=None, repr=False)
 
-    def engine(self) -> "Engine":
-        """The engine for ``--db`` / ``TW_DATABASE_URL`` (created once per command)."""
-        if self._engine is None:
-            from transfer_wallet.db import create_engine_for
+    def database(self) -> "Database":
+        """The ledger database for ``--db`` / ``TW_DATABASE_URL`` (opened once per command)."""
+        if self._database is None:
+            from transfer_wallet.db import open_database
 
-            self._engine = create_engine_for(self.database_url)
-        return self._engine
+            self._database = open_database(self.database_url)
+        return self._database
 
     def close(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
+        if self._database is not None:
+            self._database.dispose()
+            self._database = None
 
 
 pass_cli = click.make_pass_decorator(CliContext, ensure=True)

@@ -126,12 +126,12 @@ def _check_plain_positive(stripped: str, quoted: str) -> None:
         raise MoneyError(f"amount {quoted} must not have a sign")
     if _EXPONENT_NOTATION.fullmatch(stripped):
         raise MoneyError(f"amount {quoted} uses exponent notation; write a plain decimal like 12.50")
-    if _DECIMAL_COMMA.fullmatch(stripped) and len(stripped.partition(",")[2]) == 3:
-        thousands, dot = stripped.replace(",", ""), stripped.replace(",", ".")
-        raise MoneyError(f"amount {quoted} is ambiguous: write {thousands}, or {dot} with a dot as the decimal separator")
     if _DECIMAL_COMMA.fullmatch(stripped):
-        suggestion = stripped.replace(",", ".")
-        raise MoneyError(f"amount {quoted} has a comma; use a dot as the decimal separator: {suggestion}")
+        with_dot = stripped.replace(",", ".")
+        if len(stripped.partition(",")[2]) == 3:  # "1,000": a thousand, or one with a decimal comma?
+            thousand = stripped.replace(",", "")
+            raise MoneyError(f"amount {quoted} is ambiguous: write {thousand}, or {with_dot} with a decimal dot")
+        raise MoneyError(f"amount {quoted} has a comma; use a dot as the decimal separator: {with_dot}")
     if _THOUSANDS.fullmatch(stripped):
         suggestion = re.sub(r"[,' _]", "", stripped)
         raise MoneyError(f"amount {quoted} has thousands separators; write digits only: {suggestion}")

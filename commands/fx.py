@@ -1,0 +1,62 @@
+"""``tw fx``: stored FX rates."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import click
+
+from commands._common import CliContext, emit, pass_cli
+
+
+@click.group()
+def fx() -> None:
+    """FX rates used to convert between wallet and game currencies.
+
+    \b
+    Example:
+      tw fx set EUR USD 1.0854
+    """
+
+
+@fx.command("set")
+@click.argument("base")
+@click.argument("quote")
+@click.argument("rate")
+@click.option("--effective-at", help="ISO 8601 instant with offset (default: now), e.g. 2026-11-24T00:00:00+00:00.")
+@pass_cli
+def set_rate(ctx: CliContext, base: str, quote: str, rate: str, effective_at: str | None) -> None:
+    """Store RATE: how many QUOTE one BASE buys (major units).
+
+    \b
+    Example:
+      tw fx set EUR USD 1.0854 --effective-at 2026-11-24T00:00:00+00:00
+    """
+    from transfer_wallet import fx as fx_service
+    from transfer_wallet.errors import ValidationError
+
+    when = None
+    if effective_at is not None:
+        try:
+            when = dt.datetime.fromisoformat(effective_at)
+        except ValueError:
+            raise ValidationError(f"--effective-at {effective_at!r} is not an ISO 8601 date-time") from None
+        if when.tzinfo is None:
+            raise ValidationError("--effective-at needs a UTC offset, e.g. 2026-11-24T00:00:00+00:00")
+    stored = fx_service.set_rate(ctx.database(), base, quote, rate, effective_at=when)
+    emit(ctx, stored.as_dict(), text=f"1 {stored.base} = {stored.rate} {stored.quote} from {stored.effective_at.isoformat()}")
+
+
+@fx.command("show")
+@pass_cli
+def show(ctx: CliContext) -> None:
+    """Show the rate in force now for every pair.
+
+    \b
+    Example:
+      tw --json fx show
+    """
+    from transfer_wallet import fx as fx_service
+
+    rows = [rate.as_dict() for rate in fx_service.current_rates(ctx.database())]
+    emit(ctx, {"rates": rows}, rows=rows, columns=["base", "quote", "rate", "effective_at"], title="FX rates")
