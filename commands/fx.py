@@ -19,7 +19,7 @@ def fx() -> None:
     """
 
 
-@fx.command("set")
+@fx.command("set", context_settings={"ignore_unknown_options": True})
 @click.argument("base")
 @click.argument("quote")
 @click.argument("rate")

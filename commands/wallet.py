@@ -50,6 +50,11 @@ def list_players(ctx: CliContext, limit: int) -> None:
     emit(ctx, {"players": rows}, rows=rows, title="players")
 
 
+#: Let "-5" reach the amount parser (which explains why it is refused) instead of
+#: click reading it as an unknown option.
+AMOUNT_ARGUMENTS = {"ignore_unknown_options": True}
+
+
 @click.group()
 def wallet() -> None:
     """The main wallet: cashier deposits and withdrawals, balances.
@@ -76,7 +81,7 @@ def _movement(ctx: CliContext, direction: str, player_id: str, amount: str, refe
     )
 
 
-@wallet.command()
+@wallet.command(context_settings=AMOUNT_ARGUMENTS)
 @click.argument("player_id")
 @click.argument("amount")
 @click.option("--ref", "reference", help="Cashier reference; repeating it never deposits twice.")
@@ -91,7 +96,7 @@ def deposit(ctx: CliContext, player_id: str, amount: str, reference: str | None)
     _movement(ctx, "deposit", player_id, amount, reference)
 
 
-@wallet.command()
+@wallet.command(context_settings=AMOUNT_ARGUMENTS)
 @click.argument("player_id")
 @click.argument("amount")
 @click.option("--ref", "reference", help="Cashier reference; repeating it never withdraws twice.")
