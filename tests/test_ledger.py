@@ -176,7 +176,7 @@ def test_an_fx_conversion_balances_every_currency_and_books_the_residue(db):
     wallet.deposit("J1", "1001", reference="d1")
 
     def work(connection):
-        _, main, _ = ledger.player_accounts(connection, "J1")
+        _, main, _ = ledger.player_accounts(db, connection, "J1")
         conversion, rate = fx.convert_at(connection, Money.parse("1001", "JPY"), "EUR")
         eur_cashier = ledger.system_account(db, connection, CASHIER, "EUR")
         legs = ledger.conversion_legs(db, connection, conversion, main, eur_cashier)

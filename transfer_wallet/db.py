@@ -16,7 +16,6 @@ and busy errors a bounded number of times (tenacity), then raises
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
@@ -86,7 +85,9 @@ def create_engine_for(url: str | None = None, *, pool_size: int = 5) -> Engine:
         resolved,
         pool_size=pool_size,
         max_overflow=pool_size * 2,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip per checkout. A connection found dead
+        # fails that one unit of work (before commit, so nothing is half-written)
+        # and SQLAlchemy then discards the pool's stale connections.
         pool_recycle=1800,
         isolation_level="READ COMMITTED",
     )
@@ -145,7 +146,7 @@ class Database:
 
     engine: Engine
     account_ids: dict[str, int] = field(default_factory=dict, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    player_accounts: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def dialect(self) -> str:

@@ -27,7 +27,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import bindparam, func, insert, select, update
+from functools import lru_cache
+
+from sqlalchemy import TextClause, bindparam, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 
 from transfer_wallet.db import Database
@@ -137,8 +139,14 @@ def system_account(
     return ref
 
 
-def player_accounts(connection: Connection, player_id: str) -> tuple[str, AccountRef, AccountRef]:
-    """(currency, main, locked) of a player; ``NotFoundError`` if there is no such player."""
+def player_accounts(db: Database, connection: Connection, player_id: str) -> tuple[str, AccountRef, AccountRef]:
+    """(currency, main, locked) of a player; ``NotFoundError`` if there is no such player.
+
+    Cached per database: a player's accounts never change once created.
+    """
+    cached = db.player_accounts.get(player_id)
+    if cached is not None:
+        return cached
     rows = connection.execute(
         select(_accounts.c.id, _accounts.c.code, _accounts.c.currency, _accounts.c.cached, _accounts.c.kind)
         .where(_accounts.c.player_id == player_id)
@@ -148,7 +156,9 @@ def player_accounts(connection: Connection, player_id: str) -> tuple[str, Accoun
     if "player_main" not in by_kind or "player_locked" not in by_kind:
         raise NotFoundError(f"unknown player '{player_id}'")
     main = by_kind["player_main"]
-    return main.currency, main, by_kind["player_locked"]
+    result = (main.currency, main, by_kind["player_locked"])
+    db.player_accounts[player_id] = result
+    return result
 
 
 def create_player_accounts(connection: Connection, player_id: str, currency_code: str) -> None:
@@ -226,15 +236,21 @@ def post(
         raise ValueError(f"idempotency key must be 1..{MAX_KEY_LENGTH} characters")
     validate_legs(legs)
     digest = request_hash(kind, legs, request)
-    statement = _insert_ignore(connection, _entries, ["idempotency_key"]).returning(_entries.c.id)
-    entry_id = connection.execute(
-        statement,
-        dict(kind=kind, idempotency_key=idempotency_key, request_hash=digest, memo=memo,
-             reverses_entry_id=reverses_entry_id, created_at=utc_now()),
-    ).scalar()
-    if entry_id is None:
-        return _replay(connection, idempotency_key, digest)
+    entry = dict(kind=kind, idempotency_key=idempotency_key, request_hash=digest, memo=memo,
+                 reverses_entry_id=reverses_entry_id, created_at=utc_now())
+    if connection.dialect.name == "postgresql":
+        posted = _post_postgresql(connection, entry, legs)
+    else:
+        posted = _post_stepwise(connection, entry, legs)
+    return posted if posted is not None else _replay(connection, idempotency_key, digest)
 
+
+def _post_stepwise(connection: Connection, entry: dict[str, Any], legs: Sequence[Leg]) -> Posted | None:
+    """Entry, conditional updates in id order, postings: one statement each (SQLite)."""
+    statement = _insert_ignore(connection, _entries, ["idempotency_key"]).returning(_entries.c.id)
+    entry_id = connection.execute(statement, entry).scalar()
+    if entry_id is None:
+        return None
     balances: dict[int, int] = {}
     for leg in sorted((leg for leg in legs if leg.account.cached), key=lambda leg: leg.account.id):
         after = connection.execute(
@@ -252,6 +268,63 @@ def post(
         ],
     )
     return Posted(entry_id=entry_id, replayed=False, balances_after=balances)
+
+
+@lru_cache(maxsize=MAX_LEGS)
+def _postgresql_statement(leg_count: int) -> TextClause:
+    """The whole posting as one statement (one round trip) for ``leg_count`` legs.
+
+    The entry insert decides replay; the cached accounts are locked in id order
+    (``ORDER BY id FOR UPDATE``: no lock-order deadlocks), updated only if the
+    floor holds, and the postings are written only if every cached account moved.
+    """
+    rows = ", ".join(
+        f"(CAST(:a{n} AS integer), CAST(:c{n} AS varchar), CAST(:d{n} AS bigint), CAST(:f{n} AS boolean))"
+        for n in range(leg_count)
+    )
+    return text(f"""
+        WITH new_entry AS (
+            INSERT INTO entries (kind, idempotency_key, request_hash, memo, reverses_entry_id, created_at)
+            VALUES (:kind, :idempotency_key, :request_hash, :memo, :reverses_entry_id, :created_at)
+            ON CONFLICT (idempotency_key) DO NOTHING
+            RETURNING id
+        ), legs (account_id, currency, delta, cached) AS (VALUES {rows}
+        ), locked AS (
+            SELECT accounts.id FROM accounts
+             WHERE accounts.id IN (SELECT account_id FROM legs WHERE cached)
+               AND EXISTS (SELECT 1 FROM new_entry)
+             ORDER BY accounts.id FOR UPDATE
+        ), moved AS (
+            UPDATE accounts SET balance_minor = accounts.balance_minor + legs.delta
+              FROM legs, locked
+             WHERE accounts.id = legs.account_id AND accounts.id = locked.id
+               AND accounts.balance_minor + legs.delta >= 0
+            RETURNING accounts.id, accounts.balance_minor
+        ), written AS (
+            INSERT INTO postings (entry_id, account_id, currency, amount_minor, balance_after_minor)
+            SELECT new_entry.id, legs.account_id, legs.currency, legs.delta, moved.balance_minor
+              FROM new_entry CROSS JOIN legs LEFT JOIN moved ON moved.id = legs.account_id
+             WHERE (SELECT count(*) FROM moved) = (SELECT count(*) FROM legs WHERE cached)
+            RETURNING 1
+        )
+        SELECT new_entry.id AS entry_id, moved.id AS account_id, moved.balance_minor
+          FROM new_entry LEFT JOIN moved ON true
+    """)
+
+
+def _post_postgresql(connection: Connection, entry: dict[str, Any], legs: Sequence[Leg]) -> Posted | None:
+    params = dict(entry)
+    for n, leg in enumerate(legs):
+        params.update({f"a{n}": leg.account.id, f"c{n}": leg.account.currency,
+                       f"d{n}": leg.amount_minor, f"f{n}": leg.account.cached})
+    rows = connection.execute(_postgresql_statement(len(legs)), params).all()
+    if not rows:
+        return None
+    balances = {row.account_id: row.balance_minor for row in rows if row.account_id is not None}
+    for leg in legs:
+        if leg.account.cached and leg.account.id not in balances:
+            _raise_insufficient(connection, leg)
+    return Posted(entry_id=rows[0].entry_id, replayed=False, balances_after=balances)
 
 
 def _replay(connection: Connection, idempotency_key: str, digest: str) -> Posted:

@@ -180,7 +180,7 @@ class Wallet:
         reference = validate_reference(reference) if reference is not None else f"auto-{uuid.uuid4()}"
 
         def work(connection: Connection) -> WalletResult:
-            ccy_code, main, _locked = ledger.player_accounts(connection, player_id)
+            ccy_code, main, locked = ledger.player_accounts(self.db, connection, player_id)
             money = _as_money(amount, ccy_code, player_id)
             cashier = ledger.system_account(self.db, connection, CASHIER, ccy_code)
             sign = 1 if direction == "deposit" else -1
@@ -189,16 +189,27 @@ class Wallet:
                 connection, kind=direction, idempotency_key=f"cashier:{reference}", legs=legs,
                 request={"player_id": player_id},
             )
-            return self._result(connection, posted, reference, player_id, main)
+            return self._result(connection, posted, reference, player_id, main, locked)
 
         return self.db.transaction(work)
 
     def _result(
-        self, connection: Connection, posted: ledger.Posted, reference: str, player_id: str, main: ledger.AccountRef
+        self,
+        connection: Connection,
+        posted: ledger.Posted,
+        reference: str,
+        player_id: str,
+        main: ledger.AccountRef,
+        locked: ledger.AccountRef,
     ) -> WalletResult:
-        balance = self._balance(connection, player_id)
-        after = Money(posted.balances_after[main.id], balance.currency)
-        return WalletResult(posted.entry_id, reference, posted.replayed, after, balance)
+        """The result from the posting's own balances when it moved both accounts, else one read."""
+        ccy = currency(main.currency)
+        after = posted.balances_after
+        if not posted.replayed and main.id in after and locked.id in after:
+            balance = Balance(player_id, Money(after[main.id], ccy), Money(after[locked.id], ccy))
+        else:
+            balance = self._balance(connection, player_id)
+        return WalletResult(posted.entry_id, reference, posted.replayed, Money(after[main.id], ccy), balance)
 
     def transfer(self, from_player: str, to_player: str, amount: Money | str, *, reference: str) -> WalletResult:
         """Move money between two players' main wallets (same currency); returns the payer's balance."""
@@ -209,8 +220,8 @@ class Wallet:
             raise ValidationError("a transfer needs two different players")
 
         def work(connection: Connection) -> WalletResult:
-            ccy_code, payer, _ = ledger.player_accounts(connection, from_player)
-            payee_ccy, payee, _ = ledger.player_accounts(connection, to_player)
+            ccy_code, payer, payer_locked = ledger.player_accounts(self.db, connection, from_player)
+            payee_ccy, payee, _ = ledger.player_accounts(self.db, connection, to_player)
             if payee_ccy != ccy_code:
                 raise ValidationError(f"players' currencies differ ({ccy_code} vs {payee_ccy})")
             money = _as_money(amount, ccy_code, from_player)
@@ -218,7 +229,7 @@ class Wallet:
                 connection, kind="transfer", idempotency_key=f"transfer:{reference}",
                 legs=[ledger.Leg(payer, -money.amount_minor), ledger.Leg(payee, money.amount_minor)],
             )
-            return self._result(connection, posted, reference, from_player, payer)
+            return self._result(connection, posted, reference, from_player, payer, payer_locked)
 
         return self.db.transaction(work)
 
@@ -235,14 +246,14 @@ class Wallet:
         validate_reference(reference)
 
         def work(connection: Connection) -> WalletResult:
-            ccy_code, main, locked = ledger.player_accounts(connection, player_id)
+            ccy_code, main, locked = ledger.player_accounts(self.db, connection, player_id)
             money = _as_money(amount, ccy_code, player_id)
             sign = 1 if direction == "lock" else -1
             posted = ledger.post(
                 connection, kind=direction, idempotency_key=f"{direction}:{reference}",
                 legs=[ledger.Leg(main, -sign * money.amount_minor), ledger.Leg(locked, sign * money.amount_minor)],
             )
-            return self._result(connection, posted, reference, player_id, main)
+            return self._result(connection, posted, reference, player_id, main, locked)
 
         return self.db.transaction(work)
 

@@ -1,0 +1,266 @@
+"""Ledger throughput benchmark (``tw bench ledger``), with a baseline from the same machine.
+
+A *transfer* here is what a session lock costs: one idempotent ledger entry
+moving 1.00 between two accounts with a floor (a player's main and locked
+accounts), committed. Each worker process owns one player and alternates
+lock/unlock with a fresh idempotency key, for a fixed time.
+
+Baselines, measured in the same run on the same database server or disk:
+
+- PostgreSQL: ``pgbench`` TPC-B-like (``-N`` off, simple protocol) on a scratch
+  database of the same server, scale = the largest client count, same clients.
+- SQLite: the stdlib ``sqlite3`` module executing the very statements the
+  ledger issues (no SQLAlchemy, no Python service code).
+
+Both sides run on scratch databases that are removed afterwards: the
+benchmark never writes into the ledger named by ``--db``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy.engine import make_url
+
+from transfer_wallet import migrations
+from transfer_wallet.db import SQLITE_BUSY_TIMEOUT_MS, normalise_url, open_database
+from transfer_wallet.errors import ConfigError
+from transfer_wallet.wallet import Wallet
+
+#: Every worker starts with this much (major units): far more than a run can lock.
+FUNDING = "1000000.00"
+
+
+@dataclass(frozen=True, slots=True)
+class BenchResult:
+    """Transfers/s of the ledger and of the baseline at one client count."""
+
+    clients: int
+    transfers_per_s: float
+    baseline_per_s: float
+    transfers: int
+    seconds: float
+
+    @property
+    def ratio(self) -> float:
+        return self.transfers_per_s / self.baseline_per_s if self.baseline_per_s else 0.0
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "clients": self.clients,
+            "transfers_per_s": round(self.transfers_per_s, 1),
+            "baseline_per_s": round(self.baseline_per_s, 1),
+            "ratio": round(self.ratio, 3),
+            "transfers": self.transfers,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+# -- scratch databases ------------------------------------------------------------------------
+
+
+def _pg_admin(url: str, statement: str) -> None:
+    import psycopg
+
+    parsed = make_url(url)
+    with psycopg.connect(
+        host=parsed.host or "127.0.0.1", port=parsed.port or 5432, user=parsed.username,
+        password=parsed.password, dbname=parsed.database or "postgres", autocommit=True, connect_timeout=10,
+    ) as connection:
+        connection.execute(statement)
+
+
+@contextmanager
+def scratch_database(url: str) -> Iterator[str]:
+    """A fresh, empty database beside ``url`` (same server or same directory), removed after."""
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        database = make_url(url).database or ""
+        directory = Path(database).resolve().parent if database and database != ":memory:" else Path(tempfile.gettempdir())
+        folder = Path(tempfile.mkdtemp(prefix="tw-bench-", dir=directory))
+        try:
+            yield f"sqlite:///{folder / 'bench.db'}"
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
+    name = f"tw_bench_{uuid.uuid4().hex[:10]}"
+    _pg_admin(url, f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        _pg_admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# -- the ledger side --------------------------------------------------------------------------
+
+
+def _ledger_worker(url: str, player_id: str, seconds: float, start_at: float, queue: multiprocessing.Queue) -> None:
+    db = open_database(url, pool_size=1)
+    wallet = Wallet(db)
+    wallet.balance(player_id)  # connect and warm caches before the clock starts
+    prefix = uuid.uuid4().hex[:12]
+    while time.time() < start_at:
+        time.sleep(0.001)
+    deadline = start_at + seconds
+    transfers = 0
+    while time.time() < deadline:
+        reference = f"b{prefix}-{transfers}"
+        if transfers % 2 == 0:
+            wallet.lock(player_id, "1.00", reference=reference)
+        else:
+            wallet.unlock(player_id, "1.00", reference=reference)
+        transfers += 1
+    db.dispose()
+    queue.put(transfers)
+
+
+def _run_workers(target, args_for, clients: int, seconds: float) -> tuple[int, float]:
+    context = multiprocessing.get_context("spawn")
+    queue: multiprocessing.Queue = context.Queue()
+    start_at = time.time() + 1.5 + 0.2 * clients  # let every process import and connect first
+    processes = [context.Process(target=target, args=(*args_for(n), seconds, start_at, queue)) for n in range(clients)]
+    for process in processes:
+        process.start()
+    total = sum(queue.get(timeout=seconds + 120) for _ in processes)
+    for process in processes:
+        process.join(timeout=30)
+    return total, seconds
+
+
+def _prepare_ledger(url: str, players: int) -> None:
+    db = open_database(url)
+    try:
+        migrations.upgrade(db)
+        wallet = Wallet(db)
+        for n in range(players):
+            wallet.create_player(f"bench-{n}", "EUR")
+            wallet.deposit(f"bench-{n}", FUNDING, reference=f"bench-funding-{n}")
+    finally:
+        db.dispose()
+
+
+def measure_ledger(url: str, clients: int, seconds: float) -> tuple[int, float]:
+    """(transfers, seconds) with ``clients`` worker processes on a prepared database."""
+    return _run_workers(_ledger_worker, lambda n: (url, f"bench-{n}"), clients, seconds)
+
+
+# -- SQLite baseline: the same statements through the stdlib driver ---------------------------
+
+_SQLITE_STATEMENTS = (
+    "INSERT INTO entries (kind, idempotency_key, request_hash, memo, reverses_entry_id, created_at) "
+    "VALUES (?, ?, ?, NULL, NULL, ?) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+    "UPDATE accounts SET balance_minor = balance_minor + ? WHERE id = ? AND balance_minor + ? >= 0 RETURNING balance_minor",
+    "INSERT INTO postings (entry_id, account_id, currency, amount_minor, balance_after_minor) VALUES (?, ?, ?, ?, ?)",
+)
+
+
+def _sqlite_worker(path: str, player_id: str, seconds: float, start_at: float, queue: multiprocessing.Queue) -> None:
+    connection = sqlite3.connect(path, isolation_level=None, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+    for pragma in ("journal_mode=WAL", f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}", "foreign_keys=ON", "synchronous=FULL"):
+        connection.execute(f"PRAGMA {pragma}")
+    ids = dict(connection.execute("SELECT kind, id FROM accounts WHERE player_id = ?", (player_id,)).fetchall())
+    main, locked = ids["player_main"], ids["player_locked"]
+    insert_entry, update_account, insert_posting = _SQLITE_STATEMENTS
+    prefix = uuid.uuid4().hex[:12]
+    while time.time() < start_at:
+        time.sleep(0.001)
+    deadline = start_at + seconds
+    transfers = 0
+    while time.time() < deadline:
+        debit, credit = (main, locked) if transfers % 2 == 0 else (locked, main)
+        connection.execute("BEGIN IMMEDIATE")
+        entry_id = connection.execute(insert_entry, ("lock", f"raw{prefix}-{transfers}", "0" * 64, "2026-01-01 00:00:00")).fetchone()[0]
+        after_debit = connection.execute(update_account, (-100, debit, -100)).fetchone()[0]
+        after_credit = connection.execute(update_account, (100, credit, 100)).fetchone()[0]
+        connection.executemany(insert_posting, [(entry_id, debit, "EUR", -100, after_debit), (entry_id, credit, "EUR", 100, after_credit)])
+        connection.execute("COMMIT")
+        transfers += 1
+    connection.close()
+    queue.put(transfers)
+
+
+def measure_sqlite_baseline(url: str, clients: int, seconds: float) -> tuple[int, float]:
+    path = make_url(url).database or ""
+    return _run_workers(_sqlite_worker, lambda n: (path, f"bench-{n}"), clients, seconds)
+
+
+# -- PostgreSQL baseline: pgbench TPC-B-like ---------------------------------------------------
+
+
+def _pgbench_env_args(url: str) -> tuple[list[str], dict[str, str]]:
+    parsed = make_url(url)
+    args = ["-h", parsed.host or "127.0.0.1", "-p", str(parsed.port or 5432)]
+    if parsed.username:
+        args += ["-U", parsed.username]
+    env = dict(os.environ)
+    if parsed.password:
+        env["PGPASSWORD"] = parsed.password
+    return args, env
+
+
+def measure_pgbench(url: str, clients: int, seconds: float, *, scale: int) -> float:
+    """pgbench TPC-B-like tps on ``url`` (initialised at ``scale`` if not yet)."""
+    pgbench = shutil.which("pgbench")
+    if pgbench is None:
+        raise ConfigError("pgbench not found on PATH (Debian: apt-get install postgresql-client)")
+    args, env = _pgbench_env_args(url)
+    database = make_url(url).database or "postgres"
+    output = subprocess.run(
+        [pgbench, *args, "-n", "-c", str(clients), "-j", str(clients), "-T", str(max(1, round(seconds))), database],
+        capture_output=True, text=True, env=env, check=False,
+    )
+    match = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", output.stdout)
+    if output.returncode != 0 or match is None:
+        raise ConfigError(f"pgbench failed: {(output.stderr or output.stdout).strip().splitlines()[-1:]}")
+    return float(match.group(1))
+
+
+def init_pgbench(url: str, scale: int) -> None:
+    pgbench = shutil.which("pgbench")
+    if pgbench is None:
+        raise ConfigError("pgbench not found on PATH (Debian: apt-get install postgresql-client)")
+    args, env = _pgbench_env_args(url)
+    database = make_url(url).database or "postgres"
+    result = subprocess.run([pgbench, *args, "-i", "-q", "-s", str(scale), database], capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        raise ConfigError(f"pgbench -i failed: {result.stderr.strip().splitlines()[-1:]}")
+
+
+# -- the whole benchmark ----------------------------------------------------------------------
+
+
+def run_ledger_benchmark(url: str, client_counts: list[int], seconds: float) -> list[BenchResult]:
+    """Measure the ledger and its baseline for each client count; scratch databases only."""
+    if not client_counts or any(c < 1 or c > 64 for c in client_counts):
+        raise ConfigError("--clients takes 1..64 per count, e.g. 1,4")
+    if not 1 <= seconds <= 3600:
+        raise ConfigError("--seconds must be between 1 and 3600")
+    postgres = not normalise_url(url).startswith("sqlite")
+    results: list[BenchResult] = []
+    with scratch_database(url) as ledger_url:
+        _prepare_ledger(ledger_url, max(client_counts))
+        if postgres:
+            with scratch_database(url) as pgbench_url:
+                init_pgbench(pgbench_url, scale=max(client_counts))
+                for clients in client_counts:
+                    transfers, elapsed = measure_ledger(ledger_url, clients, seconds)
+                    baseline = measure_pgbench(pgbench_url, clients, seconds, scale=max(client_counts))
+                    results.append(BenchResult(clients, transfers / elapsed, baseline, transfers, elapsed))
+        else:
+            for clients in client_counts:
+                transfers, elapsed = measure_ledger(ledger_url, clients, seconds)
+                raw, raw_elapsed = measure_sqlite_baseline(ledger_url, clients, seconds)
+                results.append(BenchResult(clients, transfers / elapsed, raw / raw_elapsed, transfers, elapsed))
+    return results

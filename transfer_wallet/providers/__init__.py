@@ -1,0 +1,59 @@
+"""Game providers: the ``Provider`` protocol, its HTTP adapter, an in-memory fake, the simulator.
+
+Import what the services need from here::
+
+    from transfer_wallet.providers import Provider, HttpProvider, InMemoryProvider, TransferResult
+
+``HttpProvider`` (httpx) and the simulator are imported lazily, so importing the
+protocol stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from transfer_wallet.providers.fake import InMemoryProvider
+from transfer_wallet.providers.protocol import (
+    Direction,
+    Game,
+    Provider,
+    ProviderState,
+    ProviderStatus,
+    Round,
+    TransferResult,
+    TransferState,
+    TransferStatus,
+)
+from transfer_wallet.providers.signing import KeyRing
+
+if TYPE_CHECKING:  # pragma: no cover
+    from transfer_wallet.providers.http import HttpProvider
+    from transfer_wallet.providers.simulator import SimulatorServer
+
+__all__ = [
+    "Direction",
+    "Game",
+    "HttpProvider",
+    "InMemoryProvider",
+    "KeyRing",
+    "Provider",
+    "ProviderState",
+    "ProviderStatus",
+    "Round",
+    "SimulatorServer",
+    "TransferResult",
+    "TransferState",
+    "TransferStatus",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "HttpProvider":
+        from transfer_wallet.providers.http import HttpProvider
+
+        return HttpProvider
+    if name == "SimulatorServer":
+        from transfer_wallet.providers.simulator import SimulatorServer
+
+        return SimulatorServer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
