@@ -106,7 +106,9 @@ class SimulatorServer(ThreadingHTTPServer):
 
     def start(self) -> SimulatorServer:
         """Serve in a background daemon thread (tests, benchmarks); ``stop()`` ends it."""
-        self._thread = threading.Thread(target=self.serve_forever, name=f"sim-{self.config.name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, name=f"sim-{self.config.name}", daemon=True
+        )
         self._thread.start()
         return self
 
