@@ -63,7 +63,8 @@ def list_providers(ctx: CliContext) -> None:
         }
         for p in load_providers(ctx.providers_file).values()
     ]
-    emit(ctx, {"providers": rows}, rows=rows, title="providers")
+    emit(ctx, {"providers": rows}, rows=rows, columns=["name", "base_url", "currency", "keys", "report_timezone"],
+         title="providers")
 
 
 @provider.command("status")

@@ -23,10 +23,10 @@ from typing import Callable, Iterator
 import pytest
 
 from transfer_wallet import migrations
+from transfer_wallet.models import metadata
 from transfer_wallet.db import Database, open_database
 
 PG_ENV = "TW_TEST_POSTGRES_URL"
-TABLES = ("postings", "entries", "accounts", "players", "fx_rates")
 
 
 def _ci() -> bool:
@@ -125,7 +125,8 @@ def _sqlite_database(template: Path, tmp_path: Path) -> Database:
 def _pg_database(url: str) -> Database:
     database = open_database(url)
     with database.engine.begin() as connection:
-        connection.exec_driver_sql(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+        tables = ", ".join(table.name for table in metadata.sorted_tables)
+        connection.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
     return database
 
 

@@ -10,6 +10,8 @@ should do::
     │   └── NotFoundError          an id that does not exist (player, session, provider)
     ├── IdempotencyConflictError   same key, different request: a client bug, never retried
     ├── InsufficientFundsError     a debit larger than the available balance: tell the player
+    ├── LimitExceededError         a responsible-gaming limit refuses it: tell the player which and what is left
+    ├── InvalidStateError          the session/transfer is not in a state that allows this operation
     ├── ConcurrencyError           database contention outlasted the bounded retries: retry later
     ├── OutcomeUnknownError        a provider call whose outcome we cannot know: NOT a failure,
     │                              keep the money locked, the in-doubt job finishes it
@@ -47,6 +49,23 @@ class IdempotencyConflictError(TransferWalletError):
 
 class InsufficientFundsError(TransferWalletError):
     """A debit exceeds the account's available balance; nothing was written."""
+
+
+class LimitExceededError(TransferWalletError):
+    """A responsible-gaming limit (or a self-exclusion) refuses the operation; nothing was written.
+
+    ``limit`` names it (e.g. ``loss_week``); ``remaining_minor`` is what is still
+    allowed in the player's currency (None for self-exclusion and session length).
+    """
+
+    def __init__(self, message: str, *, limit: str, remaining_minor: int | None = None) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.remaining_minor = remaining_minor
+
+
+class InvalidStateError(TransferWalletError):
+    """The session or transfer is not in a state that allows the operation (e.g. bet on a closed session)."""
 
 
 class ConcurrencyError(TransferWalletError):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, Integer, MetaData, TypeDecorator, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, Index, Integer, MetaData, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 NAMING_CONVENTION = {
@@ -156,8 +156,231 @@ class FxRate(SQLModel, table=True):
     created_at: dt.datetime = Field(sa_type=UtcDateTime, default_factory=utc_now)
 
 
+
+
+# -- sessions (transfer-in, play, transfer-out) ------------------------------------------------
+
+#: Session states. OPENING/CLOSING may be in doubt (see their transfer) or stuck.
+OPENING, ACTIVE, CLOSING, CLOSED, FAILED = "opening", "active", "closing", "closed", "failed"
+SESSION_STATES = (OPENING, ACTIVE, CLOSING, CLOSED, FAILED)
+OPEN_STATES = (OPENING, ACTIVE, CLOSING)
+
+#: Transfer states: a pending transfer ends completed, failed (refused, funds back) or void, once.
+PENDING, IN_DOUBT, COMPLETED, REFUSED, VOID = "pending", "in_doubt", "completed", "refused", "void"
+TRANSFER_STATES = (PENDING, IN_DOUBT, COMPLETED, REFUSED, VOID)
+
+
+class GameSession(SQLModel, table=True):
+    """A player's session at a provider: money locked in, play mirrored, the rest back out.
+
+    Wallet-currency amounts (``amount_in_minor``, ``amount_out_minor``) are what
+    the ledger moved; game-currency amounts are what the provider holds. The
+    ``*_s`` limits are snapshotted at open so later config changes do not move
+    deadlines of running sessions.
+    """
+
+    __tablename__ = "game_sessions"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({', '.join(repr(s) for s in SESSION_STATES)})", name="status"),
+        CheckConstraint("amount_in_minor > 0", name="amount_in_positive"),
+        CheckConstraint("game_balance_minor >= 0", name="game_balance_floor"),
+        Index("ix_game_sessions_player_provider_status", "player_id", "provider", "status"),
+        Index("ix_game_sessions_status_next_attempt", "status", "next_attempt_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    player_id: str = Field(foreign_key="players.id", max_length=64)
+    provider: str = Field(max_length=32)
+    status: str = Field(max_length=12)
+    wallet_currency: str = Field(max_length=3)
+    game_currency: str = Field(max_length=3)
+    amount_in_minor: int = Field(sa_type=BigInteger)
+    game_amount_in_minor: int = Field(sa_type=BigInteger)
+    game_balance_minor: int = Field(default=0, sa_type=BigInteger)
+    mirrored: bool = Field(default=False)
+    game_amount_out_minor: int | None = Field(default=None, sa_type=BigInteger)
+    amount_out_minor: int | None = Field(default=None, sa_type=BigInteger)
+    open_key: str = Field(max_length=200, sa_column_kwargs={"unique": True})
+    open_request_hash: str = Field(max_length=64)
+    close_key: str | None = Field(default=None, max_length=200, sa_column_kwargs={"unique": True})
+    close_reason: str | None = Field(default=None, max_length=32)
+    failure_reason: str | None = Field(default=None, max_length=500)
+    idle_timeout_s: int
+    max_session_s: int
+    opened_at: dt.datetime = Field(sa_type=UtcDateTime)
+    last_activity_at: dt.datetime = Field(sa_type=UtcDateTime)
+    closing_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime)
+    closed_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime)
+    close_attempts: int = Field(default=0)
+    next_attempt_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime)
+    stuck: bool = Field(default=False)
+
+
+class Transfer(SQLModel, table=True):
+    """One money movement to or from a provider; ``id`` is our transfer id and idempotency key."""
+
+    __tablename__ = "transfers"
+    __table_args__ = (
+        CheckConstraint("direction IN ('IN', 'OUT')", name="direction"),
+        CheckConstraint(f"status IN ({', '.join(repr(s) for s in TRANSFER_STATES)})", name="status"),
+        Index("ix_transfers_status_next_attempt", "status", "next_attempt_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=64)
+    session_id: str = Field(foreign_key="game_sessions.id", index=True, max_length=40)
+    player_id: str = Field(max_length=64)
+    provider: str = Field(max_length=32)
+    direction: str = Field(max_length=3)
+    status: str = Field(max_length=10)
+    wallet_currency: str = Field(max_length=3)
+    amount_minor: int | None = Field(default=None, sa_type=BigInteger)
+    game_currency: str = Field(max_length=3)
+    game_amount_minor: int | None = Field(default=None, sa_type=BigInteger)
+    fx_rate: str | None = Field(default=None, max_length=40)
+    fx_residue_minor: int = Field(default=0, sa_type=BigInteger)
+    attempts: int = Field(default=0)
+    last_error: str | None = Field(default=None, max_length=500)
+    provider_tx_id: str | None = Field(default=None, max_length=64)
+    entry_id: int | None = Field(default=None, foreign_key="entries.id", sa_type=BigInteger)
+    created_at: dt.datetime = Field(sa_type=UtcDateTime)
+    updated_at: dt.datetime = Field(sa_type=UtcDateTime)
+    completed_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime)
+    next_attempt_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class PlayTransaction(SQLModel, table=True):
+    """A mirrored bet, win or refund, idempotent by the provider's transaction id.
+
+    A refund of a bet we never saw is stored as a *tombstone* (``kind='refund'``,
+    ``tombstone`` true) so that the late bet is refused.
+    """
+
+    __tablename__ = "play_transactions"
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_tx_id", name="uq_play_transactions_provider_tx"),
+        CheckConstraint("kind IN ('bet', 'win', 'refund')", name="kind"),
+        CheckConstraint("amount_minor >= 0", name="amount_nonnegative"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: str = Field(foreign_key="game_sessions.id", index=True, max_length=40)
+    provider: str = Field(max_length=32)
+    provider_tx_id: str = Field(max_length=64)
+    round_id: str = Field(max_length=64)
+    kind: str = Field(max_length=8)
+    amount_minor: int = Field(sa_type=BigInteger)
+    refund_of: str | None = Field(default=None, max_length=64)
+    tombstone: bool = Field(default=False)
+    request_hash: str = Field(max_length=64)
+    balance_after_minor: int = Field(sa_type=BigInteger)
+    created_at: dt.datetime = Field(sa_type=UtcDateTime)
+
+
+class GameRound(SQLModel, table=True):
+    """Game history of a session: one row per provider round."""
+
+    __tablename__ = "game_rounds"
+    __table_args__ = (UniqueConstraint("provider", "round_id", name="uq_game_rounds_provider_round"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: str = Field(foreign_key="game_sessions.id", index=True, max_length=40)
+    provider: str = Field(max_length=32)
+    round_id: str = Field(max_length=64)
+    game_id: str | None = Field(default=None, max_length=64)
+    bet_minor: int = Field(default=0, sa_type=BigInteger)
+    win_minor: int = Field(default=0, sa_type=BigInteger)
+    refund_minor: int = Field(default=0, sa_type=BigInteger)
+    status: str = Field(max_length=10)  # open, settled, refunded
+    started_at: dt.datetime = Field(sa_type=UtcDateTime)
+    updated_at: dt.datetime = Field(sa_type=UtcDateTime)
+
+
+class Discrepancy(SQLModel, table=True):
+    """Something finance must look at; never silently absorbed.
+
+    Raised by the session conservation check now, by reconciliation later.
+    Finance moves it through open -> investigating -> resolved / written_off.
+    """
+
+    __tablename__ = "discrepancies"
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'investigating', 'resolved', 'written_off')", name="status"),
+        Index("ix_discrepancies_kind_status", "kind", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)
+    provider: str | None = Field(default=None, max_length=32)
+    session_id: str | None = Field(default=None, foreign_key="game_sessions.id", max_length=40)
+    transfer_id: str | None = Field(default=None, max_length=64)
+    player_id: str | None = Field(default=None, max_length=64)
+    currency: str | None = Field(default=None, max_length=3)
+    expected_minor: int | None = Field(default=None, sa_type=BigInteger)
+    actual_minor: int | None = Field(default=None, sa_type=BigInteger)
+    detail: str = Field(max_length=1000)
+    status: str = Field(default="open", max_length=16)
+    note: str | None = Field(default=None, max_length=2000)
+    changed_by: str | None = Field(default=None, max_length=64)
+    created_at: dt.datetime = Field(sa_type=UtcDateTime)
+    updated_at: dt.datetime = Field(sa_type=UtcDateTime)
+
+
+# -- responsible gaming and jobs ---------------------------------------------------------------
+
+LIMIT_KINDS = (
+    "transfer_in_day", "transfer_in_week", "transfer_in_month",
+    "loss_day", "loss_week", "loss_month",
+    "session_length", "self_exclusion",
+)
+
+
+class PlayerLimit(SQLModel, table=True):
+    """One change of a responsible-gaming limit; the row in force is the latest effective one.
+
+    ``value`` is minor units of the player's currency for transfer-in and loss
+    limits, seconds for ``session_length``; ``until`` is the end of a
+    self-exclusion. A NULL value (and until) removes the limit. Lowering takes
+    effect at once; raising or removing only after the 24 h cooling-off
+    (``effective_from`` in the future).
+    """
+
+    __tablename__ = "player_limits"
+    __table_args__ = (
+        CheckConstraint(f"kind IN ({', '.join(repr(k) for k in LIMIT_KINDS)})", name="kind"),
+        CheckConstraint("value IS NULL OR value >= 0", name="value_nonnegative"),
+        Index("ix_player_limits_player_kind_effective", "player_id", "kind", "effective_from"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    player_id: str = Field(foreign_key="players.id", max_length=64)
+    kind: str = Field(max_length=24)
+    value: int | None = Field(default=None, sa_type=BigInteger)
+    until: dt.datetime | None = Field(default=None, sa_type=UtcDateTime)
+    effective_from: dt.datetime = Field(sa_type=UtcDateTime)
+    created_at: dt.datetime = Field(sa_type=UtcDateTime)
+
+
+class JobLease(SQLModel, table=True):
+    """A job run's claim on its window: two schedulers never run the same window twice."""
+
+    __tablename__ = "job_leases"
+
+    name: str = Field(primary_key=True, max_length=120)
+    holder: str = Field(max_length=120)
+    acquired_at: dt.datetime = Field(sa_type=UtcDateTime)
+    expires_at: dt.datetime = Field(sa_type=UtcDateTime)
+    finished_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
 __all__ = [
     "ACCOUNT_KINDS",
+    "Discrepancy",
+    "GameRound",
+    "GameSession",
+    "JobLease",
+    "PlayTransaction",
+    "PlayerLimit",
+    "Transfer",
     "CACHED_KINDS",
     "Account",
     "Entry",

@@ -105,6 +105,15 @@ class KeyRing:
         dates = created or {}
         return cls(_RingKey(k, dates.get(k), (lambda s=s: s)) for k, s in secrets.items())
 
+    def resolved(self) -> KeyRing:
+        """A ring holding the secrets available *now* (a server reads its environment once, at start)."""
+        keys = []
+        for key in self._keys:
+            secret = key.source()
+            if secret:
+                keys.append(_RingKey(key.key_id, key.created, (lambda s=secret: s)))
+        return KeyRing(keys)
+
     @property
     def key_ids(self) -> list[str]:
         """The ids of the keys in the ring, in file order."""

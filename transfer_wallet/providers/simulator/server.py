@@ -72,7 +72,7 @@ class SimulatorServer(ThreadingHTTPServer):
     ) -> None:
         self.config = config
         self.unit = currency(config.currency)
-        self.ring = keyring or KeyRing.from_config(config)
+        self.ring = (keyring or KeyRing.from_config(config)).resolved()
         self.ring.signing_key()  # fail fast (ConfigError) when no secret is available
         self.verifier = Verifier(self.ring, window_s=verify_window_s)
         self.faults = faults if faults is not None else FaultPlan.from_config(config.extra.get("faults"))
@@ -173,8 +173,8 @@ class SimulatorServer(ThreadingHTTPServer):
         with self._log_lock:
             self._log.append(entry)
         log.info(
-            "%s %s %s -> %s in %.1f ms (endpoint %s, key %s, request %s, fault %s, client %s)",
-            self.config.name, entry["method"], entry["path"], entry["status"], entry["duration_ms"],
+            "%s %s %s -> %s in %d us (endpoint %s, key %s, request %s, fault %s, client %s)",
+            self.config.name, entry["method"], entry["path"], entry["status"], entry["duration_us"],
             entry["endpoint"], entry["key_id"], entry["request_id"], entry["fault"], entry["client"],
         )
 
@@ -219,7 +219,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(api.ApiError(500, "INTERNAL", "internal error").response(), entry, close=True)
             except OSError:
                 self.close_connection = True
-        entry["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        entry["duration_us"] = int((time.perf_counter() - started) * 1_000_000)
         self.server.record(entry)
 
     def _process(self, method: str, entry: dict[str, Any]) -> None:

@@ -1,0 +1,159 @@
+"""Fault injection in the real simulator, and how the client maps and retries each kind."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import httpx
+import pytest
+
+from transfer_wallet.errors import (
+    ConfigError,
+    OutcomeUnknownError,
+    ProviderUnavailableError,
+    RateLimitedError,
+    RejectedError,
+)
+from transfer_wallet.providers import TransferState
+from transfer_wallet.providers.simulator import FaultPlan, parse_rule
+
+from .conftest import eur
+
+
+def faulty(start_simulator, make_client, config, *rules: str, **client_options):  # type: ignore[no-untyped-def]
+    server = start_simulator(config, faults=FaultPlan.parse(rules, seed=7))
+    return server, make_client(config, server, **client_options)
+
+
+def outcomes(server) -> list[object]:  # type: ignore[no-untyped-def]
+    return [entry["status"] for entry in server.request_log_snapshot()]
+
+
+def test_rules_parse_with_defaults_and_refuse_nonsense() -> None:
+    assert parse_rule("transfer:500=0.2") == parse_rule("transfer:500=0.2:0")
+    assert parse_rule("games:latency=1").param == 100.0
+    assert parse_rule("*:429=0.5:3").param == 3.0
+    for bad in ("transfer:500", "nowhere:500=1", "transfer:explode=1", "transfer:500=1.5", "transfer:500=x"):
+        with pytest.raises(ConfigError):
+            parse_rule(bad)
+
+
+def test_a_seeded_plan_injects_the_same_faults_every_time() -> None:
+    draws = []
+    for _ in range(2):
+        plan = FaultPlan.parse(["transfer:500=0.3", "transfer:latency=0.5:20"], seed=11)
+        draws.append([plan.decide("transfer_in") for _ in range(50)])
+    assert draws[0] == draws[1]
+    assert {d.kind for d in draws[0]} == {None, "500"}
+    assert plan.decide("games").kind is None  # rules apply to their endpoints only
+
+
+def test_faults_come_from_the_providers_file_table() -> None:
+    plan = FaultPlan.from_config({"seed": 3, "rules": ["transfer:lost=0.05"]})
+    assert plan.describe() == {"seed": 3, "rules": ["transfer:lost=0.05:0"]}
+    with pytest.raises(ConfigError):
+        FaultPlan.from_config({"rules": "transfer:lost=0.05"})
+
+
+def test_500_on_a_read_is_retried_with_backoff_then_raised_as_unavailable(start_simulator, make_client, acme, sleeps) -> None:  # type: ignore[no-untyped-def]
+    server, provider = faulty(start_simulator, make_client, acme, "balance:500=1")
+    with pytest.raises(ProviderUnavailableError, match="500"):
+        provider.balance("P1")
+    assert outcomes(server) == [500, 500, 500]  # max_attempts = 3
+    assert len(sleeps) == 2 and 0.1 <= sleeps[0] <= 0.2 and 0.2 <= sleeps[1] <= 0.4
+
+
+def test_500_on_a_transfer_becomes_outcome_unknown_after_the_retries(start_simulator, make_client, acme) -> None:  # type: ignore[no-untyped-def]
+    server, provider = faulty(start_simulator, make_client, acme, "transfer:500=1")
+    with pytest.raises(OutcomeUnknownError) as caught:
+        provider.transfer_in("tr-1", "P1", eur("5.00"))
+    assert isinstance(caught.value.__cause__, ProviderUnavailableError)
+    assert "3 attempt" in str(caught.value)
+    assert provider.transfer_status("tr-1").state is TransferState.NOT_FOUND
+
+
+def test_429_honours_retry_after_and_a_read_raises_rate_limited(start_simulator, make_client, acme, sleeps) -> None:  # type: ignore[no-untyped-def]
+    server, provider = faulty(start_simulator, make_client, acme, "games:429=1:2")
+    with pytest.raises(RateLimitedError) as caught:
+        provider.games()
+    assert caught.value.retry_after_s == 2.0
+    assert outcomes(server) == [429, 429, 429]
+    assert sleeps and all(s >= 2.0 for s in sleeps)
+
+
+def test_a_transfer_retried_after_429_goes_through_with_the_same_id(start_simulator, make_client, acme) -> None:  # type: ignore[no-untyped-def]
+    server = start_simulator(acme, faults=FaultPlan.parse(["transfer:429=1:1"]))
+    recovered = lambda seconds: server.faults.replace([], 0)  # the provider calms down while we wait
+    provider = make_client(acme, server, sleep=recovered)
+    result = provider.transfer_in("tr-1", "P1", eur("5.00"))
+    assert (result.amount, result.replayed) == (eur("5.00"), False)
+    log = server.request_log_snapshot()
+    assert [e["status"] for e in log] == [429, 201]
+    assert log[0]["request_id"] != log[1]["request_id"]
+
+
+def test_a_connection_reset_is_unavailable_for_reads_and_unknown_for_transfers(start_simulator, make_client, acme) -> None:  # type: ignore[no-untyped-def]
+    server, provider = faulty(start_simulator, make_client, acme, "status:reset=1", "transfer:reset=1")
+    with pytest.raises(ProviderUnavailableError, match="network error"):
+        provider.status()
+    with pytest.raises(OutcomeUnknownError):
+        provider.transfer_in("tr-1", "P1", eur("5.00"))
+    assert outcomes(server) == ["reset"] * 6
+    server.faults.replace([], 0)
+    assert provider.transfer_status("tr-1").state is TransferState.NOT_FOUND
+
+
+def test_a_read_timeout_is_unavailable_for_reads_and_unknown_for_transfers(start_simulator, make_client, acme) -> None:  # type: ignore[no-untyped-def]
+    quick = dataclasses.replace(acme, read_timeout_s=0.15, max_attempts=2)
+    server, provider = faulty(start_simulator, make_client, quick, "status:timeout=1:5", "transfer:timeout=1:5")
+    with pytest.raises(ProviderUnavailableError, match="timed out") as caught:
+        provider.status()
+    assert isinstance(caught.value.__cause__, httpx.ReadTimeout)
+    with pytest.raises(OutcomeUnknownError):
+        provider.transfer_in("tr-1", "P1", eur("5.00"))
+
+
+def test_latency_delays_the_answer_but_it_arrives(start_simulator, make_client, acme) -> None:  # type: ignore[no-untyped-def]
+    server, provider = faulty(start_simulator, make_client, acme, "games:latency=1:80")
+    started = time.perf_counter()
+    assert provider.games()
+    assert time.perf_counter() - started >= 0.08
+    assert server.request_log_snapshot()[0]["fault"] == "latency"
+
+
+def test_applied_but_response_lost_then_status_shows_it_applied_and_a_resend_does_not_apply_it_twice(start_simulator, make_client, acme) -> None:  # type: ignore[no-untyped-def]
+    server, provider = faulty(start_simulator, make_client, acme, "transfer:lost=1")
+    with pytest.raises(OutcomeUnknownError) as caught:
+        provider.transfer_in("tr-1", "P1", eur("25.00"))
+    assert isinstance(caught.value.__cause__, ProviderUnavailableError)
+    log = server.request_log_snapshot()
+    assert [e["status"] for e in log] == ["lost (applied, would have been 201)"] + ["lost (applied, would have been 200)"] * 2
+    assert len({e["request_id"] for e in log}) == 3  # a new request id per attempt, one transfer id
+
+    status = provider.transfer_status("tr-1")
+    assert (status.state, status.amount) == (TransferState.APPLIED, eur("25.00"))
+    server.faults.replace([], 0)
+    again = provider.transfer_in("tr-1", "P1", eur("25.00"))
+    assert again.replayed and again.provider_tx_id == status.provider_tx_id
+    assert provider.balance("P1") == eur("25.00")
+
+
+def test_a_lost_response_is_recovered_by_the_retry_which_replays_the_applied_transfer(start_simulator, make_client, acme) -> None:  # type: ignore[no-untyped-def]
+    server = start_simulator(acme, faults=FaultPlan.parse(["transfer:lost=1"]))
+    provider = make_client(acme, server, sleep=lambda seconds: server.faults.replace([], 0))
+    provider.transfer_in("tr-0", "P1", eur("30.00"))  # lost, then replayed by the retry
+    result = provider.transfer_out("tr-1", "P1", None)
+    assert result.amount == eur("30.00")
+    assert provider.balance("P1") == eur("0.00")
+
+
+def test_faults_can_be_set_at_runtime_through_the_signed_admin_endpoint(client, simulator) -> None:  # type: ignore[no-untyped-def]
+    assert client.set_faults(["balance:500=1"], seed=5) == {"seed": 5, "rules": ["balance:500=1:0"]}
+    with pytest.raises(ProviderUnavailableError):
+        client.balance("P1")
+    with pytest.raises(RejectedError, match="BAD_FAULT"):
+        client.set_faults(["balance:explode=1"])
+    client.set_faults([])
+    assert client.balance("P1") == eur("0.00")
+    assert client.request_log()[-1]["endpoint"] == "balance"
