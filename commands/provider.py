@@ -130,7 +130,7 @@ def keys(ctx: CliContext, name: str | None) -> None:
             "created": a.created,
             "age_days": a.age_days,
             "secret_set": a.secret_set,
-            "warning": f"older than {KEY_MAX_AGE_DAYS} days: rotate" if a.too_old else None,
+            "warning": f"rotate (> {KEY_MAX_AGE_DAYS} days)" if a.too_old else None,
         }
         for a in ages
     ]
@@ -138,13 +138,16 @@ def keys(ctx: CliContext, name: str | None) -> None:
         if row["warning"]:
             click.echo(f"warning: key {row['key_id']} of {row['provider']} is {row['age_days']} days old; "
                        f"rotate keys every {KEY_MAX_AGE_DAYS} days", err=True)
-    emit(ctx, {"keys": rows}, rows=rows, title="signing keys")
+    emit(ctx, {"keys": rows}, rows=rows, columns=["provider", "key_id", "age_days", "secret_env", "secret_set", "warning"],
+         title="signing keys")
 
 
 @provider.command("report")
 @click.argument("name")
-@click.option("--date", "business_date", required=True, type=click.DateTime(["%Y-%m-%d"]), help="Business date (YYYY-MM-DD) in the provider's timezone.")
-@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False, writable=True), help="File to write the CSV report to.")
+@click.option("--date", "business_date", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="Business date (YYYY-MM-DD) in the provider's timezone.")
+@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False, writable=True),
+              help="File to write the CSV report to.")
 @_url_option
 @pass_cli
 def report(ctx: CliContext, name: str, business_date: dt.datetime, out_file: str, url: str | None) -> None:
@@ -170,7 +173,8 @@ def report(ctx: CliContext, name: str, business_date: dt.datetime, out_file: str
 @provider.command("play")
 @click.argument("name")
 @click.argument("player_id")
-@click.option("--rounds", "count", default=10, show_default=True, type=click.IntRange(1, 1000), help="Rounds to play.")
+@click.option("--rounds", "count", default=10, show_default=True, type=click.IntRange(1, 1000),
+              help="Rounds to play.")
 @click.option("--seed", type=int, help="Seed of the random rounds (default: the simulator's own sequence).")
 @_url_option
 @pass_cli
@@ -197,11 +201,14 @@ def play(ctx: CliContext, name: str, player_id: str, count: int, seed: int | Non
 @click.argument("name")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port (default: the port of base_url; 0: any free port).")
-@click.option("--store", "store_file", type=click.Path(dir_okay=False), help="The simulator's SQLite file (default: sim-NAME.db).")
-@click.option("--fault", "fault_rules", multiple=True, metavar="RULE", help="ENDPOINT:KIND=PROBABILITY[:PARAM], e.g. transfer:500=0.2 (repeatable; replaces the file's rules).")
+@click.option("--store", "store_file", type=click.Path(dir_okay=False),
+              help="The simulator's SQLite file (default: sim-NAME.db).")
+@click.option("--fault", "fault_rules", multiple=True, metavar="RULE",
+              help="ENDPOINT:KIND=PROBABILITY[:PARAM], e.g. transfer:500=0.2 (repeatable; replaces the file's rules).")
 @click.option("--seed", type=int, help="Seed of faults and play (default: the file's, else 0).")
 @click.option("--no-faults", is_flag=True, help="Ignore the fault rules of the providers file.")
-@click.option("--play-every", type=click.FloatRange(min=0.01), metavar="SECONDS", help="Play one round per funded player every SECONDS in the background.")
+@click.option("--play-every", type=click.FloatRange(min=0.01), metavar="SECONDS",
+              help="Play one round per funded player every SECONDS in the background.")
 @click.option("--quiet", is_flag=True, help="Log only warnings, not every request.")
 @pass_cli
 def serve(

@@ -2,8 +2,8 @@
 
 ``make demo`` runs it on an embedded SQLite file: it migrates the database,
 creates players in three currencies, stores an FX rate, runs deposits,
-withdrawals (some refused for insufficient funds), locks and unlocks of
-session funds and replays of earlier requests, then proves the ledger with
+withdrawals (some refused for insufficient funds), transfers between
+players and replays of earlier requests, then proves the ledger with
 ``check_ledger`` and exits non-zero if any invariant is violated.
 
 Run it again and it adds another day: references carry a run id, and the
@@ -59,17 +59,24 @@ def run(db: Database, *, seed: int = 7, operations: int = 200) -> DemoReport:
     done: list[tuple[str, str, Money, str]] = []
     for step in range(operations):
         player_id = rng.choice(list(PLAYERS))
-        kind = rng.choices(["deposit", "withdraw", "lock", "unlock", "replay"], weights=[4, 3, 2, 2, 1])[0]
+        kind = rng.choices(["deposit", "withdraw", "transfer", "replay"], weights=[4, 3, 2, 1])[0]
         if kind == "replay" and done:
             kind, player_id, money, reference = rng.choice(done)
-            getattr(wallet, kind)(player_id, money, reference=reference)
+            if kind != "transfer":
+                getattr(wallet, kind)(player_id, money, reference=reference)
             report.replayed += 1
             continue
         kind = "deposit" if kind == "replay" else kind
         money = _amount(rng, PLAYERS[player_id], 100, 10_000 if kind == "deposit" else 6_000)
         reference = f"demo-{run_id}-{step}"
         try:
-            getattr(wallet, kind)(player_id, money, reference=reference)
+            if kind == "transfer":
+                payee = next((p for p in PLAYERS if p != player_id and PLAYERS[p] == PLAYERS[player_id]), None)
+                if payee is None:
+                    continue
+                wallet.transfer(player_id, payee, money, reference=reference)
+            else:
+                getattr(wallet, kind)(player_id, money, reference=reference)
         except InsufficientFundsError:
             report.refused += 1
             continue

@@ -83,17 +83,15 @@ def test_a_withdrawal_above_the_available_balance_is_refused_and_writes_nothing(
     assert wallet.withdraw("P1", "6.50", reference="w1").balance.available.format() == "0.00"
 
 
-def test_locked_money_is_not_available_but_counts_in_the_total(db):
+def test_a_transfer_between_players_never_overdraws_the_payer(db):
     wallet = Wallet(db)
     wallet.create_player("P1", "EUR")
+    wallet.create_player("P2", "EUR")
     wallet.deposit("P1", "50.00", reference="d1")
-    balance = wallet.lock("P1", "30.00", reference="s1").balance
-    assert (balance.available.format(), balance.locked.format(), balance.total.format()) == ("20.00", "30.00", "50.00")
+    assert wallet.transfer("P1", "P2", "30.00", reference="t1").balance.available.format() == "20.00"
     with pytest.raises(InsufficientFundsError):
-        wallet.withdraw("P1", "20.01", reference="w1")
-    with pytest.raises(InsufficientFundsError):
-        wallet.unlock("P1", "30.01", reference="u1")
-    assert wallet.unlock("P1", "30.00", reference="u2").balance.available.format() == "50.00"
+        wallet.transfer("P1", "P2", "20.01", reference="t2")
+    assert wallet.balance("P2").available.format() == "30.00"
     assert check_ledger(db).clean
 
 

@@ -1,4 +1,4 @@
-"""Property: any sequence of deposits, withdrawals, transfers and locks keeps every ledger invariant."""
+"""Property: any sequence of deposits, withdrawals and transfers (and replays) keeps every ledger invariant."""
 
 from __future__ import annotations
 
@@ -16,8 +16,6 @@ amounts = st.integers(min_value=1, max_value=5_000)
 operation = st.one_of(
     st.tuples(st.just("deposit"), st.sampled_from(PLAYERS), amounts),
     st.tuples(st.just("withdraw"), st.sampled_from(PLAYERS), amounts),
-    st.tuples(st.just("lock"), st.sampled_from(PLAYERS), amounts),
-    st.tuples(st.just("unlock"), st.sampled_from(PLAYERS), amounts),
     st.tuples(st.just("transfer"), st.sampled_from(list(itertools.permutations(PLAYERS, 2))), amounts),
     st.tuples(st.just("replay"), st.integers(min_value=0, max_value=50), amounts),
 )
@@ -48,14 +46,6 @@ def test_any_sequence_of_operations_keeps_every_invariant(db, operations):
             elif kind == "withdraw":
                 wallet.withdraw(players[who], cents(amount), reference=reference)
                 available[who] -= amount
-            elif kind == "lock":
-                wallet.lock(players[who], cents(amount), reference=reference)
-                available[who] -= amount
-                locked[who] += amount
-            elif kind == "unlock":
-                wallet.unlock(players[who], cents(amount), reference=reference)
-                locked[who] -= amount
-                available[who] += amount
             elif kind == "transfer":
                 payer, payee = who
                 wallet.transfer(players[payer], players[payee], cents(amount), reference=reference)

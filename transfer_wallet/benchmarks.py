@@ -1,9 +1,9 @@
 """Ledger throughput benchmark (``tw bench ledger``), with a baseline from the same machine.
 
-A *transfer* here is what a session lock costs: one idempotent ledger entry
-moving 1.00 between two accounts with a floor (a player's main and locked
-accounts), committed. Each worker process owns one player and alternates
-lock/unlock with a fresh idempotency key, for a fixed time.
+A *transfer* here is one idempotent ledger entry moving 1.00 between two
+accounts with a floor (two players' main wallets; a session lock has the same
+shape), committed. Each worker process owns a pair of players and moves money
+back and forth with a fresh idempotency key, for a fixed time.
 
 Baselines, measured in the same run on the same database server or disk:
 
@@ -106,10 +106,11 @@ def scratch_database(url: str) -> Iterator[str]:
 # -- the ledger side --------------------------------------------------------------------------
 
 
-def _ledger_worker(url: str, player_id: str, seconds: float, start_at: float, queue: multiprocessing.Queue) -> None:
+def _ledger_worker(url: str, pair: int, seconds: float, start_at: float, queue: multiprocessing.Queue) -> None:
     db = open_database(url, pool_size=1)
     wallet = Wallet(db)
-    wallet.balance(player_id)  # connect and warm caches before the clock starts
+    left, right = f"bench-{pair}-a", f"bench-{pair}-b"
+    wallet.balance(left)  # connect before the clock starts
     prefix = uuid.uuid4().hex[:12]
     while time.time() < start_at:
         time.sleep(0.001)
@@ -117,10 +118,8 @@ def _ledger_worker(url: str, player_id: str, seconds: float, start_at: float, qu
     transfers = 0
     while time.time() < deadline:
         reference = f"b{prefix}-{transfers}"
-        if transfers % 2 == 0:
-            wallet.lock(player_id, "1.00", reference=reference)
-        else:
-            wallet.unlock(player_id, "1.00", reference=reference)
+        payer, payee = (left, right) if transfers % 2 == 0 else (right, left)
+        wallet.transfer(payer, payee, "1.00", reference=reference)
         transfers += 1
     db.dispose()
     queue.put(transfers)
@@ -145,15 +144,16 @@ def _prepare_ledger(url: str, players: int) -> None:
         migrations.upgrade(db)
         wallet = Wallet(db)
         for n in range(players):
-            wallet.create_player(f"bench-{n}", "EUR")
-            wallet.deposit(f"bench-{n}", FUNDING, reference=f"bench-funding-{n}")
+            for side in ("a", "b"):
+                wallet.create_player(f"bench-{n}-{side}", "EUR")
+                wallet.deposit(f"bench-{n}-{side}", FUNDING, reference=f"bench-funding-{n}-{side}")
     finally:
         db.dispose()
 
 
 def measure_ledger(url: str, clients: int, seconds: float) -> tuple[int, float]:
     """(transfers, seconds) with ``clients`` worker processes on a prepared database."""
-    return _run_workers(_ledger_worker, lambda n: (url, f"bench-{n}"), clients, seconds)
+    return _run_workers(_ledger_worker, lambda n: (url, n), clients, seconds)
 
 
 # -- SQLite baseline: the same statements through the stdlib driver ---------------------------
@@ -166,12 +166,14 @@ _SQLITE_STATEMENTS = (
 )
 
 
-def _sqlite_worker(path: str, player_id: str, seconds: float, start_at: float, queue: multiprocessing.Queue) -> None:
+def _sqlite_worker(path: str, pair: int, seconds: float, start_at: float, queue: multiprocessing.Queue) -> None:
     connection = sqlite3.connect(path, isolation_level=None, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
     for pragma in ("journal_mode=WAL", f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}", "foreign_keys=ON", "synchronous=FULL"):
         connection.execute(f"PRAGMA {pragma}")
-    ids = dict(connection.execute("SELECT kind, id FROM accounts WHERE player_id = ?", (player_id,)).fetchall())
-    main, locked = ids["player_main"], ids["player_locked"]
+    left, right = (
+        connection.execute("SELECT id FROM accounts WHERE code = ?", (f"player:bench-{pair}-{side}:main",)).fetchone()[0]
+        for side in ("a", "b")
+    )
     insert_entry, update_account, insert_posting = _SQLITE_STATEMENTS
     prefix = uuid.uuid4().hex[:12]
     while time.time() < start_at:
@@ -179,9 +181,9 @@ def _sqlite_worker(path: str, player_id: str, seconds: float, start_at: float, q
     deadline = start_at + seconds
     transfers = 0
     while time.time() < deadline:
-        debit, credit = (main, locked) if transfers % 2 == 0 else (locked, main)
+        debit, credit = (left, right) if transfers % 2 == 0 else (right, left)
         connection.execute("BEGIN IMMEDIATE")
-        entry_id = connection.execute(insert_entry, ("lock", f"raw{prefix}-{transfers}", "0" * 64, "2026-01-01 00:00:00")).fetchone()[0]
+        entry_id = connection.execute(insert_entry, ("transfer", f"raw{prefix}-{transfers}", "0" * 64, "2026-01-01 00:00:00")).fetchone()[0]
         after_debit = connection.execute(update_account, (-100, debit, -100)).fetchone()[0]
         after_credit = connection.execute(update_account, (100, credit, 100)).fetchone()[0]
         connection.executemany(insert_posting, [(entry_id, debit, "EUR", -100, after_debit), (entry_id, credit, "EUR", 100, after_credit)])
@@ -193,7 +195,7 @@ def _sqlite_worker(path: str, player_id: str, seconds: float, start_at: float, q
 
 def measure_sqlite_baseline(url: str, clients: int, seconds: float) -> tuple[int, float]:
     path = make_url(url).database or ""
-    return _run_workers(_sqlite_worker, lambda n: (path, f"bench-{n}"), clients, seconds)
+    return _run_workers(_sqlite_worker, lambda n: (path, n), clients, seconds)
 
 
 # -- PostgreSQL baseline: pgbench TPC-B-like ---------------------------------------------------

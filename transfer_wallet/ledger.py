@@ -424,7 +424,8 @@ def check_ledger(db: Database, *, limit: int = 100) -> LedgerReport:
     - every posting is in its account's currency;
     - every cached balance equals the sum of its postings and is >= 0;
     - uncached accounts keep 0 in the cached column;
-    - each currency totals zero over the whole ledger.
+    - each currency totals zero over the whole ledger;
+    - no locked money without an open session (locked = money of open sessions).
     """
 
     def work(connection: Connection) -> LedgerReport:
@@ -476,11 +477,34 @@ def check_ledger(db: Database, *, limit: int = 100) -> LedgerReport:
             )
         }
         findings += [Finding("currency_total", f"{ccy} totals {total}, not 0") for ccy, total in sorted(totals.items()) if total]
+        findings += _locked_money_findings(connection, limit)
         entry_count = connection.execute(select(func.count()).select_from(_entries)).scalar_one()
         posting_count = connection.execute(select(func.count()).select_from(_postings)).scalar_one()
         return LedgerReport(entry_count, posting_count, account_count, tuple(findings[:limit]), totals)
 
     return db.transaction(work, readonly=True)
+
+
+def _locked_money_findings(connection: Connection, limit: int) -> list[Finding]:
+    """No locked money without an open session: each player's locked balance equals the
+    money of their sessions that are still opening, active or closing."""
+    from transfer_wallet.models import OPEN_STATES, GameSession
+
+    sessions = GameSession.__table__
+    open_money = (
+        select(sessions.c.player_id, func.sum(sessions.c.amount_in_minor).label("total"))
+        .where(sessions.c.status.in_(OPEN_STATES))
+        .group_by(sessions.c.player_id)
+        .subquery()
+    )
+    rows = connection.execute(
+        select(_accounts.c.code, _accounts.c.balance_minor, func.coalesce(open_money.c.total, 0).label("open_total"))
+        .outerjoin(open_money, open_money.c.player_id == _accounts.c.player_id)
+        .where(_accounts.c.kind == "player_locked")
+        .where(_accounts.c.balance_minor != func.coalesce(open_money.c.total, 0))
+        .limit(limit)
+    ).all()
+    return [Finding("locked_money", f"{r.code} holds {r.balance_minor} but open sessions hold {r.open_total}") for r in rows]
 
 
 def player_exists(connection: Connection, player_id: str) -> bool:

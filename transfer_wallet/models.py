@@ -186,6 +186,7 @@ class GameSession(SQLModel, table=True):
         CheckConstraint("game_balance_minor >= 0", name="game_balance_floor"),
         Index("ix_game_sessions_player_provider_status", "player_id", "provider", "status"),
         Index("ix_game_sessions_status_next_attempt", "status", "next_attempt_at"),
+        Index("ix_game_sessions_status_deadline", "status", "deadline_at"),
     )
 
     id: str = Field(primary_key=True, max_length=40)
@@ -209,6 +210,8 @@ class GameSession(SQLModel, table=True):
     max_session_s: int
     opened_at: dt.datetime = Field(sa_type=UtcDateTime)
     last_activity_at: dt.datetime = Field(sa_type=UtcDateTime)
+    deadline_at: dt.datetime = Field(sa_type=UtcDateTime)
+    """When the session times out: min(last activity + idle timeout, opened + max length)."""
     closing_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime)
     closed_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime)
     close_attempts: int = Field(default=0)

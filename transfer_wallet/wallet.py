@@ -5,7 +5,9 @@ Every money movement is one idempotent ledger entry in one unit of work:
 - deposit:  cashier:CCY -> player:P:main   (key ``cashier:REF``)
 - withdraw: player:P:main -> cashier:CCY   (key ``cashier:REF``; never below zero)
 - transfer: between two players' main wallets in the same currency
-- lock / unlock: player:P:main <-> player:P:locked (what a session does)
+
+Locking money (main -> locked) belongs to the session manager alone
+(``transfer_wallet.sessions``): locked money always belongs to an open session.
 
 A cashier reference names one cashier transaction: reusing it for another
 amount, player or direction is a conflict, never a second movement.
@@ -230,30 +232,6 @@ class Wallet:
                 legs=[ledger.Leg(payer, -money.amount_minor), ledger.Leg(payee, money.amount_minor)],
             )
             return self._result(connection, posted, reference, from_player, payer, payer_locked)
-
-        return self.db.transaction(work)
-
-    def lock(self, player_id: str, amount: Money | str, *, reference: str) -> WalletResult:
-        """Move available money into the player's locked (in-game) account."""
-        return self._lock("lock", player_id, amount, reference)
-
-    def unlock(self, player_id: str, amount: Money | str, *, reference: str) -> WalletResult:
-        """Return locked money to the available balance."""
-        return self._lock("unlock", player_id, amount, reference)
-
-    def _lock(self, direction: str, player_id: str, amount: Money | str, reference: str) -> WalletResult:
-        validate_player_id(player_id)
-        validate_reference(reference)
-
-        def work(connection: Connection) -> WalletResult:
-            ccy_code, main, locked = ledger.player_accounts(self.db, connection, player_id)
-            money = _as_money(amount, ccy_code, player_id)
-            sign = 1 if direction == "lock" else -1
-            posted = ledger.post(
-                connection, kind=direction, idempotency_key=f"{direction}:{reference}",
-                legs=[ledger.Leg(main, -sign * money.amount_minor), ledger.Leg(locked, sign * money.amount_minor)],
-            )
-            return self._result(connection, posted, reference, player_id, main, locked)
 
         return self.db.transaction(work)
 

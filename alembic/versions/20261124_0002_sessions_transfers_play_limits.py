@@ -51,6 +51,7 @@ def upgrade() -> None:
     sa.Column('max_session_s', sa.Integer(), nullable=False),
     sa.Column('opened_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('last_activity_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('deadline_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('closing_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('closed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('close_attempts', sa.Integer(), nullable=False),
@@ -67,6 +68,7 @@ def upgrade() -> None:
     with op.batch_alter_table('game_sessions', schema=None) as batch_op:
         batch_op.create_index('ix_game_sessions_player_provider_status', ['player_id', 'provider', 'status'], unique=False)
         batch_op.create_index('ix_game_sessions_status_next_attempt', ['status', 'next_attempt_at'], unique=False)
+        batch_op.create_index('ix_game_sessions_status_deadline', ['status', 'deadline_at'], unique=False)
 
     op.create_table('player_limits',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -205,6 +207,7 @@ def downgrade() -> None:
     op.drop_table('player_limits')
     with op.batch_alter_table('game_sessions', schema=None) as batch_op:
         batch_op.drop_index('ix_game_sessions_status_next_attempt')
+        batch_op.drop_index('ix_game_sessions_status_deadline')
         batch_op.drop_index('ix_game_sessions_player_provider_status')
 
     op.drop_table('game_sessions')

@@ -89,3 +89,12 @@ def test_wrong_currency_and_bad_ids_are_validation_errors(fake: InMemoryProvider
         fake.transfer_in("tr-1", "P1", brl("1.00"))
     with pytest.raises(ValidationError):
         fake.transfer_in("", "P1", eur("1.00"))
+
+
+def test_a_script_with_apply_still_raises_on_a_read(fake: InMemoryProvider) -> None:
+    fake.fail_next(OutcomeUnknownError("lost"), apply=True, operations={"transfer_in", "transfer_status"}, times=2)
+    with pytest.raises(OutcomeUnknownError):
+        fake.transfer_status("tr-1")
+    with pytest.raises(OutcomeUnknownError):
+        fake.transfer_in("tr-1", "P1", eur("1.00"))
+    assert fake.transfer_status("tr-1").state is TransferState.APPLIED

@@ -34,7 +34,7 @@ from transfer_wallet.providers.protocol import (
     TransferResult,
     TransferState,
     TransferStatus,
-    check_identifier,
+    check_transfer_request,
     transfer_fingerprint,
     utc,
 )
@@ -143,13 +143,13 @@ class InMemoryProvider:
     # -- internals -------------------------------------------------------------------------
 
     def _enter(self, operation: str, *arguments: object) -> _Script | None:
-        """Log the call; raise a scripted failure unless it must be applied first (returned)."""
+        """Log the call; raise a scripted failure, or return it if a transfer must be applied first."""
         self.calls.append((operation, *arguments))
         if self._scripts and operation in self._scripts[0].operations:
             script = self._scripts.popleft()
-            if not script.apply:
-                raise script.error
-            return script
+            if script.apply and operation in TRANSFERS:
+                return script
+            raise script.error  # reads have nothing to apply
         return None
 
     def _require_currency(self, *amounts: Money) -> None:
@@ -160,14 +160,7 @@ class InMemoryProvider:
     def _transfer(
         self, operation: str, direction: Direction, transfer_id: str, player_id: str, amount: Money | None
     ) -> TransferResult:
-        check_identifier(transfer_id, "transfer id")
-        check_identifier(player_id, "player id")
-        if amount is None and direction is Direction.IN:
-            raise ValidationError("transfer_in needs an amount")
-        if amount is not None:
-            self._require_currency(amount)
-            if amount.amount_minor <= 0:
-                raise ValidationError("transfer amount must be positive")
+        check_transfer_request(self.name, self._currency, direction, transfer_id, player_id, amount)
         with self._lock:
             script = self._enter(operation, transfer_id, player_id, amount)
             result = self._apply(direction, transfer_id, player_id, amount)

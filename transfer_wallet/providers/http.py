@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+import socket
 import threading
 import time
 import urllib.parse
@@ -54,6 +55,7 @@ from transfer_wallet.providers.protocol import (
     TransferState,
     TransferStatus,
     check_identifier,
+    check_transfer_request,
     utc,
 )
 from transfer_wallet.providers.signing import (
@@ -116,7 +118,7 @@ def parse_retry_after(value: str | None, now_s: float) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = parsedate_to_datetime(value)
@@ -171,10 +173,9 @@ class HttpProvider:
         )
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=32 if pooled else 0)
         if transport is None:
-            import socket
-
             # TCP_NODELAY: headers and body leave as separate writes; Nagle would stall them.
-            transport = httpx.HTTPTransport(limits=limits, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+            nodelay = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+            transport = httpx.HTTPTransport(limits=limits, socket_options=nodelay)
         self._client = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport, limits=limits)
 
     def __repr__(self) -> str:
@@ -202,8 +203,7 @@ class HttpProvider:
 
     def balance(self, player_id: str) -> Money:
         """The player's game-wallet balance."""
-        path = f"/v1/players/{_segment(check_identifier(player_id, 'player id'))}/balance"
-        return self._decode(self._call("GET", path), lambda d: wire.parse_money(d["balance"]))
+        return self._get(_player_path(player_id, "balance"), lambda d: wire.parse_money(d["balance"]))
 
     def transfer_status(self, transfer_id: str) -> TransferStatus:
         """APPLIED, FAILED or NOT_FOUND for ``transfer_id``."""
@@ -217,18 +217,17 @@ class HttpProvider:
         """Rounds of ``player_id`` that ended at or after ``since``, oldest first."""
         if not 1 <= limit <= MAX_ROUNDS_PER_CALL:
             raise ValidationError(f"limit must be between 1 and {MAX_ROUNDS_PER_CALL}")
-        path = f"/v1/players/{_segment(check_identifier(player_id, 'player id'))}/rounds"
         query = {"since": wire.format_time(utc(since)), "limit": str(limit)}
-        return self._decode(self._call("GET", path, query=query), lambda d: [wire.parse_round(r) for r in d["rounds"]])
+        return self._get(_player_path(player_id, "rounds"), _parse_rounds, query)
 
     def games(self) -> list[Game]:
         """The game catalogue (cached 1 h)."""
-        load = lambda: self._decode(self._call("GET", "/v1/games"), lambda d: [wire.parse_game(g) for g in d["games"]])
+        load = lambda: self._get("/v1/games", lambda d: [wire.parse_game(g) for g in d["games"]])  # noqa: E731
         return list(self._cache.get_or_load("games", GAMES_TTL_S, load))
 
     def status(self) -> ProviderStatus:
         """The provider's health (cached 5 min)."""
-        return self._cache.get_or_load("status", STATUS_TTL_S, lambda: self._decode(self._call("GET", "/v1/status"), wire.parse_status))
+        return self._cache.get_or_load("status", STATUS_TTL_S, lambda: self._get("/v1/status", wire.parse_status))
 
     # -- reference-API extras --------------------------------------------------------------
 
@@ -238,31 +237,22 @@ class HttpProvider:
 
     def play(self, player_id: str, rounds: int, *, seed: int | None = None) -> list[Round]:
         """Simulator only: play ``rounds`` seeded rounds over the player's game balance."""
-        path = f"/v1/players/{_segment(check_identifier(player_id, 'player id'))}/play"
         body: dict[str, Any] = {"rounds": rounds} | ({"seed": seed} if seed is not None else {})
-        return self._decode(self._call("POST", path, body=body), lambda d: [wire.parse_round(r) for r in d["rounds"]])
+        return self._decode(self._call("POST", _player_path(player_id, "play"), body=body), _parse_rounds)
 
     def set_faults(self, rules: list[str], *, seed: int | None = None) -> dict[str, Any]:
         """Simulator only: replace the fault plan (``["transfer:500=0.2", ...]``)."""
         body: dict[str, Any] = {"rules": rules} | ({"seed": seed} if seed is not None else {})
-        return wire.loads(self._call("POST", "/v1/admin/faults", body=body).body)
+        return self._decode(self._call("POST", "/v1/admin/faults", body=body), lambda d: d)
 
     def request_log(self) -> list[dict[str, Any]]:
         """Simulator only: the requests it received, newest last."""
-        return list(wire.loads(self._call("GET", "/v1/admin/requests").body)["requests"])
+        return self._get("/v1/admin/requests", lambda d: list(d["requests"]))
 
     # -- plumbing --------------------------------------------------------------------------
 
     def _transfer(self, direction: Direction, transfer_id: str, player_id: str, amount: Money | None) -> TransferResult:
-        check_identifier(transfer_id, "transfer id")
-        check_identifier(player_id, "player id")
-        if amount is None and direction is Direction.IN:
-            raise ValidationError("transfer_in needs an amount")
-        if amount is not None:
-            if amount.currency != self._currency:
-                raise ValidationError(f"{self.name} game wallets are in {self._currency.code}, not {amount.currency.code}")
-            if amount.amount_minor <= 0:
-                raise ValidationError("transfer amount must be positive")
+        check_transfer_request(self.name, self._currency, direction, transfer_id, player_id, amount)
         body = {
             "transfer_id": transfer_id,
             "player_id": player_id,
@@ -275,6 +265,9 @@ class HttpProvider:
             return wire.parse_transfer_result(wire.loads(reply.body), replayed=reply.status == 200)
         except wire.WireError as exc:
             raise OutcomeUnknownError(f"{self.name}: transfer {transfer_id}: unreadable response ({exc})") from exc
+
+    def _get(self, path: str, parse: Callable[[dict[str, Any]], Any], query: dict[str, str] | None = None) -> Any:
+        return self._decode(self._call("GET", path, query=query), parse)
 
     def _decode(self, reply: _Reply, parse: Callable[[dict[str, Any]], Any]) -> Any:
         try:
@@ -378,6 +371,14 @@ class HttpProvider:
 
 def _segment(value: str) -> str:
     return urllib.parse.quote(value, safe="")
+
+
+def _player_path(player_id: str, action: str) -> str:
+    return f"/v1/players/{_segment(check_identifier(player_id, 'player id'))}/{action}"
+
+
+def _parse_rounds(document: dict[str, Any]) -> list[Round]:
+    return [wire.parse_round(r) for r in document["rounds"]]
 
 
 def _error_text(body: bytes) -> str:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from transfer_wallet.errors import ValidationError
-from transfer_wallet.money import Money
+from transfer_wallet.money import Currency, Money
 
 #: Transfer ids, player ids and game ids: printable, no spaces, at most 64 characters.
 IDENTIFIER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$")
@@ -179,6 +179,22 @@ def check_identifier(value: str, what: str) -> str:
             f"{what} must be 1-64 characters of letters, digits and . _ : @ - (got {value!r:.70})"
         )
     return value
+
+
+def check_transfer_request(
+    provider: str, unit: Currency, direction: Direction, transfer_id: str, player_id: str, amount: Money | None
+) -> None:
+    """``ValidationError`` unless the ids are valid and ``amount`` is positive, in ``unit``, and given for IN."""
+    check_identifier(transfer_id, "transfer id")
+    check_identifier(player_id, "player id")
+    if amount is None:
+        if direction is Direction.IN:
+            raise ValidationError("transfer_in needs an amount")
+        return
+    if amount.currency != unit:
+        raise ValidationError(f"{provider} game wallets are in {unit.code}, not {amount.currency.code}")
+    if amount.amount_minor <= 0:
+        raise ValidationError("transfer amount must be positive")
 
 
 def transfer_fingerprint(direction: Direction, player_id: str, amount_minor: int | None, currency: str) -> str:

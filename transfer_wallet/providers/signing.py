@@ -23,6 +23,7 @@ import collections
 import datetime as dt
 import hashlib
 import hmac
+import os
 import threading
 import time
 import uuid
@@ -159,14 +160,21 @@ def sign_request(
     }
 
 
-def sign_response(ring: KeyRing, key_id: str, status: int, body: bytes, request_id: str, *, now_s: float) -> dict[str, str]:
+def sign_response(
+    ring: KeyRing, key_id: str, status: int, body: bytes, request_id: str, *, now_s: float
+) -> dict[str, str]:
     """Signature headers for a response, with the key the request used (or the newest)."""
     secret = ring.secret_for(key_id)
     if secret is None:
         key_id, secret = ring.signing_key()
     timestamp = str(int(now_s))
     signature = hmac_hex(secret, response_message(body, timestamp, status, request_id))
-    return {HEADER_KEY_ID: key_id, HEADER_TIMESTAMP: timestamp, HEADER_REQUEST_ID: request_id, HEADER_SIGNATURE: signature}
+    return {
+        HEADER_KEY_ID: key_id,
+        HEADER_TIMESTAMP: timestamp,
+        HEADER_REQUEST_ID: request_id,
+        HEADER_SIGNATURE: signature,
+    }
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:
@@ -177,7 +185,7 @@ def _header(headers: Mapping[str, str], name: str) -> str:
 
 
 def _check_timestamp(text: str, now_s: float, window_s: float) -> None:
-    if not text.isdigit() or len(text) > 12:
+    if not (text.isascii() and text.isdigit()) or len(text) > 12:
         raise SignatureError("bad_timestamp", "timestamp must be unix seconds")
     if abs(now_s - int(text)) > window_s:
         raise SignatureError("stale_timestamp", f"timestamp outside the {window_s:g} s window")
@@ -273,8 +281,6 @@ class KeyAge:
 
 def key_ages(providers: Iterable[ProviderConfig], today: dt.date) -> list[KeyAge]:
     """Every key of ``providers`` with its age; ``too_old`` past ``KEY_MAX_AGE_DAYS``."""
-    import os
-
     ages: list[KeyAge] = []
     for provider in providers:
         for key in provider.keys:

@@ -23,7 +23,7 @@ from transfer_wallet.providers.protocol import (
     check_identifier,
 )
 from transfer_wallet.providers.simulator.faults import parse_rule
-from transfer_wallet.providers.simulator.play import MAX_ROUNDS_PER_PLAY, catalogue, simulate_rounds
+from transfer_wallet.providers.simulator.play import MAX_ROUNDS_PER_PLAY, catalogue
 from transfer_wallet.providers.simulator.report import export_report
 from transfer_wallet.providers.simulator.store import StoredTransfer
 
@@ -132,7 +132,7 @@ def rounds(sim: SimulatorServer, player_id: str, query: dict[str, str]) -> Respo
     except wire.WireError as exc:
         raise ApiError(400, "BAD_REQUEST", f"since: {exc}") from None
     limit_text = query.get("limit", "500")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_ROUNDS_PER_QUERY:
+    if not (limit_text.isascii() and limit_text.isdigit()) or not 1 <= int(limit_text) <= MAX_ROUNDS_PER_QUERY:
         raise ApiError(400, "BAD_REQUEST", f"limit must be 1..{MAX_ROUNDS_PER_QUERY}")
     found = sim.store.rounds(player_id, since, int(limit_text))
     return _json(200, {"rounds": [wire.round_document(r) for r in found]})

@@ -189,8 +189,9 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     wbufsize = MAX_BODY_BYTES  # headers and body leave in one write at the end of each request
     server: SimulatorServer
-    server_version = "tw-simulator"
-    sys_version = ""
+
+    def version_string(self) -> str:
+        return "tw-simulator"
 
     def do_GET(self) -> None:  # noqa: N802 (http.server naming)
         self._handle("GET")
@@ -224,13 +225,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _process(self, method: str, entry: dict[str, Any]) -> None:
         sim = self.server
-        if self.headers.get("Transfer-Encoding"):
-            return self._send(api.ApiError(411, "LENGTH_REQUIRED", "send a Content-Length").response(), entry, close=True)
-        length_text = self.headers.get("Content-Length") or "0"
-        if not length_text.isdigit() or int(length_text) > MAX_BODY_BYTES:
-            return self._send(api.ApiError(413, "TOO_LARGE", "body too large").response(), entry, close=True)
-        body = self.rfile.read(int(length_text))
         entry["request_id"] = (self.headers.get(HEADER_REQUEST_ID) or "")[:64] or None
+        entry["key_id"] = (self.headers.get(HEADER_KEY_ID) or "")[:64] or None  # claimed until verified
+        body = self._read_body(entry)
+        if body is None:
+            return
         if not sim.ip_allowed(self.client_address[0]):
             return self._send(api.ApiError(403, "FORBIDDEN_IP", "client address not allowed").response(), entry)
         try:
@@ -246,28 +245,49 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(api.ApiError(status, exc.reason.upper(), str(exc)).response(), entry)
         decision = FaultDecision() if endpoint.startswith("admin") else sim.faults.decide(endpoint)
         entry["fault"] = decision.kind or ("latency" if decision.latency_s else None)
-        if decision.latency_s and sim.stopping.wait(decision.latency_s):
-            return self._drop(entry, "shutdown")
-        if decision.kind == "429":
-            error = api.ApiError(429, "RATE_LIMITED", "slow down").response()
-            error.headers["Retry-After"] = f"{decision.param:g}"
-            return self._send(error, entry)
-        if decision.kind == "500":
-            return self._send(api.ApiError(500, "INTERNAL", "injected fault").response(), entry)
-        if decision.kind == "reset":
-            return self._drop(entry, "reset")
-        if decision.kind == "timeout":
-            sim.stopping.wait(decision.param)
-            return self._drop(entry, "timeout")
+        if self._fault_answered(decision, entry):
+            return
         response = api.dispatch(sim, endpoint, method, args, query, body)
         if decision.kind == "lost":  # applied above; the answer never arrives
             return self._drop(entry, f"lost (applied, would have been {response.status})")
         self._send(response, entry)
 
+    def _read_body(self, entry: dict[str, Any]) -> bytes | None:
+        """The request body, or None once a 411/413 was answered."""
+        if self.headers.get("Transfer-Encoding"):
+            self._send(api.ApiError(411, "LENGTH_REQUIRED", "send a Content-Length").response(), entry, close=True)
+            return None
+        length_text = self.headers.get("Content-Length") or "0"
+        if not (length_text.isascii() and length_text.isdigit()) or int(length_text) > MAX_BODY_BYTES:
+            self._send(api.ApiError(413, "TOO_LARGE", "body too large").response(), entry, close=True)
+            return None
+        return self.rfile.read(int(length_text))
+
+    def _fault_answered(self, decision: FaultDecision, entry: dict[str, Any]) -> bool:
+        """Apply the faults that act before the request is processed; True if they answered it."""
+        if decision.latency_s and self.server.stopping.wait(decision.latency_s):
+            self._drop(entry, "shutdown")
+        elif decision.kind == "429":
+            error = api.ApiError(429, "RATE_LIMITED", "slow down").response()
+            error.headers["Retry-After"] = f"{decision.param:g}"
+            self._send(error, entry)
+        elif decision.kind == "500":
+            self._send(api.ApiError(500, "INTERNAL", "injected fault").response(), entry)
+        elif decision.kind == "reset":
+            self._drop(entry, "reset")
+        elif decision.kind == "timeout":
+            self.server.stopping.wait(decision.param)
+            self._drop(entry, "timeout")
+        else:
+            return False
+        return True
+
     def _send(self, response: api.Response, entry: dict[str, Any], *, close: bool = False) -> None:
         request_id = self.headers.get(HEADER_REQUEST_ID) or ""
         key_id = self.headers.get(HEADER_KEY_ID) or ""
-        signature = sign_response(self.server.ring, key_id, response.status, response.body, request_id[:64], now_s=time.time())
+        signature = sign_response(
+            self.server.ring, key_id, response.status, response.body, request_id[:64], now_s=time.time()
+        )
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(response.body)))

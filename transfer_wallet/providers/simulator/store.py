@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from transfer_wallet.errors import ConfigError
 from transfer_wallet.money import Currency, Money
 from transfer_wallet.providers.protocol import Direction, Round, TransferState, transfer_fingerprint
 from transfer_wallet.providers.wire import format_time, parse_time
@@ -54,8 +55,8 @@ CREATE INDEX IF NOT EXISTS rounds_by_player ON rounds (player_id, ended_at);
 """
 
 
-class StoreMismatchError(Exception):
-    """The file belongs to another provider or currency."""
+class StoreMismatchError(ConfigError):
+    """The file belongs to another provider or currency: point ``--store`` at another file."""
 
 
 @dataclass(frozen=True, slots=True)
