@@ -24,6 +24,11 @@ GROUPS: dict[str, str] = {
     "ledger": "commands.ledger:ledger",
     "bench": "commands.bench:bench",
     "provider": "commands.provider:provider",
+    "session": "commands.session:session",
+    "play": "commands.session:play",
+    "limits": "commands.limits:limits",
+    "jobs": "commands.jobs:jobs",
+    "simulate": "commands.simulate:simulate",
 }
 
 

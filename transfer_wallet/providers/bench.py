@@ -1,35 +1,70 @@
 """Provider benchmark: transfers per second to the simulator, pooled vs a new connection per request.
 
-``run_provider_benchmark`` starts its own simulator on a free loopback port with a
-throw-away store and a throw-away signing key (no environment needed), then sends
-``requests`` sequential signed transfer-ins from one client process twice: over
-one pooled keep-alive connection, and opening a new connection for each request.
+``run_provider_benchmark`` starts its own simulator in a separate process (so the
+client and the server do not share one interpreter lock) on a free loopback
+port, with a throw-away store and a throw-away signing key (no environment
+needed). One client process then sends ``requests`` sequential signed
+transfer-ins twice: over one pooled keep-alive connection, and opening a new
+connection for each request.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import multiprocessing
 import random
 import secrets
 import statistics
 import tempfile
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from transfer_wallet.config import ProviderConfig
 from transfer_wallet.money import Money, currency
 from transfer_wallet.providers.http import HttpProvider
 from transfer_wallet.providers.signing import KeyRing
-from transfer_wallet.providers.simulator import FaultPlan, SimulatorServer
 
 WARMUP_REQUESTS = 20
+START_TIMEOUT_S = 30.0
+KEY_ID = "bench"
 
 
 def _percentile(sorted_values: list[float], fraction: float) -> float:
     """Nearest-rank percentile of an ascending list."""
     index = max(0, min(len(sorted_values) - 1, round(fraction * len(sorted_values) + 0.5) - 1))
     return sorted_values[index]
+
+
+def _serve(config: ProviderConfig, secret: bytes, store: str, seed: int, ready: Connection) -> None:
+    """Child process: run the simulator and report its URL."""
+    from transfer_wallet.providers.simulator import FaultPlan, SimulatorServer
+
+    keyring = KeyRing.from_secrets({KEY_ID: secret})
+    server = SimulatorServer(config, store, port=0, keyring=keyring, faults=FaultPlan(), seed=seed)
+    ready.send(server.url)
+    ready.close()
+    server.serve_forever(poll_interval=0.05)
+
+
+@contextlib.contextmanager
+def _simulator_process(config: ProviderConfig, secret: bytes, store: Path, seed: int) -> Iterator[str]:
+    """A simulator in a child process for the duration of the block; yields its URL."""
+    context = multiprocessing.get_context("spawn")  # no inherited threads or locks
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_serve, args=(config, secret, str(store), seed, sender), daemon=True)
+    process.start()
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not receiver.poll(0.1):
+            if not process.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the benchmark simulator did not start (exit code {process.exitcode})")
+        yield str(receiver.recv())
+    finally:
+        process.terminate()
+        process.join(5)
 
 
 def _run(client: HttpProvider, label: str, requests: int, rng: random.Random, unit_code: str) -> dict[str, float]:
@@ -56,14 +91,14 @@ def run_provider_benchmark(provider: ProviderConfig, *, requests: int, seed: int
     """``{"pooled": {...}, "new_connection": {...}}`` with ``transfers_per_s``, ``p50_ms``, ``p99_ms``."""
     if requests < 1:
         raise ValueError("requests must be at least 1")
-    ring = KeyRing.from_secrets({"bench": secrets.token_bytes(32)})
-    config = dataclasses.replace(provider, max_attempts=1, extra={})
+    secret = secrets.token_bytes(32)
+    keyring = KeyRing.from_secrets({KEY_ID: secret})
+    config = dataclasses.replace(provider, max_attempts=1, extra={})  # no faults, no retries
     rng = random.Random(seed)
+    results: dict[str, Any] = {"provider": provider.name, "requests": requests}
     with tempfile.TemporaryDirectory(prefix="tw-bench-") as folder:
-        server = SimulatorServer(config, Path(folder) / "sim.db", port=0, keyring=ring, faults=FaultPlan(), seed=seed)
-        with server:
-            results: dict[str, Any] = {"provider": provider.name, "requests": requests}
+        with _simulator_process(config, secret, Path(folder) / "sim.db", seed) as url:
             for label, pooled in (("pooled", True), ("new_connection", False)):
-                with HttpProvider(config, base_url=server.url, keyring=ring, pooled=pooled) as client:
+                with HttpProvider(config, base_url=url, keyring=keyring, pooled=pooled) as client:
                     results[label] = _run(client, label, requests, rng, config.currency)
     return results

@@ -1,0 +1,126 @@
+"""``tw limits``: a player's responsible-gaming limits (transfer-in, loss, session length, self-exclusion)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from commands._common import CliContext, emit, pass_cli
+
+if TYPE_CHECKING:  # pragma: no cover
+    from transfer_wallet.limits import LimitValue
+
+#: Option names (click's parameter names) that set a limit, in the library's kind order.
+_SETTERS = (
+    "transfer_in_day", "transfer_in_week", "transfer_in_month",
+    "loss_day", "loss_week", "loss_month",
+    "session_length", "self_exclude_until",
+)
+
+
+@click.group()
+def limits() -> None:
+    """Responsible-gaming limits of a player.
+
+    Stricter limits count at once; looser ones (raised, removed, a
+    self-exclusion shortened) only after a 24 h cooling-off. Windows are
+    rolling: day = last 24 h, week = 7 days, month = 30 days.
+
+    \b
+    Example:
+      tw limits set P1 --loss-week 100.00 --session-length 2h
+      tw limits show P1
+    """
+
+
+@limits.command("set", context_settings={"ignore_unknown_options": True})
+@click.argument("player_id")
+@click.option("--transfer-in-day", metavar="AMOUNT", help="Most to transfer into games in any 24 h (major units, 0 = nothing).")
+@click.option("--transfer-in-week", metavar="AMOUNT", help="Most to transfer into games in any 7 days.")
+@click.option("--transfer-in-month", metavar="AMOUNT", help="Most to transfer into games in any 30 days.")
+@click.option("--loss-day", metavar="AMOUNT", help="Most net loss in any 24 h (open sessions count in full).")
+@click.option("--loss-week", metavar="AMOUNT", help="Most net loss in any 7 days.")
+@click.option("--loss-month", metavar="AMOUNT", help="Most net loss in any 30 days.")
+@click.option("--session-length", metavar="DURATION", help="Longest session: 90m, 2h, 3600s (at most 7 days).")
+@click.option("--self-exclude-until", metavar="DATE", help="No play until this ISO 8601 date or instant (UTC), e.g. 2027-01-01.")
+@click.option("--remove", "removals", multiple=True, metavar="KIND",
+              help="Remove a limit (after the cooling-off), e.g. loss-week or self-exclusion; repeatable.")
+@pass_cli
+def set_limits(ctx: CliContext, player_id: str, removals: tuple[str, ...], **values: str | None) -> None:
+    """Set, lower, raise or remove PLAYER_ID's limits, all in one transaction.
+
+    \b
+    Example:
+      tw limits set P1 --transfer-in-day 50.00 --loss-week 100.00
+      tw limits set P1 --self-exclude-until 2027-01-01
+      tw limits set P1 --remove session-length --remove loss-week
+    """
+    changes: dict[str, str | None] = {}
+    for name in _SETTERS:
+        if values.get(name) is not None:
+            changes["self_exclusion" if name == "self_exclude_until" else name] = values[name]
+    for removal in removals:
+        kind = removal.strip().lower().replace("-", "_")
+        if changes.get(kind) is not None:
+            raise click.UsageError(f"{removal} is both set and removed; choose one")
+        changes[kind] = None
+    if not changes:
+        raise click.UsageError("give at least one limit to set or --remove")
+
+    from transfer_wallet.limits import set_limits as set_player_limits
+
+    applied = set_player_limits(ctx.database(), player_id, changes)
+    document = {"player_id": player_id, "changes": [change.as_dict() for change in applied]}
+
+    def text() -> str:
+        lines = []
+        for change in applied:
+            when = "in force now" if change.immediate else f"from {change.effective_from.isoformat()} (cooling-off)"
+            lines.append(f"{player_id} {change.kind}: {_describe(change.old_value)} -> {_describe(change.new_value)}, {when}")
+        return "\n".join(lines)
+
+    emit(ctx, document, text=text)
+
+
+@limits.command("show")
+@click.argument("player_id")
+@pass_cli
+def show(ctx: CliContext, player_id: str) -> None:
+    """Show PLAYER_ID's limits in force, pending changes and usage.
+
+    For a loss limit, "counted" is the net loss of sessions closed in the
+    window plus everything still in open sessions.
+
+    \b
+    Example:
+      tw limits show P1
+      tw --json limits show P1
+    """
+    from transfer_wallet.limits import LIMIT_KINDS, MONEY_KINDS, limits_for
+
+    found = limits_for(ctx.database(), player_id)
+    pending = {change.kind: change for change in found.pending}  # the latest pending change per kind
+    rows: list[dict[str, Any]] = []
+    for kind in LIMIT_KINDS:
+        change = pending.get(kind)
+        left = found.remaining(kind)
+        rows.append({
+            "limit": kind,
+            "in force": _describe(found.in_force[kind]),
+            "pending": f"{_describe(change.value)} from {change.effective_from.isoformat()}" if change else "",
+            "counted": str(found.counted(kind)) if kind in MONEY_KINDS else "",
+            "left": str(left) if left is not None else "",
+        })
+    emit(ctx, found.as_dict(), rows=rows, title=f"limits of {player_id} ({found.currency.code}), as of {found.as_of.isoformat()}")
+
+
+def _describe(value: LimitValue) -> str:
+    """A limit value for people: "100.00 EUR", "7200 s", an instant, or "none"."""
+    if value is None:
+        return "none"
+    if isinstance(value, int):
+        return f"{value} s"
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
