@@ -1,0 +1,49 @@
+"""Jobs: leases keep two schedulers from running the same sweep; the sweeps run through the jobs."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from jobs import in_doubt, lease, scheduler, timeouts
+from transfer_wallet.errors import OutcomeUnknownError
+from transfer_wallet.providers.fake import InMemoryProvider
+from transfer_wallet.sessions import SessionManager, SessionPolicy
+from transfer_wallet.wallet import Wallet
+
+T0 = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
+
+
+def test_a_lease_is_held_by_one_holder_until_released_or_expired(db):
+    assert lease.acquire(db, "sweep:x", ttl_s=60, now=T0, holder="a")
+    assert not lease.acquire(db, "sweep:x", ttl_s=60, now=T0 + dt.timedelta(seconds=59), holder="b")
+    assert lease.acquire(db, "sweep:x", ttl_s=60, now=T0 + dt.timedelta(seconds=60), holder="b")  # a crashed
+    lease.release(db, "sweep:x", holder="a")  # not the holder any more: no effect
+    assert not lease.acquire(db, "sweep:x", ttl_s=60, now=T0 + dt.timedelta(seconds=61), holder="c")
+    lease.release(db, "sweep:x", holder="b")
+    assert lease.acquire(db, "sweep:x", ttl_s=60, now=T0 + dt.timedelta(seconds=62), holder="c")
+
+
+def test_the_jobs_sweep_through_their_lease_and_skip_when_it_is_held(db):
+    wallet = Wallet(db)
+    wallet.create_player("P1", "EUR")
+    wallet.deposit("P1", "10.00", reference="d1")
+    acme = InMemoryProvider(name="acme")
+    manager = SessionManager(db, {"acme": acme}, {"acme": SessionPolicy("EUR", idle_timeout_s=60)}, clock=lambda: T0)
+    acme.fail_next(OutcomeUnknownError("lost"), apply=True)
+    session = manager.open_session("P1", "acme", "10.00", now=T0)
+    assert lease.acquire(db, "sweep:in-doubt", ttl_s=300, holder="elsewhere")
+    assert in_doubt.run(manager, now=T0 + dt.timedelta(minutes=2)) is None
+    lease.release(db, "sweep:in-doubt", holder="elsewhere")
+    assert in_doubt.run(manager, now=T0 + dt.timedelta(minutes=2)).completed == 1
+    report = timeouts.run(manager, now=T0 + dt.timedelta(minutes=3))
+    assert report.closed == 1
+    assert manager.get(session.id).close_reason == "idle_timeout"
+    assert Wallet(db).balance("P1").available.format() == "10.00"
+
+
+def test_the_scheduler_registers_each_job_once_coalesced(db):
+    manager = SessionManager(db, {}, {})
+    built = scheduler.build(manager)
+    jobs = {job.id: job for job in built.get_jobs()}
+    assert set(jobs) == {"timeouts", "in-doubt"}
+    assert all(job.max_instances == 1 and job.coalesce for job in jobs.values())

@@ -1,0 +1,182 @@
+"""Stateful property test: random session operations against a flaky provider keep every invariant.
+
+After every step: each currency sums to zero, locked money equals the open
+sessions' money, no available balance is negative, and a replayed open returns
+the first session. At the end, once the provider behaves and everything is
+resolved and closed, each player's money equals the deposit plus what the
+provider's rounds paid out: nothing lost, nothing created.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
+
+from transfer_wallet import migrations
+from transfer_wallet.db import open_database
+from transfer_wallet.errors import (
+    InsufficientFundsError,
+    InvalidStateError,
+    OutcomeUnknownError,
+    ProviderInsufficientFundsError,
+    ProviderUnavailableError,
+    RejectedError,
+)
+from transfer_wallet.ledger import check_ledger
+from transfer_wallet.money import Money, currency
+from transfer_wallet.play import PlayMirror
+from transfer_wallet.providers.fake import InMemoryProvider
+from transfer_wallet.sessions import SessionManager, SessionPolicy
+from transfer_wallet.wallet import Wallet
+
+EUR = currency("EUR")
+PLAYERS = ("A", "B")
+DEPOSIT_MINOR = 10_000
+T0 = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
+FAULTS = {
+    "unknown-applied": (OutcomeUnknownError("response lost"), True),
+    "unknown-not-applied": (OutcomeUnknownError("timeout"), False),
+    "unavailable": (ProviderUnavailableError("503"), False),
+    "rejected": (RejectedError("player busy"), False),
+}
+_template: dict[str, Path] = {}
+
+
+def _fresh_database():  # type: ignore[no-untyped-def]
+    if "path" not in _template:
+        folder = Path(tempfile.mkdtemp(prefix="tw-stateful-"))
+        database = open_database(f"sqlite:///{folder / 'template.db'}")
+        migrations.upgrade(database)
+        database.dispose()
+        _template["path"] = folder / "template.db"
+    folder = Path(tempfile.mkdtemp(prefix="tw-stateful-"))
+    shutil.copyfile(_template["path"], folder / "ledger.db")
+    return open_database(f"sqlite:///{folder / 'ledger.db'}"), folder
+
+
+class SessionMachine(RuleBasedStateMachine):
+    sessions = Bundle("sessions")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.db, self.folder = _fresh_database()
+        self.now = T0
+        self.provider = InMemoryProvider(name="acme", clock=lambda: self.now)
+        policy = SessionPolicy("EUR", idle_timeout_s=600, max_session_s=3600, max_attempts=4, retry_base_s=10, retry_max_s=60)
+        self.manager = SessionManager(self.db, {"acme": self.provider}, {"acme": policy}, clock=lambda: self.now)
+        self.mirror = PlayMirror(self.db)
+        self.wallet = Wallet(self.db)
+        for player in PLAYERS:
+            self.wallet.create_player(player, "EUR")
+            self.wallet.deposit(player, Money(DEPOSIT_MINOR, EUR), reference=f"dep-{player}")
+        self.opened: dict[str, tuple[str, str, int]] = {}  # key -> (session id, player, amount)
+        self.counter = itertools.count()
+
+    def teardown(self) -> None:
+        self.db.dispose()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _tick(self, seconds: int) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+    @rule(target=sessions, player=st.sampled_from(PLAYERS), cents=st.integers(1, 6_000))
+    def open(self, player: str, cents: int):  # type: ignore[no-untyped-def]
+        key = f"k{next(self.counter)}"
+        try:
+            view = self.manager.open_session(player, "acme", Money(cents, EUR), key=key)
+        except (InsufficientFundsError, InvalidStateError):
+            return "none"
+        self.opened[key] = (view.id, player, cents)
+        return view.id
+
+    @rule()
+    def replay_an_open(self) -> None:
+        for key, (session_id, player, cents) in list(self.opened.items())[:3]:
+            assert self.manager.open_session(player, "acme", Money(cents, EUR), key=key).id == session_id
+
+    @rule(session=sessions, cents=st.integers(1, 3_000), won=st.integers(0, 5_000))
+    def play_a_round(self, session: str, cents: int, won: int) -> None:
+        if session == "none" or self.manager.get(session).status != "active":
+            return
+        player = self.manager.get(session).player_id
+        try:
+            self.provider.play(player, bet=Money(cents, EUR), win=Money(won, EUR))
+        except ProviderInsufficientFundsError:
+            return
+        n = next(self.counter)
+        self.mirror.bet(session, f"b{n}", f"r{n}", Money(cents, EUR))
+        self.mirror.win(session, f"w{n}", f"r{n}", Money(won, EUR))
+        self._tick(5)
+
+    @rule(session=sessions, cents=st.integers(1, 3_000))
+    def bet_then_refund(self, session: str, cents: int) -> None:
+        if session == "none" or self.manager.get(session).status != "active":
+            return
+        n = next(self.counter)
+        try:
+            self.mirror.bet(session, f"b{n}", f"r{n}", Money(cents, EUR))
+        except InsufficientFundsError:
+            return
+        self.mirror.refund(session, f"x{n}", f"r{n}", f"b{n}")
+
+    @rule(session=sessions)
+    def close(self, session: str) -> None:
+        if session == "none":
+            return
+        try:
+            self.manager.close_session(session)
+        except InvalidStateError:
+            pass  # still opening: in doubt
+
+    @rule(fault=st.sampled_from(sorted(FAULTS)), times=st.integers(1, 3))
+    def provider_misbehaves(self, fault: str, times: int) -> None:
+        error, apply = FAULTS[fault]
+        self.provider.fail_next(error, apply=apply, times=times,
+                                operations={"transfer_in", "transfer_out", "transfer_status"})
+
+    @rule(seconds=st.integers(1, 1_200))
+    def time_passes_and_jobs_run(self, seconds: int) -> None:
+        self._tick(seconds)
+        self.manager.expire_sessions()
+        self.manager.resolve_in_doubt()
+
+    @invariant()
+    def ledger_is_sound(self) -> None:
+        report = check_ledger(self.db)
+        assert report.clean, report.findings
+        assert all(total == 0 for total in report.totals.values())
+        for player in PLAYERS:
+            balance = self.wallet.balance(player)
+            assert balance.available.amount_minor >= 0 and balance.locked.amount_minor >= 0
+
+    @precondition(lambda self: True)
+    @rule()
+    def drain_everything(self) -> None:
+        """The provider recovers; every session is resolved and closed; money adds up to the cent."""
+        self.provider._scripts.clear()
+        for _ in range(6):
+            self._tick(3_600)
+            self.manager.resolve_in_doubt()
+            for view in self.manager.list(limit=10_000):
+                if view.status in ("active", "closing"):
+                    self.manager.close_session(view.id)
+        for view in self.manager.list(limit=10_000):
+            assert view.status in ("closed", "failed"), view
+        for player in PLAYERS:
+            rounds_net = sum(r.net.amount_minor for r in self.provider.rounds(player, T0 - dt.timedelta(days=1)))
+            balance = self.wallet.balance(player)
+            assert balance.locked.amount_minor == 0
+            assert self.provider.balance(player).amount_minor == 0
+            assert balance.available.amount_minor == DEPOSIT_MINOR + rounds_net
+
+
+SessionMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=25, deadline=None)
+test_random_session_operations_keep_every_invariant = pytest.mark.filterwarnings("ignore")(SessionMachine.TestCase)
