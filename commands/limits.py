@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -76,7 +77,7 @@ def set_limits(ctx: CliContext, player_id: str, removals: tuple[str, ...], **val
     def text() -> str:
         lines = []
         for change in applied:
-            when = "in force now" if change.immediate else f"from {change.effective_from.isoformat()} (cooling-off)"
+            when = "in force now" if change.immediate else f"from {_when(change.effective_from)} (cooling-off)"
             lines.append(f"{player_id} {change.kind}: {_describe(change.old_value)} -> {_describe(change.new_value)}, {when}")
         return "\n".join(lines)
 
@@ -107,20 +108,26 @@ def show(ctx: CliContext, player_id: str) -> None:
         left = found.remaining(kind)
         rows.append({
             "limit": kind,
-            "in force": _describe(found.in_force[kind]),
-            "pending": f"{_describe(change.value)} from {change.effective_from.isoformat()}" if change else "",
-            "counted": str(found.counted(kind)) if kind in MONEY_KINDS else "",
-            "left": str(left) if left is not None else "",
+            "in force": _describe(found.in_force[kind], unit=False),
+            "counted": found.counted(kind).format() if kind in MONEY_KINDS else "",
+            "left": left.format() if left is not None else "",
+            "pending": f"{_describe(change.value, unit=False)} from {_when(change.effective_from)}" if change else "",
         })
-    emit(ctx, found.as_dict(), rows=rows, title=f"limits of {player_id} ({found.currency.code}), as of {found.as_of.isoformat()}")
+    title = f"limits of {player_id} in {found.currency.code} at {_when(found.as_of)}"
+    emit(ctx, found.as_dict(), rows=rows, title=title)
 
 
-def _describe(value: LimitValue) -> str:
-    """A limit value for people: "100.00 EUR", "7200 s", an instant, or "none"."""
+def _when(instant: datetime) -> str:
+    """An instant for people, to the minute; ``--json`` has it exactly."""
+    return instant.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _describe(value: LimitValue, *, unit: bool = True) -> str:
+    """A limit value for people: "100.00 EUR" (or "100.00"), "7200 s", an instant, or "none"."""
     if value is None:
         return "none"
     if isinstance(value, int):
         return f"{value} s"
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return str(value)
+    if isinstance(value, datetime):
+        return _when(value)
+    return str(value) if unit else value.format()

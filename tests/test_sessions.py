@@ -309,3 +309,21 @@ def test_the_provider_refusing_for_insufficient_funds_fails_the_session(manager,
     acme.fail_next(ProviderInsufficientFundsError("402"))
     assert manager.open_session("P1", "acme", "10.00", now=T0).status == "failed"
     assert balances(manager) == ("100.00", "0.00")
+
+
+def test_with_several_sessions_per_player_a_close_withdraws_only_its_own_money(db):
+    wallet = Wallet(db)
+    wallet.create_player("P1", "EUR")
+    wallet.deposit("P1", "100.00", reference="d1")
+    acme = InMemoryProvider(name="acme", clock=lambda: T0)
+    manager = SessionManager(db, {"acme": acme}, {"acme": SessionPolicy("EUR", max_open_sessions=2)}, clock=lambda: T0)
+    first = manager.open_session("P1", "acme", "30.00", now=T0)
+    second = manager.open_session("P1", "acme", "20.00", now=T0)
+    acme.play("P1", bet=eur("5.00"), win=eur("0.00"))
+    PlayMirror(db).bet(first.id, "b1", "r1", "5.00", now=T0)
+    closed = manager.close_session(first.id, now=T0)
+    assert closed.game_amount_out == eur("25.00")
+    assert acme.balance("P1") == eur("20.00")  # the second session's money stays at the provider
+    assert manager.get(second.id).status == "active"
+    assert balances(manager) == ("75.00", "20.00")
+    assert check_ledger(db).clean

@@ -430,8 +430,8 @@ class SessionManager:
             if direction == "IN":
                 assert game_amount is not None
                 result = provider.transfer_in(transfer_id, player_id, game_amount)
-            else:
-                result = provider.transfer_out(transfer_id, player_id, None)
+            else:  # None: withdraw everything
+                result = provider.transfer_out(transfer_id, player_id, game_amount)
         except DEFINITIVE as error:
             self.db.transaction(lambda c: self._refused(c, policy, transfer_id, error, now))
             return "refused"
@@ -572,12 +572,20 @@ class SessionManager:
         now = now or self.clock()
         step = self.db.transaction(lambda c: self._close_step1(c, session_id, key, reason, now))
         if step is not None:
-            provider_name, transfer_id, player_id = step
+            provider_name, transfer_id, player_id, game_amount = step
             provider, policy = self._provider(provider_name)
-            self._send(provider, policy, transfer_id, "OUT", player_id, None, now)
+            self._send(provider, policy, transfer_id, "OUT", player_id, game_amount, now)
         return self.get(session_id)
 
-    def _close_step1(self, connection: Connection, session_id: str, key: str | None, reason: str, now: dt.datetime) -> tuple[str, str, str] | None:
+    def _close_step1(
+        self, connection: Connection, session_id: str, key: str | None, reason: str, now: dt.datetime
+    ) -> tuple[str, str, str, Money | None] | None:
+        """Move to CLOSING and pick the transfer-out to send: the open one (same id) or a new one.
+
+        With one session per player at the provider we withdraw everything; where a
+        player may hold several sessions there, only this session's mirrored game
+        balance (withdrawing all would take the other sessions' money).
+        """
         session = _session_row(connection, session_id, lock=True)
         if key is not None:
             other = connection.execute(select(_sessions.c.id).where(_sessions.c.close_key == key)).scalar()
@@ -591,20 +599,26 @@ class SessionManager:
             raise InvalidStateError(f"session {session_id} is still opening (transfer-in not confirmed); run `tw jobs run in-doubt` first")
         if session.status == ACTIVE:
             _move(connection, session, CLOSING, closing_at=now, close_reason=reason)
+        game_ccy = currency(session.game_currency)
         outs = connection.execute(
-            select(_transfers.c.id, _transfers.c.status).where(_transfers.c.session_id == session_id, _transfers.c.direction == "OUT")
+            select(_transfers.c.id, _transfers.c.status, _transfers.c.game_amount_minor)
+            .where(_transfers.c.session_id == session_id, _transfers.c.direction == "OUT")
             .order_by(_transfers.c.created_at, _transfers.c.id)
         ).all()
         open_out = [t for t in outs if t.status in (PENDING, IN_DOUBT)]
-        if open_out:  # re-send the same id: the provider applies it at most once
-            return session.provider, open_out[-1].id, session.player_id
+        if open_out:  # re-send the same id with the same content: the provider applies it at most once
+            last = open_out[-1]
+            amount = Money(last.game_amount_minor, game_ccy) if last.game_amount_minor is not None else None
+            return session.provider, last.id, session.player_id, amount
+        _, policy = self._provider(session.provider)
+        amount = None if policy.max_open_sessions == 1 else Money(session.game_balance_minor, game_ccy)
         transfer_id = f"{session_id}-out{len(outs) + 1}"
         connection.execute(_transfers.insert().values(
             id=transfer_id, session_id=session_id, player_id=session.player_id, provider=session.provider,
             direction="OUT", status=PENDING, wallet_currency=session.wallet_currency, game_currency=session.game_currency,
-            attempts=0, created_at=now, updated_at=now,
+            game_amount_minor=amount.amount_minor if amount is not None else None, attempts=0, created_at=now, updated_at=now,
         ))
-        return session.provider, transfer_id, session.player_id
+        return session.provider, transfer_id, session.player_id, amount
 
     # -- sweeps -------------------------------------------------------------------------------
 

@@ -157,3 +157,11 @@ def test_faults_can_be_set_at_runtime_through_the_signed_admin_endpoint(client, 
     client.set_faults([])
     assert client.balance("P1") == eur("0.00")
     assert client.request_log()[-1]["endpoint"] == "balance"
+
+
+def test_play_is_not_idempotent_so_it_is_never_retried(start_simulator, make_client, acme, sleeps) -> None:  # type: ignore[no-untyped-def]
+    server, provider = faulty(start_simulator, make_client, acme, "play:lost=1")
+    provider.transfer_in("tr-1", "P1", eur("10.00"))
+    with pytest.raises(ProviderUnavailableError):
+        provider.play("P1", 3, seed=1)
+    assert outcomes(server)[1:] == ["lost (applied, would have been 200)"] and sleeps == []

@@ -149,7 +149,7 @@ def test_the_signing_key_skips_keys_whose_secret_is_not_in_the_environment(acme,
     monkeypatch.delenv("TW_ACME_SECRET_2026_11")
     assert keys.signing_key()[0] == "acme-2026-09"
     monkeypatch.delenv("TW_ACME_SECRET_2026_09")
-    with pytest.raises(ConfigError, match="set its environment variable"):
+    with pytest.raises(ConfigError, match="set one of TW_ACME_SECRET_2026_09, TW_ACME_SECRET_2026_11"):
         keys.signing_key()
 
 

@@ -56,15 +56,15 @@ class _Stored:
     result: TransferResult | None  # None: FAILED
 
 
-@dataclass
+@dataclass(eq=False)
 class InMemoryProvider:
     """A ``Provider`` held in memory. Thread-safe; ``clock`` returns aware UTC datetimes."""
 
     name: str = "fake"
     currency_code: str = "EUR"
-    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.timezone.utc))
+    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.timezone.utc), repr=False)
     state: ProviderState = ProviderState.UP
-    calls: list[tuple[object, ...]] = field(default_factory=list)
+    calls: list[tuple[object, ...]] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         self._currency: Currency = currency(self.currency_code)

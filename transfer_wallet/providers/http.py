@@ -238,7 +238,9 @@ class HttpProvider:
     def play(self, player_id: str, rounds: int, *, seed: int | None = None) -> list[Round]:
         """Simulator only: play ``rounds`` seeded rounds over the player's game balance."""
         body: dict[str, Any] = {"rounds": rounds} | ({"seed": seed} if seed is not None else {})
-        return self._decode(self._call("POST", _player_path(player_id, "play"), body=body), _parse_rounds)
+        # Not idempotent (a lost answer may hide played rounds): one attempt only.
+        reply = self._call("POST", _player_path(player_id, "play"), body=body, max_attempts=1)
+        return self._decode(reply, _parse_rounds)
 
     def set_faults(self, rules: list[str], *, seed: int | None = None) -> dict[str, Any]:
         """Simulator only: replace the fault plan (``["transfer:500=0.2", ...]``)."""
@@ -284,13 +286,14 @@ class HttpProvider:
         body: dict[str, Any] | None = None,
         transfer_id: str | None = None,
         not_found_ok: bool = False,
+        max_attempts: int | None = None,
     ) -> _Reply:
         """Send with retries; a transfer whose retries run out becomes ``OutcomeUnknownError``."""
         target = path + ("?" + urllib.parse.urlencode(query) if query else "")
         content = wire.dumps(body) if body is not None else b""
         start = self._monotonic()
-        max_attempts, max_retry_s = self.config.max_attempts, self.config.max_retry_s
-        attempts: list[int] = []
+        max_attempts = max_attempts or self.config.max_attempts
+        max_retry_s = self.config.max_retry_s
 
         def stop(state: tenacity.RetryCallState) -> bool:
             elapsed = self._monotonic() - start
@@ -310,20 +313,18 @@ class HttpProvider:
             reraise=True,
         )
         try:
-            return retrying(self._attempt, method, target, content, transfer_id, not_found_ok, attempts)
+            return retrying(self._attempt, method, target, content, transfer_id, not_found_ok)
         except (RateLimitedError, ProviderUnavailableError) as exc:
             if transfer_id is None:
                 raise
             raise OutcomeUnknownError(
-                f"{self.name}: transfer {transfer_id}: outcome unknown after {len(attempts)} attempt(s) "
+                f"{self.name}: transfer {transfer_id}: outcome unknown after "
+                f"{retrying.statistics.get('attempt_number', 1)} attempt(s) "
                 f"({type(exc).__name__}); ask transfer_status or re-send the same transfer id"
             ) from exc
 
-    def _attempt(
-        self, method: str, target: str, content: bytes, transfer_id: str | None, not_found_ok: bool, attempts: list[int]
-    ) -> _Reply:
+    def _attempt(self, method: str, target: str, content: bytes, transfer_id: str | None, not_found_ok: bool) -> _Reply:
         """One signed HTTP exchange, its failure mapped onto the error tree."""
-        attempts.append(1)
         path = target.split("?", 1)[0]
         request = self._client.build_request(method, target, content=content)
         raw_target = request.url.raw_path.decode("ascii")
@@ -350,10 +351,10 @@ class HttpProvider:
         where = f"{self.name}: {method} {path}"
         if status == 401:  # refused before anything is applied; cannot always be signed
             raise AuthenticationFailedError(f"{where}: authentication failed ({_error_text(body)}); check credentials")
-        if status in (429,) or status >= 500:
-            if status == 429:
-                retry_after = parse_retry_after(response.headers.get("Retry-After"), self._wall())
-                raise RateLimitedError(f"{where}: rate limited (429)", retry_after_s=retry_after)
+        if status == 429:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), self._wall())
+            raise RateLimitedError(f"{where}: rate limited (429)", retry_after_s=retry_after)
+        if status >= 500:
             raise ProviderUnavailableError(f"{where}: provider error {status} ({_error_text(body)})")
         if not signed:
             # A refusal or success we cannot authenticate proves nothing about a transfer.

@@ -71,6 +71,7 @@ class _RingKey:
     key_id: str
     created: dt.date | None
     source: Callable[[], bytes | None]
+    secret_env: str | None = None  # where the secret comes from, for messages
 
 
 class KeyRing:
@@ -98,7 +99,7 @@ class KeyRing:
 
             return read
 
-        return cls(_RingKey(k.key_id, k.created, reader(k)) for k in config.keys)
+        return cls(_RingKey(k.key_id, k.created, reader(k), k.secret_env) for k in config.keys)
 
     @classmethod
     def from_secrets(cls, secrets: Mapping[str, bytes], created: Mapping[str, dt.date] | None = None) -> KeyRing:
@@ -112,7 +113,7 @@ class KeyRing:
         for key in self._keys:
             secret = key.source()
             if secret:
-                keys.append(_RingKey(key.key_id, key.created, (lambda s=secret: s)))
+                keys.append(_RingKey(key.key_id, key.created, (lambda s=secret: s), key.secret_env))
         return KeyRing(keys)
 
     @property
@@ -138,7 +139,8 @@ class KeyRing:
                 return key.key_id, secret
         if not self._keys:
             raise ConfigError("no signing keys configured")
-        raise ConfigError(f"no secret available for any key ({', '.join(self.key_ids)}): set its environment variable")
+        variables = ", ".join(k.secret_env or f"the secret of {k.key_id}" for k in self._keys)
+        raise ConfigError(f"no signing secret available: set one of {variables}")
 
     def __repr__(self) -> str:
         return f"KeyRing(key_ids={self.key_ids!r})"

@@ -72,8 +72,9 @@ class SimulatorServer(ThreadingHTTPServer):
     ) -> None:
         self.config = config
         self.unit = currency(config.currency)
-        self.ring = (keyring or KeyRing.from_config(config)).resolved()
-        self.ring.signing_key()  # fail fast (ConfigError) when no secret is available
+        configured = keyring or KeyRing.from_config(config)
+        configured.signing_key()  # fail fast (ConfigError naming the variables) when no secret is set
+        self.ring = configured.resolved()
         self.verifier = Verifier(self.ring, window_s=verify_window_s)
         self.faults = faults if faults is not None else FaultPlan.from_config(config.extra.get("faults"))
         self.now = now or (lambda: dt.datetime.now(dt.timezone.utc))
