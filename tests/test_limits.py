@@ -12,6 +12,8 @@ import json
 import pytest
 from click.testing import CliRunner
 from freezegun import freeze_time
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import insert, text
 
 from transfer_wallet.errors import LimitExceededError, NotFoundError, ValidationError
@@ -264,6 +266,42 @@ def test_session_length_reads_minutes_hours_days_and_seconds(player, duration, s
     assert limit_s() is None
     set_limit(player, "P1", "session_length", duration, now=T0)
     assert limit_s() == seconds
+
+
+# -- the cooling-off as an invariant ------------------------------------------------------------
+
+REQUESTS = st.lists(
+    st.tuples(st.integers(0, 48 * 60), st.none() | st.integers(0, 500)),  # (minutes after the last, EUR or no limit)
+    min_size=1, max_size=6,
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(requests=REQUESTS)
+def test_a_looser_limit_never_counts_within_24_hours_and_the_last_request_always_does_after(player, requests):
+    with player.engine.begin() as connection:
+        connection.execute(text("DELETE FROM player_limits"))
+    times, asked = [], []
+    at = T0
+    for gap_minutes, major in requests:
+        at += dt.timedelta(minutes=gap_minutes)
+        value = None if major is None else f"{major}.00"
+        set_limit(player, "P1", "loss_day", value, now=at)
+        times.append(at)
+        asked.append(None if major is None else major * 100)
+
+    def looseness(minor):  # None is no limit: looser than any amount
+        return float("inf") if minor is None else minor
+
+    probes = {t + offset for t in times for offset in (dt.timedelta(0), 23 * HOUR + 59 * MINUTE, 24 * HOUR)}
+    for probe in sorted(probes):
+        in_force = limits_for(player, "P1", now=probe).in_force["loss_day"]
+        minor = None if in_force is None else in_force.amount_minor
+        recent = [v for t, v in zip(times, asked) if probe - 24 * HOUR < t <= probe]
+        assert all(looseness(minor) <= looseness(v) for v in recent), (probe, minor, recent)
+        last = max(i for i, t in enumerate(times) if t <= probe)
+        if probe >= times[last] + 24 * HOUR:
+            assert minor == asked[last], (probe, minor, asked[last])
 
 
 # -- bad input --------------------------------------------------------------------------------------

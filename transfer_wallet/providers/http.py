@@ -301,7 +301,7 @@ class HttpProvider:
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
-            log.warning("%s %s %s: %s; retry %d/%d in %.3f s", self.name, method, path,
+            log.info("%s %s %s: %s; retry %d/%d in %.3f s", self.name, method, path,
                         type(exc).__name__, state.attempt_number, max_attempts - 1, state.upcoming_sleep)
 
         retrying = tenacity.Retrying(
