@@ -52,3 +52,59 @@ def ledger_bench(ctx: CliContext, clients: str, seconds: float) -> None:
     emit(ctx, {"baseline": baseline, "results": rows}, rows=rows,
          columns=["clients", "transfers_per_s", "baseline_per_s", "ratio", "transfers", "seconds"],
          title=f"ledger transfers/s vs {baseline}")
+
+
+@bench.command("provider")
+@click.argument("provider_name", metavar="PROVIDER", default="acme")
+@click.option("--requests", default=2000, show_default=True, type=click.IntRange(50, 1_000_000), help="Transfers per mode.")
+@click.option("--seed", default=1, show_default=True, type=int)
+@pass_cli
+def provider_bench(ctx: CliContext, provider_name: str, requests: int, seed: int) -> None:
+    """Transfers/s to the simulator: pooled keep-alive vs a new connection per request, p50/p99.
+
+    Starts its own simulator (separate process, throwaway key); needs no secrets.
+
+    \b
+    Example:
+      tw --providers sample_data/providers.toml bench provider acme --requests 2000
+    """
+    from transfer_wallet.config import provider_config
+    from transfer_wallet.providers.bench import run_provider_benchmark
+
+    figures = run_provider_benchmark(provider_config(provider_name, ctx.providers_file), requests=requests, seed=seed)
+    rows = [{"mode": mode, **values} for mode, values in figures.items() if isinstance(values, dict)]
+    emit(ctx, figures, rows=rows, title=f"provider {provider_name}: {requests} transfers per mode")
+
+
+@bench.command("sessions")
+@click.option("--clients", default="1,4", show_default=True, help="Worker processes for the ledger-side run.")
+@click.option("--seconds", default=10.0, show_default=True, type=float, help="Measurement time per client count.")
+@click.option("--provider", "provider_name", default="acme", show_default=True, help="Provider config used for the HTTP run.")
+@click.option("--sessions", default=200, show_default=True, type=click.IntRange(1, 100_000), help="Full sessions over HTTP.")
+@pass_cli
+def sessions_bench(ctx: CliContext, clients: str, seconds: float, provider_name: str, sessions: int) -> None:
+    """Full sessions/s over HTTP (open + 10 mirrored rounds + close) and ledger-side open+close/s.
+
+    The ledger side uses an in-process provider with 1 and 4 worker processes;
+    on PostgreSQL pgbench runs in the same command for the ratio.
+
+    \b
+    Example:
+      tw --db postgresql://postgres@127.0.0.1/postgres --providers sample_data/providers.toml bench sessions
+    """
+    from transfer_wallet.bench_sessions import run_full_sessions, run_ledger_sessions
+    from transfer_wallet.config import database_url, provider_config
+
+    url = database_url(ctx.database_url)
+    full = run_full_sessions(url, provider_config(provider_name, ctx.providers_file), sessions)
+    ledger_side = [r.as_dict() for r in run_ledger_sessions(url, _client_counts(clients), seconds)]
+    for row in ledger_side:
+        row["open_close_per_s"] = row.pop("transfers_per_s")
+        row["sessions"] = row.pop("transfers")
+    document = {"full_sessions_http": full, "ledger_sessions": ledger_side}
+    if ctx.as_json:
+        emit(ctx, document)
+        return
+    emit(ctx, full, title="full sessions over HTTP (open + 10 mirrored rounds + close)")
+    emit(ctx, document, rows=ledger_side, columns=["clients", "open_close_per_s", "baseline_per_s", "ratio", "sessions", "seconds"],
+         title="ledger-side session open+close/s (in-process provider) vs pgbench TPC-B")

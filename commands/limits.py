@@ -101,7 +101,7 @@ def show(ctx: CliContext, player_id: str) -> None:
     from transfer_wallet.limits import LIMIT_KINDS, MONEY_KINDS, limits_for
 
     found = limits_for(ctx.database(), player_id)
-    pending = {change.kind: change for change in found.pending}  # the latest pending change per kind
+    pending = {change.kind: change for change in found.pending}  # at most one per kind: a change replaces a pending one
     rows: list[dict[str, Any]] = []
     for kind in LIMIT_KINDS:
         change = pending.get(kind)

@@ -1,0 +1,124 @@
+"""Session benchmarks (``tw bench sessions``).
+
+1. **Full sessions per second** against the simulator over HTTP: open (transfer-in),
+   10 rounds played at the simulator and mirrored, close (transfer-out). One
+   client process; the simulator runs in its own process (no shared GIL).
+2. **Ledger-side session operations per second** with an in-process provider
+   (no HTTP): one *operation* is a whole open + close, i.e. the lock, the
+   confirmation, the close intent and the settlement, four committed database
+   transactions. 1 and 4 worker processes, each with its own players.
+   On PostgreSQL, pgbench TPC-B-like runs in the same command for the ratio.
+
+Everything runs on scratch databases beside ``--db`` (see ``benchmarks``).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import secrets
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from transfer_wallet import migrations
+from transfer_wallet.benchmarks import BenchResult, _run_workers, init_pgbench, measure_pgbench, scratch_database
+from transfer_wallet.config import ProviderConfig
+from transfer_wallet.db import normalise_url, open_database
+from transfer_wallet.errors import ConfigError
+from transfer_wallet.money import Money, currency
+from transfer_wallet.sessions import SessionManager, SessionPolicy
+from transfer_wallet.wallet import Wallet
+
+FUNDING = "1000000.00"
+ROUNDS_PER_SESSION = 10
+
+
+def _fund(url: str, players: list[str], currency_code: str = "EUR") -> None:
+    db = open_database(url)
+    try:
+        migrations.upgrade(db)
+        wallet = Wallet(db)
+        for player in players:
+            wallet.create_player(player, currency_code)
+            wallet.deposit(player, FUNDING, reference=f"bench-fund-{player}")
+    finally:
+        db.dispose()
+
+
+def _ledger_session_worker(url: str, worker: int, seconds: float, start_at: float, queue: multiprocessing.Queue) -> None:
+    from transfer_wallet.providers.fake import InMemoryProvider
+
+    db = open_database(url, pool_size=1)
+    manager = SessionManager(db, {"bench": InMemoryProvider(name="bench")}, {"bench": SessionPolicy("EUR")})
+    player = f"bench-s{worker}"
+    Wallet(db).balance(player)
+    amount = Money(100, currency("EUR"))
+    while time.time() < start_at:
+        time.sleep(0.001)
+    deadline = start_at + seconds
+    done = 0
+    while time.time() < deadline:
+        session = manager.open_session(player, "bench", amount)
+        manager.close_session(session.id)
+        done += 1
+    db.dispose()
+    queue.put(done)
+
+
+def run_ledger_sessions(url: str, client_counts: list[int], seconds: float) -> list[BenchResult]:
+    """Ledger-side open+close per second (in-process provider), with pgbench beside on PostgreSQL."""
+    if not client_counts or any(c < 1 or c > 64 for c in client_counts):
+        raise ConfigError("--clients takes 1..64 per count, e.g. 1,4")
+    postgres = not normalise_url(url).startswith("sqlite")
+    results: list[BenchResult] = []
+    with scratch_database(url) as ledger_url:
+        _fund(ledger_url, [f"bench-s{n}" for n in range(max(client_counts))])
+        for clients in client_counts:
+            done, elapsed = _run_workers(_ledger_session_worker, lambda n: (ledger_url, n), clients, seconds)
+            baseline = 0.0
+            if postgres:
+                with scratch_database(url) as pgbench_url:
+                    init_pgbench(pgbench_url, scale=max(client_counts))
+                    baseline = measure_pgbench(pgbench_url, clients, seconds, scale=max(client_counts))
+            results.append(BenchResult(clients, done / elapsed, baseline, done, elapsed))
+    return results
+
+
+def run_full_sessions(url: str, config: ProviderConfig, sessions: int, seed: int = 1) -> dict[str, float]:
+    """Full sessions per second over HTTP against a simulator in its own process."""
+    from transfer_wallet.play import PlayMirror
+    from transfer_wallet.providers.bench import KEY_ID, _simulator_process
+    from transfer_wallet.providers.http import HttpProvider
+    from transfer_wallet.providers.signing import KeyRing
+
+    if not 1 <= sessions <= 100_000:
+        raise ConfigError("--sessions must be 1..100000")
+    secret = secrets.token_bytes(32)
+    with tempfile.TemporaryDirectory(prefix="tw-bench-sim-") as folder, scratch_database(url) as ledger_url:
+        players = [f"bench-f{n}" for n in range(20)]
+        _fund(ledger_url, players, config.currency)
+        with _simulator_process(config, secret, Path(folder) / "sim.db", seed) as sim_url:
+            client = HttpProvider(config, base_url=sim_url, keyring=KeyRing.from_secrets({KEY_ID: secret}))
+            db = open_database(ledger_url, pool_size=1)
+            manager = SessionManager(db, {config.name: client}, {config.name: SessionPolicy.from_config(config)})
+            mirror = PlayMirror(db)
+            amount = Money(10 * 10 ** currency(config.currency).exponent, currency(config.currency))
+            rounds = 0
+            started = time.perf_counter()
+            for number in range(sessions):
+                player = players[number % len(players)]
+                session = manager.open_session(player, config.name, amount, key=f"bench-{uuid.uuid4().hex}")
+                for item in client.play(player, ROUNDS_PER_SESSION, seed=seed + number):
+                    mirror.bet(session.id, f"{item.round_id}-b", item.round_id, item.bet)
+                    if item.refund.amount_minor:
+                        mirror.refund(session.id, f"{item.round_id}-x", item.round_id, f"{item.round_id}-b")
+                    else:
+                        mirror.win(session.id, f"{item.round_id}-w", item.round_id, item.win)
+                    rounds += 1
+                manager.close_session(session.id)
+            elapsed = time.perf_counter() - started
+            client.close()
+            db.dispose()
+    return {"sessions": sessions, "rounds": rounds, "seconds": round(elapsed, 2),
+            "sessions_per_s": round(sessions / elapsed, 1), "ms_per_session": round(elapsed / sessions * 1000, 2)}
