@@ -18,9 +18,16 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 
 install: $(VENV)/.installed
 
-## Run the main job on an embedded SQLite file (./transfer_wallet.db), ending with a clean ledger check.
+DEMO_FAULTS ?= transfer:500=0.2,transfer:429=0.1:0,transfer:lost=0.05
+
+## A seeded day of sessions against a local provider simulator with faults, on an
+## embedded SQLite file (./transfer_wallet.db), ending with a clean ledger check.
 demo: install
-	TW_DATABASE_URL=sqlite:///$(DEMO_DB) $(BIN)/python -m jobs.demo
+	$(TW) --db sqlite:///$(DEMO_DB) db upgrade
+	$(TW) --db sqlite:///$(DEMO_DB) simulate --provider acme --players 8 --sessions 60 --seed 7 \
+		--faults $(DEMO_FAULTS) --report-out demo-acme-transfers.csv
+	$(TW) --db sqlite:///$(DEMO_DB) session list --limit 5
+	$(TW) --db sqlite:///$(DEMO_DB) ledger check
 
 ## Run the whole test suite (PostgreSQL tests too when TW_TEST_POSTGRES_URL is set).
 test: install
@@ -29,6 +36,8 @@ test: install
 ## Benchmarks (print their figures; not tests).
 bench: install
 	$(TW) bench ledger --clients 1,4 --seconds 10
+	$(TW) bench provider acme --requests 2000
+	$(TW) bench sessions --clients 1,4 --seconds 10
 
 clean:
-	rm -rf $(VENV) $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
+	rm -rf $(VENV) $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm demo-acme-transfers.csv

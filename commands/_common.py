@@ -71,7 +71,8 @@ def emit(
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False, soft_wrap=True)
+    # A pipe or a file gets the full table, not one squeezed to 80 columns.
+    console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 220)
     if rows is None:
         table = Table(title=title, show_header=False)
         table.add_column("field", style="bold")

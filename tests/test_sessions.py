@@ -327,3 +327,28 @@ def test_with_several_sessions_per_player_a_close_withdraws_only_its_own_money(d
     assert manager.get(second.id).status == "active"
     assert balances(manager) == ("75.00", "20.00")
     assert check_ledger(db).clean
+
+
+def test_the_players_own_session_length_limit_closes_the_session_first(manager, acme):
+    from transfer_wallet import limits
+
+    limits.set_limit(manager.db, "P1", "session_length", "30m", now=T0 - dt.timedelta(days=2))
+    session = manager.open_session("P1", "acme", "10.00", now=T0)
+    mirror = PlayMirror(manager.db)
+    for minute in (10, 20):  # active play: the idle timeout never fires
+        mirror.bet(session.id, f"b{minute}", f"r{minute}", "0.10", now=T0 + dt.timedelta(minutes=minute))
+        acme.play("P1", bet=eur("0.10"), win=eur("0.00"))
+    assert manager.expire_sessions(T0 + dt.timedelta(minutes=29)).examined == 0
+    manager.expire_sessions(T0 + dt.timedelta(minutes=30))
+    closed = manager.get(session.id)
+    assert (closed.status, closed.close_reason) == ("closed", "player_limit")
+
+
+def test_a_self_excluded_player_cannot_open_a_session(manager, acme):
+    from transfer_wallet import limits
+    from transfer_wallet.errors import LimitExceededError
+
+    limits.set_limit(manager.db, "P1", "self_exclusion", "2027-01-01", now=T0)
+    with pytest.raises(LimitExceededError, match="self-excluded until 2027-01-01"):
+        manager.open_session("P1", "acme", "10.00", now=T0)
+    assert balances(manager) == ("100.00", "0.00") and acme.calls == []

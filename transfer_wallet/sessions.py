@@ -635,14 +635,7 @@ class SessionManager:
         ).all(), readonly=True)
         for row in due:
             report.examined += 1
-            if row.status == ACTIVE:
-                hit_max = row.opened_at + dt.timedelta(seconds=row.max_session_s) <= now
-                policy_max = self.policies.get(row.provider)
-                reason = "idle_timeout"
-                if hit_max:
-                    reason = "max_length" if policy_max is None or row.max_session_s >= policy_max.max_session_s else "player_limit"
-            else:
-                reason = "retry"
+            reason = _timeout_reason(row, self.policies.get(row.provider)) if row.status == ACTIVE else "retry"
             try:
                 view = self.close_session(row.id, reason=reason, now=now)
             except Exception as error:  # one bad session never stops the sweep
@@ -699,6 +692,15 @@ class SessionManager:
             return "refused"
         # NOT_FOUND: never seen (or not yet): re-send under the same id, which applies at most once
         return self._send(provider, policy, row.id, row.direction, row.player_id, game_amount, now)
+
+
+def _timeout_reason(row: Row, policy: SessionPolicy | None) -> str:
+    """Which deadline came first: idle, the provider's maximum length, or the player's own limit."""
+    idle_at = row.last_activity_at + dt.timedelta(seconds=row.idle_timeout_s)
+    max_at = row.opened_at + dt.timedelta(seconds=row.max_session_s)
+    if idle_at <= max_at:
+        return "idle_timeout"
+    return "max_length" if policy is None or row.max_session_s >= policy.max_session_s else "player_limit"
 
 
 def _to_view(row: Row, transfers: list[Row]) -> SessionView:
