@@ -29,6 +29,7 @@ GROUPS: dict[str, str] = {
     "limits": "commands.limits:limits",
     "jobs": "commands.jobs:jobs",
     "simulate": "commands.simulate:simulate",
+    "discrepancy": "commands.discrepancy:discrepancy",
 }
 
 

@@ -86,6 +86,8 @@ def test_an_operator_opens_plays_and_closes_a_session(tw):
     assert (closed["status"], closed["amount_out"]) == ("closed", "50.00")
     balance = json.loads(tw("--json", "wallet", "balance", "P1").output)
     assert (balance["available"], balance["locked"]) == ("100.00", "0.00")
+    [found] = json.loads(tw("--json", "discrepancy", "list").output)["discrepancies"]
+    assert (found["kind"], found["expected"], found["actual"]) == ("SESSION_CONSERVATION", "40.00", "50.00")
     listed = json.loads(tw("--json", "session", "list", "--player", "P1").output)["sessions"]
     assert [s["session_id"] for s in listed] == [session_id]
     assert json.loads(tw("--json", "ledger", "check").output)["clean"] is True

@@ -6,9 +6,11 @@ import transfer_wallet
 
 EXPECTED = {
     "Balance", "ConcurrencyError", "ConfigError", "Conversion", "Currency", "Database",
-    "IdempotencyConflictError", "InsufficientFundsError", "LedgerReport", "Money", "MoneyError",
-    "NotFoundError", "OutcomeUnknownError", "ProviderError", "TransferWalletError", "ValidationError",
-    "Wallet", "WalletResult", "check_ledger", "convert", "currency", "open_database", "upgrade",
+    "IdempotencyConflictError", "InsufficientFundsError", "InvalidStateError", "LedgerReport",
+    "LimitExceededError", "Money", "MoneyError", "NotFoundError", "OutcomeUnknownError", "PlayMirror",
+    "Provider", "ProviderError", "SessionManager", "SessionPolicy", "SessionView", "TransferWalletError",
+    "ValidationError", "Wallet", "WalletResult", "check_ledger", "convert", "currency", "open_database",
+    "set_limits", "upgrade",
 }
 
 
@@ -25,5 +27,6 @@ def test_every_exported_name_resolves_and_is_documented():
 def test_library_errors_share_one_root():
     root = transfer_wallet.TransferWalletError
     for name in ("ConfigError", "ValidationError", "NotFoundError", "MoneyError", "IdempotencyConflictError",
-                 "InsufficientFundsError", "ConcurrencyError", "OutcomeUnknownError", "ProviderError"):
+                 "InsufficientFundsError", "ConcurrencyError", "OutcomeUnknownError", "ProviderError",
+                 "InvalidStateError", "LimitExceededError"):
         assert issubclass(getattr(transfer_wallet, name), root)

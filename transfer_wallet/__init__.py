@@ -10,6 +10,11 @@ Small public API (everything else is internal and may change)::
     wallet.create_player("P1", "EUR")
     wallet.deposit("P1", tw.Money.parse("20.00", "EUR"), reference="dep-1")
     wallet.balance("P1").available                           # Money(2000, EUR)
+
+    sessions = tw.SessionManager(db, {"acme": provider}, {"acme": tw.SessionPolicy("EUR")})
+    view = sessions.open_session("P1", "acme", "10.00", key="open-1")   # provider: any tw.Provider
+    tw.PlayMirror(db).bet(view.id, "bet-1", "round-1", "2.00")
+    sessions.close_session(view.id)
     assert tw.check_ledger(db).clean
 
 Errors all derive from ``tw.TransferWalletError`` (see ``transfer_wallet.errors``).
@@ -32,12 +37,19 @@ _EXPORTS: dict[str, str] = {
     "Database": "transfer_wallet.db",
     "IdempotencyConflictError": "transfer_wallet.errors",
     "InsufficientFundsError": "transfer_wallet.errors",
+    "InvalidStateError": "transfer_wallet.errors",
+    "LimitExceededError": "transfer_wallet.errors",
     "LedgerReport": "transfer_wallet.ledger",
     "Money": "transfer_wallet.money",
     "MoneyError": "transfer_wallet.money",
     "NotFoundError": "transfer_wallet.errors",
     "OutcomeUnknownError": "transfer_wallet.errors",
+    "PlayMirror": "transfer_wallet.play",
+    "Provider": "transfer_wallet.providers.protocol",
     "ProviderError": "transfer_wallet.errors",
+    "SessionManager": "transfer_wallet.sessions",
+    "SessionPolicy": "transfer_wallet.sessions",
+    "SessionView": "transfer_wallet.sessions",
     "TransferWalletError": "transfer_wallet.errors",
     "ValidationError": "transfer_wallet.errors",
     "Wallet": "transfer_wallet.wallet",
@@ -46,6 +58,7 @@ _EXPORTS: dict[str, str] = {
     "convert": "transfer_wallet.money",
     "currency": "transfer_wallet.money",
     "open_database": "transfer_wallet.db",
+    "set_limits": "transfer_wallet.limits",
     "upgrade": "transfer_wallet.migrations",
 }
 
@@ -72,6 +85,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         ConfigError,
         IdempotencyConflictError,
         InsufficientFundsError,
+        InvalidStateError,
+        LimitExceededError,
         NotFoundError,
         OutcomeUnknownError,
         ProviderError,
@@ -79,6 +94,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         ValidationError,
     )
     from transfer_wallet.ledger import LedgerReport, check_ledger
+    from transfer_wallet.limits import set_limits
     from transfer_wallet.migrations import upgrade
     from transfer_wallet.money import Conversion, Currency, Money, MoneyError, convert, currency
+    from transfer_wallet.play import PlayMirror
+    from transfer_wallet.providers.protocol import Provider
+    from transfer_wallet.sessions import SessionManager, SessionPolicy, SessionView
     from transfer_wallet.wallet import Balance, Wallet, WalletResult
