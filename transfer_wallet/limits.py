@@ -292,7 +292,7 @@ def _label(kind: str) -> str:
 # -- checks inside the session manager's transaction ----------------------------------------
 
 
-def check_transfer_in(connection: Connection, player_id: str, amount_minor: int, *, now: dt.datetime) -> None:
+def check_transfer_in(connection: Connection, player_id: str, amount_minor: int, *, now: dt.datetime) -> int | None:
     """Refuse a transfer-in of ``amount_minor`` (player's currency) that a limit forbids.
 
     Runs in the caller's transaction, which must already serialise this player's transfer-ins
@@ -302,6 +302,9 @@ def check_transfer_in(connection: Connection, player_id: str, amount_minor: int,
     ``LimitExceededError`` naming the limit and what is left. A loss limit counts the open
     sessions in full, so it holds even if everything at stake is lost. One query when the
     player has no money limit, two otherwise.
+
+    Returns the player's own session-length limit in force (seconds) or None, read by the
+    same query, so that opening a session needs no extra round trip for it.
     """
     if isinstance(amount_minor, bool) or not isinstance(amount_minor, int) or amount_minor <= 0:
         raise ValidationError(f"transfer-in amount must be a positive number of minor units, got {amount_minor!r}")
@@ -310,9 +313,10 @@ def check_transfer_in(connection: Connection, player_id: str, amount_minor: int,
     excluded_until = _raw(SELF_EXCLUSION, in_force.get(SELF_EXCLUSION), when)
     if isinstance(excluded_until, dt.datetime):
         raise LimitExceededError(f"self-excluded until {excluded_until.isoformat()}", limit=SELF_EXCLUSION)
+    session_length = in_force[SESSION_LENGTH].value if SESSION_LENGTH in in_force else None
     limits = {kind: in_force[kind].value for kind in MONEY_KINDS if kind in in_force and in_force[kind].value is not None}
     if not limits:
-        return
+        return session_length
     usage = _usage(connection, player_id, when)
     if usage["currency"] is None:
         raise NotFoundError(f"unknown player '{player_id}'")
@@ -325,6 +329,7 @@ def check_transfer_in(connection: Connection, player_id: str, amount_minor: int,
                 f"{_label(kind)} reached: {Money(remaining, ccy)} left of {Money(limit_minor, ccy)}",
                 limit=kind, remaining_minor=remaining,
             )
+    return session_length
 
 
 def session_length_limit_s(connection: Connection, player_id: str, *, now: dt.datetime) -> int | None:

@@ -350,8 +350,9 @@ class SessionManager:
         if created is None:
             return self.db.transaction(lambda c: self._replay_open(c, key, digest), readonly=True)
         session_id, transfer_id, game_amount = created
-        self._send(provider_client, policy, transfer_id, "IN", player_id, game_amount, now)
-        return self.get(session_id)
+        _, view = self._send(provider_client, policy, transfer_id, "IN", player_id, game_amount, now, view_of=session_id)
+        assert view is not None
+        return view
 
     def _replay_open(self, connection: Connection, key: str, digest: str) -> SessionView:
         row = connection.execute(select(_sessions.c.id, _sessions.c.open_request_hash).where(_sessions.c.open_key == key)).first()
@@ -383,8 +384,7 @@ class SessionManager:
             raise InvalidStateError(
                 f"player '{player_id}' already has {open_count} open session(s) at {provider} (max {policy.max_open_sessions})"
             )
-        limits.check_transfer_in(connection, player_id, money.amount_minor, now=now)
-        player_max_s = limits.session_length_limit_s(connection, player_id, now=now)
+        player_max_s = limits.check_transfer_in(connection, player_id, money.amount_minor, now=now)
         max_session_s = min(policy.max_session_s, player_max_s) if player_max_s else policy.max_session_s
 
         rate: str | None = None
@@ -423,9 +423,13 @@ class SessionManager:
 
     def _send(
         self, provider: Any, policy: SessionPolicy, transfer_id: str, direction: str,
-        player_id: str, game_amount: Money | None, now: dt.datetime,
-    ) -> str:
-        """Step 2 and 3 for one transfer: call, then record. Returns the outcome kind."""
+        player_id: str, game_amount: Money | None, now: dt.datetime, *, view_of: str | None = None,
+    ) -> tuple[str, SessionView | None]:
+        """Steps 2 and 3 for one transfer: call, then record the outcome in one transaction.
+
+        Returns the outcome kind and, if ``view_of`` names a session, that session as it
+        stands after step 3 (read in the same transaction: no extra round trip).
+        """
         try:
             if direction == "IN":
                 assert game_amount is not None
@@ -433,14 +437,18 @@ class SessionManager:
             else:  # None: withdraw everything
                 result = provider.transfer_out(transfer_id, player_id, game_amount)
         except DEFINITIVE as error:
-            self.db.transaction(lambda c: self._refused(c, policy, transfer_id, error, now))
-            return "refused"
+            outcome, record = "refused", lambda c, e=error: self._refused(c, policy, transfer_id, e, now)
         except (OutcomeUnknownError, ProviderError) as error:
             # A read-style error on a transfer is no proof that nothing happened: in doubt.
-            self.db.transaction(lambda c: self._in_doubt(c, policy, transfer_id, error, now))
-            return "in_doubt"
-        self.db.transaction(lambda c: self._applied(c, transfer_id, result.amount, result.provider_tx_id, now))
-        return "applied"
+            outcome, record = "in_doubt", lambda c, e=error: self._in_doubt(c, policy, transfer_id, e, now)
+        else:
+            outcome, record = "applied", lambda c: self._applied(c, transfer_id, result.amount, result.provider_tx_id, now)
+
+        def step3(connection: Connection) -> SessionView | None:
+            record(connection)
+            return self._view(connection, view_of) if view_of else None
+
+        return outcome, self.db.transaction(step3)
 
     def _transfer_row(self, connection: Connection, transfer_id: str) -> Row:
         row = connection.execute(select(_transfers).where(_transfers.c.id == transfer_id)).first()
@@ -571,11 +579,13 @@ class SessionManager:
             validate_reference(key)
         now = now or self.clock()
         step = self.db.transaction(lambda c: self._close_step1(c, session_id, key, reason, now))
-        if step is not None:
-            provider_name, transfer_id, player_id, game_amount = step
-            provider, policy = self._provider(provider_name)
-            self._send(provider, policy, transfer_id, "OUT", player_id, game_amount, now)
-        return self.get(session_id)
+        if step is None:
+            return self.get(session_id)
+        provider_name, transfer_id, player_id, game_amount = step
+        provider, policy = self._provider(provider_name)
+        _, view = self._send(provider, policy, transfer_id, "OUT", player_id, game_amount, now, view_of=session_id)
+        assert view is not None
+        return view
 
     def _close_step1(
         self, connection: Connection, session_id: str, key: str | None, reason: str, now: dt.datetime
@@ -691,7 +701,7 @@ class SessionManager:
             self.db.transaction(lambda c: self._refused(c, policy, row.id, error, now))
             return "refused"
         # NOT_FOUND: never seen (or not yet): re-send under the same id, which applies at most once
-        return self._send(provider, policy, row.id, row.direction, row.player_id, game_amount, now)
+        return self._send(provider, policy, row.id, row.direction, row.player_id, game_amount, now)[0]
 
 
 def _timeout_reason(row: Row, policy: SessionPolicy | None) -> str:
