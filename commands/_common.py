@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from dataclasses import dataclass, field
@@ -90,6 +91,21 @@ def emit(
             console.print(f"{title + ': ' if title else ''}nothing to show")
             return
     console.print(table)
+
+
+def parse_instant(text: str | None, option: str) -> "dt.datetime | None":
+    """An aware datetime from an ISO 8601 option value (None stays None); one-line errors."""
+    if text is None:
+        return None
+    from transfer_wallet.errors import ValidationError
+
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(f"{option} {text!r} is not an ISO 8601 date-time") from None
+    if value.tzinfo is None:
+        raise ValidationError(f"{option} needs a UTC offset, e.g. 2026-11-24T12:00:00+00:00")
+    return value
 
 
 def fail(message: str, code: int = 1) -> None:

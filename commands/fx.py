@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import click
 
-from commands._common import CliContext, emit, pass_cli
+from commands._common import CliContext, emit, parse_instant, pass_cli
 
 
 @click.group()
@@ -33,16 +31,8 @@ def set_rate(ctx: CliContext, base: str, quote: str, rate: str, effective_at: st
       tw fx set EUR USD 1.0854 --effective-at 2026-11-24T00:00:00+00:00
     """
     from transfer_wallet import fx as fx_service
-    from transfer_wallet.errors import ValidationError
 
-    when = None
-    if effective_at is not None:
-        try:
-            when = dt.datetime.fromisoformat(effective_at)
-        except ValueError:
-            raise ValidationError(f"--effective-at {effective_at!r} is not an ISO 8601 date-time") from None
-        if when.tzinfo is None:
-            raise ValidationError("--effective-at needs a UTC offset, e.g. 2026-11-24T00:00:00+00:00")
+    when = parse_instant(effective_at, "--effective-at")
     stored = fx_service.set_rate(ctx.database(), base, quote, rate, effective_at=when)
     emit(ctx, stored.as_dict(), text=f"1 {stored.base} = {stored.rate} {stored.quote} from {stored.effective_at.isoformat()}")
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import click
 
-from commands._common import CliContext, emit, pass_cli
+from commands._common import CliContext, emit, parse_instant, pass_cli
 
 JOB_NAMES = ("timeouts", "in-doubt")
 
@@ -33,17 +31,9 @@ def run(ctx: CliContext, name: str, now_text: str | None) -> None:
       tw jobs run in-doubt
     """
     from jobs import in_doubt, timeouts
-    from transfer_wallet.errors import ValidationError
     from transfer_wallet.runtime import session_manager
 
-    now = None
-    if now_text:
-        try:
-            now = dt.datetime.fromisoformat(now_text)
-        except ValueError:
-            raise ValidationError(f"--now {now_text!r} is not an ISO 8601 date-time") from None
-        if now.tzinfo is None:
-            raise ValidationError("--now needs a UTC offset, e.g. 2026-11-24T12:00:00+00:00")
+    now = parse_instant(now_text, "--now")
     job = {"timeouts": timeouts.run, "in-doubt": in_doubt.run}[name]
     with session_manager(ctx.database(), ctx.providers_file) as manager:
         report = job(manager, now=now)

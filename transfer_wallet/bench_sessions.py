@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 
 from transfer_wallet import migrations
-from transfer_wallet.benchmarks import BenchResult, _run_workers, init_pgbench, measure_pgbench, scratch_database
+from transfer_wallet.benchmarks import BenchResult, _run_workers, init_pgbench, measure_pgbench, run_until, scratch_database
 from transfer_wallet.config import ProviderConfig
 from transfer_wallet.db import normalise_url, open_database
 from transfer_wallet.errors import ConfigError
@@ -54,14 +54,11 @@ def _ledger_session_worker(url: str, worker: int, seconds: float, start_at: floa
     player = f"bench-s{worker}"
     Wallet(db).balance(player)
     amount = Money(100, currency("EUR"))
-    while time.time() < start_at:
-        time.sleep(0.001)
-    deadline = start_at + seconds
-    done = 0
-    while time.time() < deadline:
-        session = manager.open_session(player, "bench", amount)
-        manager.close_session(session.id)
-        done += 1
+
+    def step(_n: int) -> None:
+        manager.close_session(manager.open_session(player, "bench", amount).id)
+
+    done = run_until(start_at, seconds, step)
     db.dispose()
     queue.put(done)
 

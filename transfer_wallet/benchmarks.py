@@ -30,7 +30,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from sqlalchemy.engine import make_url
 
@@ -106,21 +106,30 @@ def scratch_database(url: str) -> Iterator[str]:
 # -- the ledger side --------------------------------------------------------------------------
 
 
+def run_until(start_at: float, seconds: float, step: Callable[[int], None]) -> int:
+    """Wait for the common start, then call ``step(n)`` until ``seconds`` are over; the count."""
+    while time.time() < start_at:
+        time.sleep(0.001)
+    deadline = start_at + seconds
+    count = 0
+    while time.time() < deadline:
+        step(count)
+        count += 1
+    return count
+
+
 def _ledger_worker(url: str, pair: int, seconds: float, start_at: float, queue: multiprocessing.Queue) -> None:
     db = open_database(url, pool_size=1)
     wallet = Wallet(db)
     left, right = f"bench-{pair}-a", f"bench-{pair}-b"
     wallet.balance(left)  # connect before the clock starts
     prefix = uuid.uuid4().hex[:12]
-    while time.time() < start_at:
-        time.sleep(0.001)
-    deadline = start_at + seconds
-    transfers = 0
-    while time.time() < deadline:
-        reference = f"b{prefix}-{transfers}"
-        payer, payee = (left, right) if transfers % 2 == 0 else (right, left)
-        wallet.transfer(payer, payee, "1.00", reference=reference)
-        transfers += 1
+
+    def step(n: int) -> None:
+        payer, payee = (left, right) if n % 2 == 0 else (right, left)
+        wallet.transfer(payer, payee, "1.00", reference=f"b{prefix}-{n}")
+
+    transfers = run_until(start_at, seconds, step)
     db.dispose()
     queue.put(transfers)
 
@@ -176,19 +185,17 @@ def _sqlite_worker(path: str, pair: int, seconds: float, start_at: float, queue:
     )
     insert_entry, update_account, insert_posting = _SQLITE_STATEMENTS
     prefix = uuid.uuid4().hex[:12]
-    while time.time() < start_at:
-        time.sleep(0.001)
-    deadline = start_at + seconds
-    transfers = 0
-    while time.time() < deadline:
-        debit, credit = (left, right) if transfers % 2 == 0 else (right, left)
+
+    def step(n: int) -> None:
+        debit, credit = (left, right) if n % 2 == 0 else (right, left)
         connection.execute("BEGIN IMMEDIATE")
-        entry_id = connection.execute(insert_entry, ("transfer", f"raw{prefix}-{transfers}", "0" * 64, "2026-01-01 00:00:00")).fetchone()[0]
+        entry_id = connection.execute(insert_entry, ("transfer", f"raw{prefix}-{n}", "0" * 64, "2026-01-01 00:00:00")).fetchone()[0]
         after_debit = connection.execute(update_account, (-100, debit, -100)).fetchone()[0]
         after_credit = connection.execute(update_account, (100, credit, 100)).fetchone()[0]
         connection.executemany(insert_posting, [(entry_id, debit, "EUR", -100, after_debit), (entry_id, credit, "EUR", 100, after_credit)])
         connection.execute("COMMIT")
-        transfers += 1
+
+    transfers = run_until(start_at, seconds, step)
     connection.close()
     queue.put(transfers)
 
