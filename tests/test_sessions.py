@@ -352,3 +352,22 @@ def test_a_self_excluded_player_cannot_open_a_session(manager, acme):
     with pytest.raises(LimitExceededError, match="self-excluded until 2027-01-01"):
         manager.open_session("P1", "acme", "10.00", now=T0)
     assert balances(manager) == ("100.00", "0.00") and acme.calls == []
+
+
+def test_with_a_frozen_clock_the_sweep_uses_now_and_closes_idle_sessions(db):
+    from freezegun import freeze_time
+
+    wallet = Wallet(db)
+    wallet.create_player("P1", "EUR")
+    wallet.deposit("P1", "20.00", reference="d1")
+    acme = InMemoryProvider(name="acme")
+    manager = SessionManager(db, {"acme": acme}, {"acme": SessionPolicy("EUR", idle_timeout_s=600, max_session_s=3600)})
+    with freeze_time("2026-11-24 12:00:00") as frozen:
+        session = manager.open_session("P1", "acme", "20.00")
+        frozen.tick(dt.timedelta(seconds=599))
+        assert manager.expire_sessions().examined == 0
+        frozen.tick(dt.timedelta(seconds=1))
+        assert manager.expire_sessions().closed == 1
+    closed = manager.get(session.id)
+    assert closed.closed_at == dt.datetime(2026, 11, 24, 12, 10, tzinfo=dt.timezone.utc)
+    assert closed.close_reason == "idle_timeout"
