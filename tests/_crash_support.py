@@ -53,7 +53,7 @@ def tw_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 def run_tw(*args: str, env: dict[str, str], timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """``tw ARGS`` as a child process; returns it finished (never raises on a non-zero exit)."""
-    return subprocess.run([*TW, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([*TW, *args], check=False, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
 def tw_json(*args: str, env: dict[str, str], timeout: float = 300, expect: int | None = 0) -> Any:

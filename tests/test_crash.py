@@ -3,7 +3,7 @@
 One ``tw provider serve acme`` process lives through the whole test. ``tw
 simulate --url`` runs against it with faults (and a little latency, which widens
 the window between "the provider applied the transfer" and "we recorded it") and
-is SIGKILLed after a seeded random delay; each restart is a new run with new
+is SIGKILLed a seeded random 0.3-2.0 s after its first write; each restart is a new run with new
 players. The sequence:
 
 1. two killed runs, then the operator's recovery through the CLI only: ``tw jobs
@@ -97,6 +97,15 @@ def _snapshot(url: str) -> dict[str, Any]:
     return {"players": players, "sessions": sessions, "transfers": transfers}
 
 
+def _count_players(url: str) -> int:
+    database = open_database(url)
+    try:
+        with database.engine.connect() as connection:
+            return connection.execute(select(func.count()).select_from(Player.__table__)).scalar_one()
+    finally:
+        database.dispose()
+
+
 def _not_final(snapshot: dict[str, Any]) -> int:
     return sum(n for status, n in snapshot["sessions"].items() if status not in FINAL)
 
@@ -116,9 +125,16 @@ def _kill_runs(url: str, simulator: SimulatorProcess, env: dict[str, str], rng: 
     kills: list[dict[str, Any]] = []
     before = _snapshot(url)
     for _ in range(count):
-        run_seed, delay = rng.randrange(1, 2**31), rng.uniform(0.8, 2.8)
+        run_seed, delay = rng.randrange(1, 2**31), rng.uniform(0.3, 2.0)
         process = subprocess.Popen([*TW, *_simulate_args(url, simulator.url, players=4, sessions=400, seed=run_seed)],
                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # The delay counts from the run's first write (its first player), not from the process start,
+        # so that a slow interpreter start on a busy machine does not turn the kill into a no-op.
+        deadline = time.monotonic() + 60
+        while _count_players(url) == before["players"]:
+            assert process.poll() is None, f"a run exited (code {process.returncode}) before creating a player {why}"
+            assert time.monotonic() < deadline, f"a run created no player in 60 s {why}"
+            time.sleep(0.02)
         time.sleep(delay)
         process.send_signal(signal.SIGKILL)
         code = process.wait(timeout=30)
@@ -135,23 +151,30 @@ def _kill_runs(url: str, simulator: SimulatorProcess, env: dict[str, str], rng: 
     return kills
 
 
-def _operator_resolves(url: str, env: dict[str, str], now: dt.datetime, why: str) -> tuple[list[dict[str, Any]], dt.datetime]:
+def _operator_resolves(url: str, env: dict[str, str], now: dt.datetime, rng: random.Random,
+                       why: str) -> tuple[list[dict[str, Any]], dt.datetime]:
     """``tw jobs run in-doubt`` and ``timeouts`` with an advancing ``--now`` until ``tw session list``
-    shows nothing open and nothing in doubt; returns what each pass did and the clock after."""
+    shows nothing open and nothing in doubt; returns what each pass did and the clock after.
+
+    The two jobs run in a seeded random order each pass, as two schedules would: the timeout job
+    retrying a close before the in-doubt job has settled its transfer-out is a case of its own."""
     passes: list[dict[str, Any]] = []
     for _ in range(MAX_OPERATOR_PASSES):
-        in_doubt = tw_json("--db", url, "jobs", "run", "in-doubt", "--now", now.isoformat(), env=env)
-        timeouts = tw_json("--db", url, "jobs", "run", "timeouts", "--now", now.isoformat(), env=env)
+        order = ["in-doubt", "timeouts"] if rng.random() < 0.5 else ["timeouts", "in-doubt"]
+        reports = {name: tw_json("--db", url, "jobs", "run", name, "--now", now.isoformat(), env=env) for name in order}
+        in_doubt, timeouts = reports["in-doubt"], reports["timeouts"]
         assert not in_doubt["skipped"] and not timeouts["skipped"], (in_doubt, timeouts)
-        passes.append({"in_doubt": {k: in_doubt[k] for k in ("examined", "completed", "refunded", "still_in_doubt")},
+        passes.append({"order": order[0], "in_doubt": {k: in_doubt[k] for k in ("examined", "completed", "refunded", "still_in_doubt")},
                        "timeouts": {k: timeouts[k] for k in ("examined", "closed", "stuck")},
                        "errors": in_doubt["errors"] + timeouts["errors"]})
         now += dt.timedelta(days=1)
-        doubtful = tw_json("--db", url, "session", "list", "--in-doubt", "--limit", "10000", env=env)["sessions"]
         listed = tw_json("--db", url, "session", "list", "--limit", "10000", env=env)["sessions"]
         still_open = [(s["session_id"], s["status"], s["in_doubt"]) for s in listed if s["status"] not in FINAL]
-        if not doubtful and not still_open:
-            return passes, now
+        if still_open:
+            continue
+        doubtful = tw_json("--db", url, "session", "list", "--in-doubt", "--limit", "10000", env=env)["sessions"]
+        assert doubtful == [], f"final sessions listed as in doubt: {doubtful[:3]} {why}"
+        return passes, now
     pytest.fail(f"still open after {MAX_OPERATOR_PASSES} operator passes: {still_open[:5]} {passes[-3:]} {why}")
 
 
@@ -170,7 +193,7 @@ def test_sigkilled_simulations_lose_nothing_and_double_nothing(
     # 1. Killed runs, then the operator's recovery through the CLI only.
     first_kills = _kill_runs(url, simulator, env, rng, KILLS // 2, why)
     left_first = _snapshot(url)
-    first_passes, now = _operator_resolves(url, env, now, why)
+    first_passes, now = _operator_resolves(url, env, now, rng, why)
 
     # 2. More killed runs, then a run that completes: its own in-run jobs sweep the whole database,
     #    so it finishes what these kills left behind.
@@ -187,7 +210,7 @@ def test_sigkilled_simulations_lose_nothing_and_double_nothing(
     after_final = _snapshot(url)
 
     # 3. The operator again, for whatever is left.
-    last_passes, now = _operator_resolves(url, env, now, why)
+    last_passes, now = _operator_resolves(url, env, now, rng, why)
 
     # 4. Nothing lost, nothing doubled.
     found = audit(url, simulator, funding_minor=FUNDING_MINOR)

@@ -11,8 +11,8 @@ simulator's idempotency store, that ``tw ledger check`` is clean, that a further
 
 Sizes: ``test_soak`` (the normal suite, CI too) runs ``SHORT_SESSIONS``.
 ``test_soak_full`` (``@pytest.mark.slow``) runs ``TW_SOAK_SESSIONS`` (default
-1000) and is only collected into a run that asks for it (``-m slow`` or
-``TW_SOAK_SESSIONS`` set); under ``CI=true`` it too uses the short size::
+1000) and is skipped unless a run asks for it (``-m slow`` or ``TW_SOAK_SESSIONS``
+set); under ``CI=true`` it too uses the short size::
 
     pytest tests/test_soak.py -m slow              # 1,000 sessions
     TW_SOAK_SESSIONS=5000 pytest tests/test_soak.py -k full
@@ -28,7 +28,17 @@ from typing import Callable, Iterator
 
 import pytest
 
-from _crash_support import STATUS_FAULTS, TRANSFER_FAULTS, RequestLog, SimulatorProcess, audit, run_tw, tw_env, tw_json
+from _crash_support import (
+    SECRETS,
+    STATUS_FAULTS,
+    TRANSFER_FAULTS,
+    RequestLog,
+    SimulatorProcess,
+    audit,
+    run_tw,
+    tw_env,
+    tw_json,
+)
 
 SHORT_SESSIONS = 150
 SHORT_PLAYERS = 10
@@ -46,8 +56,6 @@ def _ci() -> bool:
 
 @pytest.fixture
 def simulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimulatorProcess]:
-    from _crash_support import SECRETS
-
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
     folder = tmp_path / "sim"

@@ -691,7 +691,7 @@ class SessionManager:
         try:
             status = provider.transfer_status(row.id)
         except (OutcomeUnknownError, ProviderError) as error:
-            self.db.transaction(lambda c: self._in_doubt(c, policy, row.id, error, now))
+            self.db.transaction(lambda c, e=error: self._in_doubt(c, policy, row.id, e, now))
             return "in_doubt"
         if status.state == TransferState.APPLIED and status.amount is not None:
             self.db.transaction(lambda c: self._applied(c, row.id, status.amount, status.provider_tx_id or "", now))
