@@ -9,6 +9,9 @@ scenario: for every player, main wallet + locked + game balance at the
 simulator equals the funding plus what the simulator's rounds paid, to the
 cent; and the ledger check is clean.
 
+The jobs it runs during and after the run (timeouts, in-doubt) sweep the whole
+database, not only this run's sessions, as the scheduled jobs would.
+
 The simulator is started in-process on a loopback port with its own SQLite
 store, unless ``url`` names one already running (``tw provider serve``). When it
 starts its own simulator and the key secrets are not set, the run generates
