@@ -201,3 +201,19 @@ def test_errors_are_not_cached(mock_client) -> None:  # type: ignore[no-untyped-
         with pytest.raises(AuthenticationFailedError):
             provider.status()
     assert len(handler.requests) == 2
+
+
+@pytest.mark.parametrize("refusal", [401, 402, 409, 422])
+def test_a_refusal_after_an_attempt_that_may_have_applied_is_outcome_unknown(mock_client, clock, refusal) -> None:  # type: ignore[no-untyped-def]
+    # attempt 1 may have been applied (500); attempt 2 is refused: refunding on that would create money
+    handler = Script(500, refusal)
+    with pytest.raises(OutcomeUnknownError, match="outcome is unknown") as caught:
+        mock_client(handler).transfer_in("tr-1", "P1", eur("1.00"))
+    assert len(handler.requests) == 2
+    assert caught.value.__cause__ is not None and caught.value.__cause__.__class__.__name__ != "OutcomeUnknownError"
+
+
+def test_a_refusal_after_only_rate_limits_is_still_definitive(mock_client, clock) -> None:  # type: ignore[no-untyped-def]
+    handler = Script(429, 402, headers={"Retry-After": "0"})  # a 429 is refused before anything is applied
+    with pytest.raises(ProviderInsufficientFundsError):
+        mock_client(handler).transfer_out("tr-1", "P1", eur("1.00"))

@@ -312,8 +312,26 @@ class HttpProvider:
             before_sleep=before_sleep,
             reraise=True,
         )
+        ambiguous: list[ProviderUnavailableError] = []
+
+        def attempt() -> _Reply:
+            try:
+                return self._attempt(method, target, content, transfer_id, not_found_ok)
+            except ProviderUnavailableError as exc:  # a 5xx, timeout or network error may have applied it
+                ambiguous.append(exc)
+                raise
+
         try:
-            return retrying(self._attempt, method, target, content, transfer_id, not_found_ok)
+            return retrying(attempt)
+        except (AuthenticationFailedError, ProviderInsufficientFundsError, TransferConflictError, RejectedError) as exc:
+            if transfer_id is None or not ambiguous:
+                raise
+            # An earlier attempt may have been applied: a later refusal no longer proves that
+            # nothing moved (and a refund on it would create money). Ask transfer_status.
+            raise OutcomeUnknownError(
+                f"{self.name}: transfer {transfer_id}: refused ({type(exc).__name__}) after an attempt whose "
+                f"outcome is unknown ({type(ambiguous[-1]).__name__}); ask transfer_status"
+            ) from exc
         except (RateLimitedError, ProviderUnavailableError) as exc:
             if transfer_id is None:
                 raise
@@ -350,6 +368,13 @@ class HttpProvider:
             signed, reason = False, exc.reason
         where = f"{self.name}: {method} {path}"
         if status == 401:  # refused before anything is applied; cannot always be signed
+            if transfer_id is not None and not signed:
+                # We cannot tell a genuine refusal from a forged one; refunding on a forged 401
+                # for a transfer the provider applied would create money.
+                raise OutcomeUnknownError(
+                    f"{where}: transfer {transfer_id}: authentication failed ({_error_text(body)}) in an "
+                    f"unverifiable response ({reason}); check credentials, the money stays locked"
+                )
             raise AuthenticationFailedError(f"{where}: authentication failed ({_error_text(body)}); check credentials")
         if status == 429:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), self._wall())
