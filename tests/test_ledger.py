@@ -192,3 +192,17 @@ def test_an_fx_conversion_balances_every_currency_and_books_the_residue(db):
     with db.engine.connect() as connection:
         rounding = ledger.account_by_code(connection, "fx_rounding:JPY")
         assert ledger.derived_balance(connection, rounding.id) == 1
+
+
+def test_an_account_created_in_a_rolled_back_transaction_is_not_remembered(db):
+    # The first EUR withdrawal fails, rolling back the cashier account it created. Nothing may
+    # keep that id: SQLite hands it to the next account, and postings would land on a player.
+    wallet = Wallet(db)
+    wallet.create_player("P1", "EUR")
+    with pytest.raises(InsufficientFundsError):
+        wallet.withdraw("P1", "1.00", reference="w1")
+    assert db.account_ids == {}
+    wallet.create_player("P2", "EUR")
+    wallet.deposit("P2", "10.00", reference="d1")
+    assert check_ledger(db).clean
+    assert wallet.balance("P2").locked.format() == "0.00"

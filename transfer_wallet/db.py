@@ -35,6 +35,8 @@ TRANSACTION_ATTEMPTS = 8
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 #: PostgreSQL SQLSTATEs that mean "run the whole transaction again".
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
+#: Key in ``Connection.info`` of the cache entries a unit of work may publish once it commits.
+PENDING_CACHE = "tw_pending_cache"
 #: SQLite primary result codes SQLITE_BUSY and SQLITE_LOCKED.
 _RETRYABLE_SQLITE_CODES = frozenset({5, 6})
 
@@ -142,11 +144,22 @@ class UnitOfWork:
 
 @dataclass
 class Database:
-    """The engine plus per-database caches (account ids never change once created)."""
+    """The engine plus per-database caches (account ids never change once created).
+
+    The caches are filled only with rows of committed transactions (see ``remember``):
+    an id read or created in a transaction that rolls back may never exist, and SQLite
+    would hand it to another account.
+    """
 
     engine: Engine
     account_ids: dict[str, int] = field(default_factory=dict, repr=False)
     player_accounts: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def remember(self, connection: Connection, cache_name: str, key: str, value: Any) -> None:
+        """Cache ``key -> value`` once the unit of work running on ``connection`` commits."""
+        pending = connection.info.get(PENDING_CACHE)
+        if pending is not None:  # outside Database.transaction nothing is cached
+            pending.setdefault(cache_name, {})[key] = value
 
     @property
     def dialect(self) -> str:
@@ -167,8 +180,15 @@ class Database:
 
         def attempt() -> T:
             with UnitOfWork(self.engine, readonly=readonly) as uow:
-                result = work(uow.connection)
-                uow.commit()
+                pending = uow.connection.info[PENDING_CACHE] = {}
+                try:
+                    result = work(uow.connection)
+                    uow.commit()
+                finally:
+                    uow.connection.info.pop(PENDING_CACHE, None)
+                # Only now are the rows the work read or created certain to exist.
+                for cache_name, entries in pending.items():
+                    getattr(self, cache_name).update(entries)
                 return result
 
         retrying = Retrying(

@@ -135,7 +135,7 @@ def system_account(
     )
     ref = account_by_code(connection, code)
     assert ref is not None, code
-    db.account_ids[code] = ref.id
+    db.remember(connection, "account_ids", code, ref.id)
     return ref
 
 
@@ -157,7 +157,7 @@ def player_accounts(db: Database, connection: Connection, player_id: str) -> tup
         raise NotFoundError(f"unknown player '{player_id}'")
     main = by_kind["player_main"]
     result = (main.currency, main, by_kind["player_locked"])
-    db.player_accounts[player_id] = result
+    db.remember(connection, "player_accounts", player_id, result)
     return result
 
 
