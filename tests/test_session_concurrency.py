@@ -85,3 +85,55 @@ def test_concurrent_sessions_on_postgres_never_overdraw_and_never_deadlock(pg_db
             assert balance.locked.amount_minor == 0
             assert balance.available.amount_minor == 6_000 - spent >= 0
     assert check_ledger(pg_db).clean
+
+
+def _race(functions):  # type: ignore[no-untyped-def]
+    """Run the callables at the same moment in threads; their results or exceptions."""
+    import threading
+
+    barrier = threading.Barrier(len(functions))
+    results: list[object] = [None] * len(functions)
+
+    def run(index, function):  # type: ignore[no-untyped-def]
+        barrier.wait()
+        try:
+            results[index] = function()
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            results[index] = exc
+
+    threads = [threading.Thread(target=run, args=(n, f)) for n, f in enumerate(functions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+@pytest.mark.postgres
+def test_the_same_open_sent_twice_at_once_opens_one_session(pg_db):
+    wallet = Wallet(pg_db)
+    wallet.create_player("P1", "EUR")
+    wallet.deposit("P1", "100.00", reference="d1")
+    manager = SessionManager(pg_db, {"acme": InMemoryProvider(name="acme")}, {"acme": SessionPolicy("EUR")})
+    for attempt in range(5):
+        key = f"open-{attempt}"
+        results = _race([lambda: manager.open_session("P1", "acme", "10.00", key=key)] * 2)
+        assert all(not isinstance(r, Exception) for r in results), results
+        assert results[0].id == results[1].id
+        manager.close_session(results[0].id)
+    assert wallet.balance("P1").available.format() == "100.00"
+
+
+@pytest.mark.postgres
+def test_two_workers_closing_the_same_session_both_see_it_closed(pg_db):
+    wallet = Wallet(pg_db)
+    wallet.create_player("P1", "EUR")
+    wallet.deposit("P1", "100.00", reference="d1")
+    provider = InMemoryProvider(name="acme")
+    manager = SessionManager(pg_db, {"acme": provider}, {"acme": SessionPolicy("EUR")})
+    for _ in range(5):
+        session = manager.open_session("P1", "acme", "10.00")
+        results = _race([lambda: manager.close_session(session.id), lambda: manager.close_session(session.id)])
+        assert all(not isinstance(r, Exception) and r.status == "closed" for r in results), results
+    assert wallet.balance("P1").available.format() == "100.00"
+    assert check_ledger(pg_db).clean

@@ -371,3 +371,54 @@ def test_with_a_frozen_clock_the_sweep_uses_now_and_closes_idle_sessions(db):
     closed = manager.get(session.id)
     assert closed.closed_at == dt.datetime(2026, 11, 24, 12, 10, tzinfo=dt.timezone.utc)
     assert closed.close_reason == "idle_timeout"
+
+
+def test_a_session_that_lost_everything_closes_without_a_provider_call(db):
+    wallet = Wallet(db)
+    wallet.create_player("P1", "EUR")
+    wallet.deposit("P1", "50.00", reference="d1")
+    acme = InMemoryProvider(name="acme", clock=lambda: T0)
+    manager = SessionManager(db, {"acme": acme}, {"acme": SessionPolicy("EUR", max_open_sessions=2)}, clock=lambda: T0)
+    session = manager.open_session("P1", "acme", "20.00", now=T0)
+    acme.play("P1", bet=eur("20.00"), win=eur("0.00"))
+    PlayMirror(db).bet(session.id, "b1", "r1", "20.00", now=T0)
+    closed = manager.close_session(session.id, now=T0)
+    assert (closed.status, closed.amount_out) == ("closed", eur("0.00"))
+    assert [c[0] for c in acme.calls].count("transfer_out") == 0
+    assert balances(manager) == ("30.00", "0.00") and house(manager) == 2000
+    assert check_ledger(db).clean
+
+
+def test_an_answer_in_another_currency_is_never_booked(manager, acme):
+    from transfer_wallet.providers.protocol import Direction, TransferResult
+
+    session = manager.open_session("P1", "acme", "30.00", now=T0)
+    original = acme.transfer_out
+
+    def wrong_currency(transfer_id, player_id, amount):
+        original(transfer_id, player_id, amount)
+        return TransferResult(transfer_id, "x", player_id, Direction.OUT, Money.parse("2000", "JPY"),
+                              Money.parse("0", "JPY", allow_zero=True), T0)
+
+    acme.transfer_out = wrong_currency
+    closing = manager.close_session(session.id, now=T0)
+    assert (closing.status, closing.in_doubt) == ("closing", True)
+    assert balances(manager) == ("70.00", "30.00")
+    assert [d.kind for d in discrepancies(manager)] == ["PROVIDER_ANSWER_MISMATCH"]
+    acme.transfer_out = original
+    manager.resolve_in_doubt(T0 + dt.timedelta(hours=1))  # the status says what really moved: 30.00 EUR
+    assert manager.get(session.id).status == "closed"
+    assert balances(manager) == ("100.00", "0.00")
+
+
+def test_opening_with_the_same_amount_written_differently_is_the_same_request(manager):
+    first = manager.open_session("P1", "acme", "20", key="open-1", now=T0)
+    assert manager.open_session("P1", "acme", "20.00", key="open-1", now=T0).id == first.id
+    assert manager.open_session("P1", "acme", eur("20.00"), key="open-1", now=T0).id == first.id
+
+
+def test_a_session_extended_by_play_after_the_sweep_read_it_is_not_closed(manager):
+    session = manager.open_session("P1", "acme", "20.00", now=T0)
+    PlayMirror(manager.db).bet(session.id, "b1", "r1", "1.00", now=T0 + dt.timedelta(minutes=14))
+    view = manager.close_session(session.id, reason="idle_timeout", now=T0 + dt.timedelta(minutes=15))
+    assert view.status == "active"  # the sweep's idle deadline moved on

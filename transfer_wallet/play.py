@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import IntegrityError
 
 from transfer_wallet.db import Database
 from transfer_wallet.errors import IdempotencyConflictError, InsufficientFundsError, InvalidStateError, ValidationError
@@ -89,9 +90,16 @@ class PlayMirror:
         if refund_of is not None:
             check_identifier(refund_of, "bet transaction id")
         when = now or utc_now()
-        return self.db.transaction(
-            lambda c: self._apply(c, kind, session_id, provider_tx_id, round_id, amount, refund_of, game_id, when)
-        )
+
+        def work(connection: Connection) -> PlayResult:
+            return self._apply(connection, kind, session_id, provider_tx_id, round_id, amount, refund_of, game_id, when)
+
+        try:
+            return self.db.transaction(work)
+        except IntegrityError:
+            # The same provider transaction id was mirrored concurrently (maybe into another
+            # session): run again, now it replays or is reported as a conflict.
+            return self.db.transaction(work)
 
     def _apply(self, connection: Connection, kind: str, session_id: str, provider_tx_id: str, round_id: str,
                amount: Money | str | None, refund_of: str | None, game_id: str | None, now: dt.datetime) -> PlayResult:

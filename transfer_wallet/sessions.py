@@ -91,6 +91,8 @@ DEFINITIVE = (AuthenticationFailedError, ProviderInsufficientFundsError, Rejecte
 #: How long a PENDING transfer may wait for its own step 3 before the in-doubt job takes it over.
 PENDING_GRACE_S = 60
 MAX_BATCH = 200
+#: Close reasons of the timeout sweep (re-checked against the deadline under the session lock).
+TIMEOUT_REASONS = frozenset({"idle_timeout", "max_length", "player_limit"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +213,18 @@ class SweepReport:
 
 def _hash(document: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _canonical_amount(amount: Money | str) -> str:
+    """The amount as a request hash sees it: "20", "20.00" and Money(2000, EUR) are one request."""
+    from decimal import InvalidOperation
+
+    if isinstance(amount, Money):
+        return format(amount.to_decimal().normalize(), "f")
+    try:
+        return format(Decimal(str(amount).strip()).normalize(), "f")
+    except (InvalidOperation, ValueError):
+        return str(amount)
 
 
 def _short(error: BaseException) -> str:
@@ -340,7 +354,7 @@ class SessionManager:
         validate_player_id(player_id)
         provider_client, policy = self._provider(provider)
         key = validate_reference(key) if key is not None else f"auto-{uuid.uuid4()}"
-        request = {"player_id": player_id, "provider": provider, "amount": str(amount)}
+        request = {"player_id": player_id, "provider": provider, "amount": _canonical_amount(amount)}
         digest = _hash(request)
         now = now or self.clock()
         try:
@@ -375,6 +389,8 @@ class SessionManager:
         wallet_ccy, main, locked = ledger.player_accounts(self.db, connection, player_id)
         money = _as_money(amount, wallet_ccy, player_id)
         _lock_rows(connection, [main.id, locked.id])  # serialises this player's opens: counts and limits hold
+        if connection.execute(select(_sessions.c.id).where(_sessions.c.open_key == key)).first():
+            return None  # the same open, repeated concurrently, got here first: replay it
         open_count = connection.execute(
             select(func.count()).select_from(_sessions).where(
                 _sessions.c.player_id == player_id, _sessions.c.provider == provider, _sessions.c.status.in_(OPEN_STATES)
@@ -438,11 +454,16 @@ class SessionManager:
                 result = provider.transfer_out(transfer_id, player_id, game_amount)
         except DEFINITIVE as error:
             outcome, record = "refused", lambda c, e=error: self._refused(c, policy, transfer_id, e, now)
-        except (OutcomeUnknownError, ProviderError) as error:
-            # A read-style error on a transfer is no proof that nothing happened: in doubt.
+        except Exception as error:  # noqa: BLE001 - unknown, timeouts, bugs: nothing proves it was not applied
             outcome, record = "in_doubt", lambda c, e=error: self._in_doubt(c, policy, transfer_id, e, now)
         else:
-            outcome, record = "applied", lambda c: self._applied(c, transfer_id, result.amount, result.provider_tx_id, now)
+            problem = _answer_problem(result, transfer_id, direction, player_id)
+            if problem:
+                outcome, record = "in_doubt", lambda c, e=OutcomeUnknownError(problem): self._in_doubt(c, policy, transfer_id, e, now)
+            else:
+                outcome, record = "applied", lambda c: self._applied(
+                    c, policy, transfer_id, result.amount, result.provider_tx_id, now, applied_at=result.created_at
+                )
 
         def step3(connection: Connection) -> SessionView | None:
             record(connection)
@@ -456,21 +477,48 @@ class SessionManager:
             raise NotFoundError(f"unknown transfer '{transfer_id}'")
         return row
 
-    def _applied(self, connection: Connection, transfer_id: str, game_amount: Money, provider_tx_id: str, now: dt.datetime) -> None:
-        transfer = self._transfer_row(connection, transfer_id)
-        session = _session_row(connection, transfer.session_id, lock=True)
+    def _locked_transfer(self, connection: Connection, transfer_id: str) -> tuple[Row, Row]:
+        """(transfer, session): the session row locked first, then the transfer read fresh.
+
+        Every finisher of a transfer takes the session lock before reading the transfer's
+        state, so the worker that loses a race sees the winner's result, not a stale one.
+        """
+        session_id = connection.execute(select(_transfers.c.session_id).where(_transfers.c.id == transfer_id)).scalar()
+        if session_id is None:
+            raise NotFoundError(f"unknown transfer '{transfer_id}'")
+        session = _session_row(connection, session_id, lock=True)
+        return self._transfer_row(connection, transfer_id), session
+
+    def _applied(
+        self, connection: Connection, policy: SessionPolicy, transfer_id: str, game_amount: Money,
+        provider_tx_id: str, now: dt.datetime, *, applied_at: dt.datetime | None = None,
+    ) -> None:
+        transfer, session = self._locked_transfer(connection, transfer_id)
         if transfer.status not in (PENDING, IN_DOUBT):
             return  # another worker finished it first
-        if transfer.direction == "IN":
-            _guard_transfer(connection, transfer_id, COMPLETED, now, provider_tx_id=provider_tx_id, completed_at=now)
-            _move(connection, session, ACTIVE, game_balance_minor=session.game_amount_in_minor, last_activity_at=now,
-                  deadline_at=min(now + dt.timedelta(seconds=session.idle_timeout_s),
-                                  session.opened_at + dt.timedelta(seconds=session.max_session_s)))
+        problem = _amount_problem(transfer, session, game_amount)
+        if problem:  # never book an answer that does not fit what we asked
+            self._in_doubt(connection, policy, transfer_id, OutcomeUnknownError(problem), now)
+            self._flag(connection, session, transfer, "PROVIDER_ANSWER_MISMATCH", problem, now)
             return
-        self._settle(connection, session, transfer, game_amount, provider_tx_id, now)
+        if transfer.direction == "IN":
+            if not _guard_transfer(connection, transfer_id, COMPLETED, now, provider_tx_id=provider_tx_id, completed_at=now):
+                return
+            _move(connection, session, ACTIVE, game_balance_minor=session.game_amount_in_minor, last_activity_at=now,
+                  stuck=False, deadline_at=min(now + dt.timedelta(seconds=session.idle_timeout_s),
+                                               session.opened_at + dt.timedelta(seconds=session.max_session_s)))
+            return
+        self._settle(connection, session, transfer, game_amount, provider_tx_id, now, rate_at_time=applied_at or now)
 
-    def _settle(self, connection: Connection, session: Row, transfer: Row, game_out: Money, provider_tx_id: str, now: dt.datetime) -> None:
-        """Transfer-out applied: money back to main, game result to the house, conservation checked."""
+    def _settle(
+        self, connection: Connection, session: Row, transfer: Row, game_out: Money, provider_tx_id: str,
+        now: dt.datetime, *, rate_at_time: dt.datetime | None = None,
+    ) -> None:
+        """Transfer-out applied: money back to main, game result to the house, conservation checked.
+
+        The FX rate is the one in force when the provider applied the transfer, not when
+        a late worker happens to record it.
+        """
         from transfer_wallet.fx import rate_at
 
         wallet_ccy = currency(session.wallet_currency)
@@ -479,7 +527,7 @@ class SessionManager:
             conversion = convert(game_out, wallet_ccy, Decimal(1))
         else:
             try:
-                rate_value = rate_at(connection, session.game_currency, session.wallet_currency, now).rate
+                rate_value = rate_at(connection, session.game_currency, session.wallet_currency, rate_at_time or now).rate
             except NotFoundError:  # the money is back already: fall back to the inverse of the rate we used in
                 rate_in = self._transfer_in_rate(connection, session.id)
                 rate_value = parse_rate((Decimal(1) / rate_in).quantize(Decimal("1e-12"), rounding=ROUND_FLOOR, context=Context(prec=40)))
@@ -495,11 +543,12 @@ class SessionManager:
             house = ledger.system_account(self.db, connection, HOUSE, session.wallet_currency, session.provider)
             legs.append(ledger.Leg(house, game_result))
         posted = ledger.post(connection, kind="session_settle", idempotency_key=f"session:{session.id}:settle", legs=legs)
-        _guard_transfer(
+        if not _guard_transfer(
             connection, transfer.id, COMPLETED, now, provider_tx_id=provider_tx_id, completed_at=now,
             amount_minor=amount_out, game_amount_minor=game_out.amount_minor, fx_rate=rate,
             fx_residue_minor=conversion.residue.amount_minor, entry_id=posted.entry_id,
-        )
+        ):
+            raise InvalidStateError(f"transfer {transfer.id} was finished concurrently")  # rolls the settle back
         _move(connection, session, CLOSED, closed_at=now, amount_out_minor=amount_out,
               game_amount_out_minor=game_out.amount_minor, next_attempt_at=None, stuck=False)
         if session.mirrored and game_out.amount_minor != session.game_balance_minor:
@@ -521,8 +570,7 @@ class SessionManager:
         return Decimal(rate)
 
     def _refused(self, connection: Connection, policy: SessionPolicy, transfer_id: str, error: BaseException, now: dt.datetime) -> None:
-        transfer = self._transfer_row(connection, transfer_id)
-        session = _session_row(connection, transfer.session_id, lock=True)
+        transfer, session = self._locked_transfer(connection, transfer_id)
         if not _guard_transfer(connection, transfer_id, REFUSED, now, last_error=_short(error), attempts=transfer.attempts + 1):
             return
         if transfer.direction == "IN":  # nothing reached the provider: every cent goes back
@@ -544,13 +592,12 @@ class SessionManager:
         ))
 
     def _in_doubt(self, connection: Connection, policy: SessionPolicy, transfer_id: str, error: BaseException, now: dt.datetime) -> None:
-        transfer = self._transfer_row(connection, transfer_id)
-        if transfer.status not in (PENDING, IN_DOUBT):
-            return
+        transfer, _session = self._locked_transfer(connection, transfer_id)
         attempts = transfer.attempts + 1
         next_attempt_at = policy.next_attempt(attempts, now)
-        _guard_transfer(connection, transfer_id, IN_DOUBT, now, attempts=attempts, last_error=_short(error),
-                        next_attempt_at=next_attempt_at)
+        if not _guard_transfer(connection, transfer_id, IN_DOUBT, now, attempts=attempts, last_error=_short(error),
+                               next_attempt_at=next_attempt_at):
+            return  # finished meanwhile: nothing is in doubt any more
         values: dict[str, Any] = {"stuck": attempts >= policy.max_attempts}
         if transfer.direction == "OUT":  # the closing retry waits for the same backoff
             values.update(close_attempts=attempts, next_attempt_at=next_attempt_at)
@@ -578,7 +625,10 @@ class SessionManager:
         if key is not None:
             validate_reference(key)
         now = now or self.clock()
-        step = self.db.transaction(lambda c: self._close_step1(c, session_id, key, reason, now))
+        try:
+            step = self.db.transaction(lambda c: self._close_step1(c, session_id, key, reason, now))
+        except IntegrityError:  # the same close key set on another session at the same moment
+            raise IdempotencyConflictError(f"close key '{key}' is being used for another session") from None
         if step is None:
             return self.get(session_id)
         provider_name, transfer_id, player_id, game_amount = step
@@ -608,6 +658,8 @@ class SessionManager:
         if session.status == OPENING:
             raise InvalidStateError(f"session {session_id} is still opening (transfer-in not confirmed); run `tw jobs run in-doubt` first")
         if session.status == ACTIVE:
+            if reason in TIMEOUT_REASONS and session.deadline_at > now:
+                return None  # play extended the session after the sweep picked it: not due any more
             _move(connection, session, CLOSING, closing_at=now, close_reason=reason)
         game_ccy = currency(session.game_currency)
         outs = connection.execute(
@@ -628,6 +680,11 @@ class SessionManager:
             direction="OUT", status=PENDING, wallet_currency=session.wallet_currency, game_currency=session.game_currency,
             game_amount_minor=amount.amount_minor if amount is not None else None, attempts=0, created_at=now, updated_at=now,
         ))
+        if amount is not None and amount.amount_minor == 0:
+            # Everything of this session was lost at the provider: nothing to withdraw, settle here.
+            self._settle(connection, _session_row(connection, session_id), self._transfer_row(connection, transfer_id),
+                         amount, "none", now)
+            return None
         return session.provider, transfer_id, session.player_id, amount
 
     # -- sweeps -------------------------------------------------------------------------------
@@ -693,8 +750,14 @@ class SessionManager:
         except (OutcomeUnknownError, ProviderError) as error:
             self.db.transaction(lambda c, e=error: self._in_doubt(c, policy, row.id, e, now))
             return "in_doubt"
+        problem = _answer_problem(status, row.id, row.direction, row.player_id)
+        if problem:
+            self.db.transaction(lambda c: self._in_doubt(c, policy, row.id, OutcomeUnknownError(problem), now))
+            return "in_doubt"
         if status.state == TransferState.APPLIED and status.amount is not None:
-            self.db.transaction(lambda c: self._applied(c, row.id, status.amount, status.provider_tx_id or "", now))
+            self.db.transaction(lambda c: self._applied(
+                c, policy, row.id, status.amount, status.provider_tx_id or "", now, applied_at=status.created_at
+            ))
             return "applied"
         if status.state == TransferState.FAILED:
             error = RejectedError(f"provider reports transfer {row.id} failed ({status.error_code or 'no code'})")
@@ -702,6 +765,32 @@ class SessionManager:
             return "refused"
         # NOT_FOUND: never seen (or not yet): re-send under the same id, which applies at most once
         return self._send(provider, policy, row.id, row.direction, row.player_id, game_amount, now)[0]
+
+
+def _answer_problem(answer: Any, transfer_id: str, direction: str, player_id: str) -> str | None:
+    """Why a provider's answer (result or status) is not about the transfer we asked for, or None."""
+    answered_direction = getattr(getattr(answer, "direction", None), "value", getattr(answer, "direction", None))
+    if answer.transfer_id != transfer_id:
+        return f"provider answered for transfer {answer.transfer_id!r}, not {transfer_id!r}"
+    if answered_direction is not None and answered_direction != direction:
+        return f"provider answered {answered_direction} for {direction} transfer {transfer_id}"
+    if getattr(answer, "player_id", None) not in (None, player_id):
+        return f"provider answered for player {answer.player_id!r}, not {player_id!r} (transfer {transfer_id})"
+    return None
+
+
+def _amount_problem(transfer: Row, session: Row, game_amount: Money) -> str | None:
+    """Why the amount a provider says it moved cannot be booked for this transfer, or None."""
+    if game_amount.currency.code != session.game_currency:
+        return (f"provider moved {game_amount} for transfer {transfer.id}, but the session plays in "
+                f"{session.game_currency}")
+    if game_amount.amount_minor < 0:
+        return f"provider reports a negative amount {game_amount} for transfer {transfer.id}"
+    asked = transfer.game_amount_minor  # IN: always set; OUT: set unless "withdraw everything"
+    if asked is not None and game_amount.amount_minor != asked:
+        return (f"provider moved {game_amount} for transfer {transfer.id}, but we asked for "
+                f"{Money(asked, game_amount.currency)}")
+    return None
 
 
 def _timeout_reason(row: Row, policy: SessionPolicy | None) -> str:
