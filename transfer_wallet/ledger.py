@@ -25,7 +25,7 @@ import hashlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from functools import lru_cache
 
@@ -42,7 +42,6 @@ from transfer_wallet.models import (
     HOUSE,
     Account,
     Entry,
-    Player,
     Posting,
     utc_now,
 )
@@ -505,21 +504,3 @@ def _locked_money_findings(connection: Connection, limit: int) -> list[Finding]:
         .limit(limit)
     ).all()
     return [Finding("locked_money", f"{r.code} holds {r.balance_minor} but open sessions hold {r.open_total}") for r in rows]
-
-
-def player_exists(connection: Connection, player_id: str) -> bool:
-    return connection.execute(select(Player.__table__.c.id).where(Player.__table__.c.id == player_id)).first() is not None
-
-
-def entries_for(connection: Connection, account_ids: Iterable[int], *, limit: int = 50) -> list[Any]:
-    """Latest postings on the given accounts (for statements), newest first."""
-    return list(
-        connection.execute(
-            select(_entries.c.id, _entries.c.kind, _entries.c.idempotency_key, _entries.c.created_at,
-                   _postings.c.account_id, _postings.c.amount_minor, _postings.c.balance_after_minor)
-            .join(_postings, _postings.c.entry_id == _entries.c.id)
-            .where(_postings.c.account_id.in_(list(account_ids)))
-            .order_by(_entries.c.id.desc())
-            .limit(limit)
-        )
-    )
