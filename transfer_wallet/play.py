@@ -17,8 +17,6 @@ the rounds as game history.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +29,7 @@ from transfer_wallet.errors import IdempotencyConflictError, InsufficientFundsEr
 from transfer_wallet.models import ACTIVE, GameRound, GameSession, PlayTransaction, utc_now
 from transfer_wallet.money import Money, currency
 from transfer_wallet.providers.protocol import check_identifier
+from transfer_wallet.sessions import _session_row, request_digest, session_deadline
 
 _sessions = GameSession.__table__
 _plays = PlayTransaction.__table__
@@ -56,10 +55,6 @@ class PlayResult:
             "round_id": self.round_id, "amount": self.amount.format(), "currency": self.amount.currency.code,
             "game_balance": self.game_balance.format(), "replayed": self.replayed, "note": self.note,
         }
-
-
-def _digest(**fields: Any) -> str:
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
 class PlayMirror:
@@ -106,8 +101,8 @@ class PlayMirror:
         session = self._session(connection, session_id)
         game_ccy = currency(session.game_currency)
         money = _game_money(amount, game_ccy, kind) if amount is not None else None
-        digest = _digest(kind=kind, session=session_id, round=round_id, amount=money.amount_minor if money else None,
-                         refund_of=refund_of)
+        digest = request_digest(dict(kind=kind, session=session_id, round=round_id,
+                                     amount=money.amount_minor if money else None, refund_of=refund_of))
         existing = connection.execute(
             select(_plays).where(_plays.c.provider == session.provider, _plays.c.provider_tx_id == provider_tx_id)
         ).first()
@@ -190,8 +185,6 @@ class PlayMirror:
 
     @staticmethod
     def _session(connection: Connection, session_id: str) -> Row:
-        from transfer_wallet.sessions import _session_row
-
         return _session_row(connection, session_id, lock=True)
 
     @staticmethod
@@ -202,8 +195,7 @@ class PlayMirror:
 
     @staticmethod
     def _move_balance(connection: Connection, session: Row, delta: int, now: dt.datetime) -> Money:
-        deadline = min(now + dt.timedelta(seconds=session.idle_timeout_s),
-                       session.opened_at + dt.timedelta(seconds=session.max_session_s))
+        deadline = session_deadline(session, now)
         new_balance = connection.execute(
             update(_sessions)
             .where(_sessions.c.id == session.id, _sessions.c.status == ACTIVE,
@@ -267,8 +259,6 @@ def rounds_of(db: Database, session_id: str) -> list[dict[str, Any]]:
     """A session's rounds as game history, oldest first."""
 
     def work(connection: Connection) -> list[dict[str, Any]]:
-        from transfer_wallet.sessions import _session_row
-
         session = _session_row(connection, session_id)
         ccy = currency(session.game_currency)
         rows = connection.execute(select(_rounds).where(_rounds.c.session_id == session_id).order_by(_rounds.c.started_at, _rounds.c.id)).all()

@@ -211,8 +211,15 @@ class SweepReport:
         return {k: v for k, v in self.__dict__.items()}
 
 
-def _hash(document: dict[str, Any]) -> str:
+def request_digest(document: dict[str, Any]) -> str:
+    """SHA-256 of a request's canonical JSON: what a replay under the same key must match."""
     return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def session_deadline(session: Row, now: dt.datetime) -> dt.datetime:
+    """When an active session times out after activity at ``now``: idle or maximum length, first."""
+    return min(now + dt.timedelta(seconds=session.idle_timeout_s),
+               session.opened_at + dt.timedelta(seconds=session.max_session_s))
 
 
 def _canonical_amount(amount: Money | str) -> str:
@@ -355,7 +362,7 @@ class SessionManager:
         provider_client, policy = self._provider(provider)
         key = validate_reference(key) if key is not None else f"auto-{uuid.uuid4()}"
         request = {"player_id": player_id, "provider": provider, "amount": _canonical_amount(amount)}
-        digest = _hash(request)
+        digest = request_digest(request)
         now = now or self.clock()
         try:
             created = self.db.transaction(lambda c: self._open_step1(c, player_id, provider, policy, amount, key, digest, now))
@@ -505,8 +512,7 @@ class SessionManager:
             if not _guard_transfer(connection, transfer_id, COMPLETED, now, provider_tx_id=provider_tx_id, completed_at=now):
                 return
             _move(connection, session, ACTIVE, game_balance_minor=session.game_amount_in_minor, last_activity_at=now,
-                  stuck=False, deadline_at=min(now + dt.timedelta(seconds=session.idle_timeout_s),
-                                               session.opened_at + dt.timedelta(seconds=session.max_session_s)))
+                  stuck=False, deadline_at=session_deadline(session, now))
             return
         self._settle(connection, session, transfer, game_amount, provider_tx_id, now, rate_at_time=applied_at or now)
 
