@@ -80,3 +80,16 @@ def test_play_on_a_closed_session_is_refused(db, session, mirror):
     manager.close_session(session.id, now=T0)
     with pytest.raises(InvalidStateError, match="closed"):
         mirror.bet(session.id, "b2", "r2", "1.00")
+
+
+def test_a_provider_round_is_mirrored_once_however_often_its_history_is_read(session, mirror):
+    from transfer_wallet.money import Money, currency
+    from transfer_wallet.providers.protocol import Round
+
+    eur = currency("EUR")
+    won = Round("acme-r1", "P1", "slot", Money(500, eur), Money(1200, eur), Money(0, eur), T0, T0)
+    refunded = Round("acme-r2", "P1", "slot", Money(300, eur), Money(0, eur), Money(300, eur), T0, T0)
+    assert mirror.mirror_round(session.id, won).game_balance.format() == "27.00"
+    assert mirror.mirror_round(session.id, refunded).game_balance.format() == "27.00"
+    again = mirror.mirror_round(session.id, won)
+    assert again.replayed and again.game_balance.format() == "27.00"

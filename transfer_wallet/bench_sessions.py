@@ -107,11 +107,7 @@ def run_full_sessions(url: str, config: ProviderConfig, sessions: int, seed: int
                 player = players[number % len(players)]
                 session = manager.open_session(player, config.name, amount, key=f"bench-{uuid.uuid4().hex}")
                 for item in client.play(player, ROUNDS_PER_SESSION, seed=seed + number):
-                    mirror.bet(session.id, f"{item.round_id}-b", item.round_id, item.bet)
-                    if item.refund.amount_minor:
-                        mirror.refund(session.id, f"{item.round_id}-x", item.round_id, f"{item.round_id}-b")
-                    else:
-                        mirror.win(session.id, f"{item.round_id}-w", item.round_id, item.win)
+                    mirror.mirror_round(session.id, item)
                     rounds += 1
                 manager.close_session(session.id)
             elapsed = time.perf_counter() - started

@@ -28,7 +28,7 @@ from transfer_wallet.db import Database
 from transfer_wallet.errors import IdempotencyConflictError, InsufficientFundsError, InvalidStateError, ValidationError
 from transfer_wallet.models import ACTIVE, GameRound, GameSession, PlayTransaction, utc_now
 from transfer_wallet.money import Money, currency
-from transfer_wallet.providers.protocol import check_identifier
+from transfer_wallet.providers.protocol import Round, check_identifier
 from transfer_wallet.sessions import _session_row, request_digest, session_deadline
 
 _sessions = GameSession.__table__
@@ -77,6 +77,18 @@ class PlayMirror:
                now: dt.datetime | None = None) -> PlayResult:
         """Mirror a rollback of bet ``bet_tx_id``: its stake comes back, once."""
         return self._play("refund", session_id, provider_tx_id, round_id, None, bet_tx_id, None, now)
+
+    def mirror_round(self, session_id: str, played: Round, *, now: dt.datetime | None = None) -> PlayResult:
+        """Mirror one round from the provider's history: its bet, then its refund or its win.
+
+        Transaction ids are derived from the round id (``{round}-bet``, ``-win``,
+        ``-refund``), so mirroring the same history again replays instead of doubling.
+        """
+        bet_tx_id = f"{played.round_id}-bet"
+        self.bet(session_id, bet_tx_id, played.round_id, played.bet, game_id=played.game_id, now=now)
+        if played.refund.amount_minor:
+            return self.refund(session_id, f"{played.round_id}-refund", played.round_id, bet_tx_id, now=now)
+        return self.win(session_id, f"{played.round_id}-win", played.round_id, played.win, game_id=played.game_id, now=now)
 
     def _play(self, kind: str, session_id: str, provider_tx_id: str, round_id: str, amount: Money | str | None,
               refund_of: str | None, game_id: str | None, now: dt.datetime | None) -> PlayResult:

@@ -220,11 +220,7 @@ def _play(client: Any, mirror: PlayMirror, session_id: str, player: str, rounds:
         summary.failures[f"play:{type(error).__name__}"] += 1
         return 0
     for item in played:
-        mirror.bet(session_id, f"{item.round_id}-bet", item.round_id, item.bet, game_id=item.game_id)
-        if item.refund.amount_minor:
-            mirror.refund(session_id, f"{item.round_id}-refund", item.round_id, f"{item.round_id}-bet")
-        else:
-            mirror.win(session_id, f"{item.round_id}-win", item.round_id, item.win, game_id=item.game_id)
+        mirror.mirror_round(session_id, item)
     return len(played)
 
 
@@ -232,8 +228,9 @@ def _resolve(manager: SessionManager, clock: dict[str, dt.datetime], policy: Ses
              summary: SimulationSummary, session_ids: list[str]) -> None:
     """Let time pass and the jobs run until every session is final (or the passes run out)."""
     step = dt.timedelta(seconds=max(policy.retry_max_s, policy.idle_timeout_s, policy.max_session_s) + 1)
+    wanted = set(session_ids)
     for number in range(RESOLUTION_PASSES):
-        pending = [v for v in manager.list(limit=100_000) if v.id in set(session_ids) and v.status not in ("closed", "failed")]
+        pending = [v for v in manager.list(limit=100_000) if v.id in wanted and v.status not in ("closed", "failed")]
         if not pending:
             break
         summary.resolution_passes = number + 1
