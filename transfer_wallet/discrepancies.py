@@ -31,12 +31,15 @@ class Finding:
     currency: str | None = None
     expected_minor: int | None = None
     actual_minor: int | None = None
+    fingerprint: str | None = None  # stable identity; default: kind + transfer (or session) id
 
 
 def record(connection: Connection, finding: Finding, *, now: dt.datetime) -> int:
     """Record ``finding`` as an open discrepancy inside the caller's transaction; returns its id."""
+    subject = finding.transfer_id or finding.session_id or ""
+    fingerprint = finding.fingerprint or f"session:{finding.kind}:{subject}"
     result = connection.execute(_discrepancies.insert().values(
-        kind=finding.kind, provider=finding.provider, session_id=finding.session_id,
+        fingerprint=fingerprint, source="session", times_seen=1, last_seen_at=now, kind=finding.kind, provider=finding.provider, session_id=finding.session_id,
         transfer_id=finding.transfer_id, player_id=finding.player_id, currency=finding.currency,
         expected_minor=finding.expected_minor, actual_minor=finding.actual_minor,
         detail=finding.detail[:1000], status="open", created_at=now, updated_at=now,

@@ -298,34 +298,76 @@ class GameRound(SQLModel, table=True):
     updated_at: dt.datetime = Field(sa_type=UtcDateTime)
 
 
+DISCREPANCY_STATUSES = ("open", "investigating", "resolved", "written_off", "cleared")
+#: Statuses in which a discrepancy still needs someone; the others are closed.
+OPEN_DISCREPANCY_STATUSES = ("open", "investigating")
+
+
 class Discrepancy(SQLModel, table=True):
     """Something finance must look at; never silently absorbed.
 
-    Raised by the session conservation check now, by reconciliation later.
-    Finance moves it through open -> investigating -> resolved / written_off.
+    Raised by sessions (conservation, transfer conflicts, suspicious transfer-outs)
+    and by reconciliation. ``fingerprint`` is its stable identity: recording the
+    same finding again bumps ``last_seen_at`` and ``times_seen`` instead of adding
+    a row (``created_at`` is when it was first seen). Finance moves it through
+    open -> investigating -> resolved / written_off; a reconciliation break that no
+    longer appears closes as ``cleared``. Every change is in ``discrepancy_events``.
+    Amounts are minor units of ``currency``; ``difference_minor`` is provider
+    minus ledger; ``fields`` is JSON naming every field that differs with both values.
     """
 
     __tablename__ = "discrepancies"
     __table_args__ = (
-        CheckConstraint("status IN ('open', 'investigating', 'resolved', 'written_off')", name="status"),
+        CheckConstraint(
+            "status IN ('open', 'investigating', 'resolved', 'written_off', 'cleared')", name="status"
+        ),
+        CheckConstraint("source IN ('session', 'reconcile')", name="source"),
+        UniqueConstraint("fingerprint"),
         Index("ix_discrepancies_kind_status", "kind", "status"),
+        Index("ix_discrepancies_provider_business_date", "provider", "business_date"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
+    fingerprint: str = Field(max_length=200)
+    source: str = Field(default="session", max_length=16)
     kind: str = Field(max_length=32)
     provider: str | None = Field(default=None, max_length=32)
+    business_date: dt.date | None = Field(default=None)
+    run_id: int | None = Field(default=None)
     session_id: str | None = Field(default=None, foreign_key="game_sessions.id", max_length=40)
     transfer_id: str | None = Field(default=None, max_length=64)
+    provider_tx_id: str | None = Field(default=None, max_length=64)
     player_id: str | None = Field(default=None, max_length=64)
     currency: str | None = Field(default=None, max_length=3)
     expected_minor: int | None = Field(default=None, sa_type=BigInteger)
     actual_minor: int | None = Field(default=None, sa_type=BigInteger)
+    difference_minor: int | None = Field(default=None, sa_type=BigInteger)
+    fields: str | None = Field(default=None, max_length=4000)
     detail: str = Field(max_length=1000)
     status: str = Field(default="open", max_length=16)
     note: str | None = Field(default=None, max_length=2000)
     changed_by: str | None = Field(default=None, max_length=64)
+    times_seen: int = Field(default=1)
     created_at: dt.datetime = Field(sa_type=UtcDateTime)
+    last_seen_at: dt.datetime = Field(sa_type=UtcDateTime)
     updated_at: dt.datetime = Field(sa_type=UtcDateTime)
+    closed_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class DiscrepancyEvent(SQLModel, table=True):
+    """Append-only history of a discrepancy: who changed what, when (database triggers refuse edits)."""
+
+    __tablename__ = "discrepancy_events"
+    __table_args__ = (Index("ix_discrepancy_events_discrepancy_id", "discrepancy_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    discrepancy_id: int = Field(foreign_key="discrepancies.id")
+    at: dt.datetime = Field(sa_type=UtcDateTime)
+    actor: str = Field(max_length=64)
+    action: str = Field(max_length=16)
+    from_status: str | None = Field(default=None, max_length=16)
+    to_status: str | None = Field(default=None, max_length=16)
+    note: str | None = Field(default=None, max_length=2000)
 
 
 # -- responsible gaming and jobs ---------------------------------------------------------------
