@@ -16,12 +16,16 @@ should do::
     ├── OutcomeUnknownError        a provider call whose outcome we cannot know: NOT a failure,
     │                              keep the money locked, the in-doubt job finishes it
     └── ProviderError              a provider refused or failed, definitively known
-        ├── AuthenticationFailedError   401: check credentials, never retried
-        ├── ProviderInsufficientFundsError 402: cancel, tell the player, never retried
-        ├── RateLimitedError       429: back off (honour retry_after_s)
-        ├── ProviderUnavailableError 5xx / network / timeout: retried with backoff
-        ├── RejectedError          other 4xx: the provider said no; do not retry
-        └── TransferConflictError  409: same transfer id, different content
+        ├── ProviderRefusedError   a definitive refusal: the transfer was not applied and never
+        │   │                      will be under this id; a transfer-in gives the money back
+        │   ├── AuthenticationFailedError      401: check credentials, never retried
+        │   ├── ProviderInsufficientFundsError 402: cancel, tell the player, never retried
+        │   ├── RejectedError                  other 4xx: the provider said no; do not retry
+        │   └── TransferConflictError          409: same transfer id, different content
+        └── ProviderTransientError a failure that may pass: retried with backoff; for a
+            │                      transfer whose attempt may have applied, OutcomeUnknownError
+            ├── RateLimitedError               429: back off (honour retry_after_s)
+            └── ProviderUnavailableError       5xx / network / timeout
 """
 
 from __future__ import annotations
@@ -86,19 +90,27 @@ class ProviderError(TransferWalletError):
     status_code: int | None = None
 
 
-class AuthenticationFailedError(ProviderError):
+class ProviderRefusedError(ProviderError):
+    """A definitive refusal (401, 402, 409, other 4xx): not applied, never will be under this id."""
+
+
+class ProviderTransientError(ProviderError):
+    """A failure that may pass (429, 5xx, network, timeout): retry with backoff."""
+
+
+class AuthenticationFailedError(ProviderRefusedError):
     """401: the signature or key was refused. Check credentials; never retried."""
 
     status_code = 401
 
 
-class ProviderInsufficientFundsError(ProviderError):
+class ProviderInsufficientFundsError(ProviderRefusedError):
     """402: the provider's game wallet lacks the funds. Cancel and tell the player."""
 
     status_code = 402
 
 
-class RateLimitedError(ProviderError):
+class RateLimitedError(ProviderTransientError):
     """429: slow down; ``retry_after_s`` is the provider's Retry-After, if given."""
 
     status_code = 429
@@ -108,15 +120,15 @@ class RateLimitedError(ProviderError):
         self.retry_after_s = retry_after_s
 
 
-class ProviderUnavailableError(ProviderError):
+class ProviderUnavailableError(ProviderTransientError):
     """5xx, network error or timeout: retried with backoff; for a transfer, see OutcomeUnknownError."""
 
 
-class RejectedError(ProviderError):
+class RejectedError(ProviderRefusedError):
     """Another 4xx: the provider refused the request definitively. Do not retry."""
 
 
-class TransferConflictError(ProviderError):
+class TransferConflictError(ProviderRefusedError):
     """409: the transfer id was already used with different content."""
 
     status_code = 409
