@@ -3,45 +3,146 @@
 Sessions (conservation, transfer conflicts, suspicious transfer-outs) and
 reconciliation (report against ledger) both record what finance must look at
 through ``record``; nothing else inserts into or updates the ``discrepancies``
-table.
+table, and every change leaves a row in the append-only ``discrepancy_events``.
+
+A discrepancy's identity is its ``fingerprint``: recording the same finding
+again (tomorrow's run, a re-run of the same window) bumps ``last_seen_at`` and
+``times_seen`` and refreshes what the system computed (amounts, fields,
+detail), but never touches what finance wrote (status, note). A ``cleared``
+discrepancy that shows up again is reopened.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
+from typing import Any, Collection, Mapping
 
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from transfer_wallet.models import Discrepancy
+from transfer_wallet.models import OPEN_DISCREPANCY_STATUSES, Discrepancy, DiscrepancyEvent
 
 _discrepancies = Discrepancy.__table__  # type: ignore[attr-defined]
+_events = DiscrepancyEvent.__table__  # type: ignore[attr-defined]
+
+SYSTEM_ACTOR = "system"
 
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """A new discrepancy as its source sees it (amounts in minor units of ``currency``)."""
+    """A discrepancy as its source sees it (amounts in minor units of ``currency``).
+
+    ``fields`` names every field that differs, with both values
+    (``{"amount": {"provider": "10.00", "ledger": "9.00"}}``); ``difference_minor``
+    is provider minus ledger. Without a ``fingerprint`` a session finding is
+    identified by its kind and transfer (or session) id.
+    """
 
     kind: str
     detail: str
+    source: str = "session"
+    fingerprint: str | None = None
     provider: str | None = None
+    business_date: dt.date | None = None
+    run_id: int | None = None
     session_id: str | None = None
     transfer_id: str | None = None
+    provider_tx_id: str | None = None
     player_id: str | None = None
     currency: str | None = None
     expected_minor: int | None = None
     actual_minor: int | None = None
-    fingerprint: str | None = None  # stable identity; default: kind + transfer (or session) id
+    difference_minor: int | None = None
+    fields: Mapping[str, Any] | None = None
+
+    def identity(self) -> str:
+        """The stable fingerprint this finding is recorded under."""
+        if self.fingerprint:
+            return self.fingerprint
+        return f"{self.source}:{self.kind}:{self.transfer_id or self.session_id or self.detail[:80]}"
+
+    def computed_values(self) -> dict[str, Any]:
+        """The columns the system computes (refreshed whenever the finding is seen again)."""
+        return {
+            "kind": self.kind, "provider": self.provider, "business_date": self.business_date, "run_id": self.run_id,
+            "session_id": self.session_id, "transfer_id": self.transfer_id, "provider_tx_id": self.provider_tx_id,
+            "player_id": self.player_id, "currency": self.currency, "expected_minor": self.expected_minor,
+            "actual_minor": self.actual_minor, "difference_minor": self.difference_minor,
+            "fields": json.dumps(self.fields, sort_keys=True, default=str)[:4000] if self.fields else None,
+            "detail": self.detail[:1000],
+        }
 
 
-def record(connection: Connection, finding: Finding, *, now: dt.datetime) -> int:
-    """Record ``finding`` as an open discrepancy inside the caller's transaction; returns its id."""
-    subject = finding.transfer_id or finding.session_id or ""
-    fingerprint = finding.fingerprint or f"session:{finding.kind}:{subject}"
-    result = connection.execute(_discrepancies.insert().values(
-        fingerprint=fingerprint, source="session", times_seen=1, last_seen_at=now, kind=finding.kind, provider=finding.provider, session_id=finding.session_id,
-        transfer_id=finding.transfer_id, player_id=finding.player_id, currency=finding.currency,
-        expected_minor=finding.expected_minor, actual_minor=finding.actual_minor,
-        detail=finding.detail[:1000], status="open", created_at=now, updated_at=now,
+def _insert_statement(connection: Connection) -> Any:
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return dialect.insert(_discrepancies)
+
+
+def record(connection: Connection, finding: Finding, *, now: dt.datetime, actor: str = SYSTEM_ACTOR) -> int:
+    """Record ``finding`` inside the caller's transaction; returns the discrepancy's id.
+
+    New: inserted ``open`` with a ``recorded`` event. Seen before: last seen and
+    times seen move on, computed columns refresh, finance's status and note stay;
+    a ``cleared`` one is reopened (``reopened`` event). Safe against a concurrent
+    writer of the same fingerprint (``INSERT ... ON CONFLICT DO NOTHING``).
+    """
+    fingerprint = finding.identity()
+    inserted = connection.execute(
+        _insert_statement(connection)
+        .values(fingerprint=fingerprint, source=finding.source, status="open", times_seen=1, created_at=now,
+                last_seen_at=now, updated_at=now, **finding.computed_values())
+        .on_conflict_do_nothing(index_elements=["fingerprint"])
+        .returning(_discrepancies.c.id)
+    ).first()
+    if inserted is not None:
+        _event(connection, inserted.id, now, actor, "recorded", None, "open")
+        return int(inserted.id)
+    query = select(_discrepancies.c.id, _discrepancies.c.status).where(_discrepancies.c.fingerprint == fingerprint)
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = connection.execute(query).one()
+    values: dict[str, Any] = {"last_seen_at": now, "times_seen": _discrepancies.c.times_seen + 1, "updated_at": now}
+    values.update(finding.computed_values())
+    if row.status == "cleared":
+        values.update(status="open", closed_at=None)
+        _event(connection, row.id, now, actor, "reopened", "cleared", "open")
+    connection.execute(update(_discrepancies).where(_discrepancies.c.id == row.id).values(**values))
+    return int(row.id)
+
+
+def clear_absent(
+    connection: Connection, *, source: str, provider: str, business_date: dt.date, seen: Collection[str],
+    now: dt.datetime, actor: str = SYSTEM_ACTOR,
+) -> int:
+    """Close as ``cleared`` the still-open discrepancies of one (source, provider, business date)
+    whose fingerprint is not in ``seen`` (the break no longer appears); returns how many."""
+    candidates = connection.execute(
+        select(_discrepancies.c.id, _discrepancies.c.status, _discrepancies.c.fingerprint).where(
+            _discrepancies.c.source == source, _discrepancies.c.provider == provider,
+            _discrepancies.c.business_date == business_date,
+            _discrepancies.c.status.in_(OPEN_DISCREPANCY_STATUSES),
+        )
+    ).all()
+    seen = set(seen)
+    cleared = 0
+    for row in candidates:
+        if row.fingerprint in seen:
+            continue
+        connection.execute(update(_discrepancies).where(_discrepancies.c.id == row.id, _discrepancies.c.status == row.status)
+                           .values(status="cleared", closed_at=now, updated_at=now))
+        _event(connection, row.id, now, actor, "cleared", row.status, "cleared", "no longer seen")
+        cleared += 1
+    return cleared
+
+
+def _event(
+    connection: Connection, discrepancy_id: int, at: dt.datetime, actor: str, action: str,
+    from_status: str | None, to_status: str | None, note: str | None = None,
+) -> None:
+    connection.execute(_events.insert().values(
+        discrepancy_id=discrepancy_id, at=at, actor=actor, action=action, from_status=from_status,
+        to_status=to_status, note=note,
     ))
-    return int(result.inserted_primary_key[0])
