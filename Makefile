@@ -31,7 +31,7 @@ demo: install
 
 ## Run the whole test suite (PostgreSQL tests too when TW_TEST_POSTGRES_URL is set).
 test: install
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 -q --cov --cov-report=term
 
 ## Benchmarks (print their figures; not tests).
 bench: install
