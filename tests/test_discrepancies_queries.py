@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from transfer_wallet import discrepancies
-from transfer_wallet.discrepancies import Finding, record
+from transfer_wallet.discrepancies import Finding, clear_absent, record
 from transfer_wallet.discrepancies.workflow import apply_change
 from transfer_wallet.errors import ConcurrencyError, InvalidStateError, ValidationError
 
@@ -144,3 +144,35 @@ def test_two_people_resolving_at_once_exactly_one_wins(db):
     view = discrepancies.get(db, found)
     assert (view.changed_by, view.note) == (winner, f"paid, says {winner}")
     assert [(e.actor, e.to_status) for e in view.history] == [("system", "open"), (winner, "resolved")]
+
+
+def test_a_clearing_run_racing_a_person_leaves_history_that_matches_the_status(db):
+    for round_number in range(5):
+        found = put(db, finding(f"t-{round_number}"), NOW)
+        start = threading.Barrier(2)
+        outcomes: dict[str, object] = {}
+
+        def clear_run() -> None:
+            start.wait()
+            outcomes["cleared"] = db.transaction(lambda connection: clear_absent(
+                connection, source="reconcile", provider="acme", business_date=dt.date(2026, 11, 23), seen=set(),
+                now=NOW))
+
+        def person() -> None:
+            start.wait()
+            try:
+                discrepancies.transition(db, found, to_status="resolved", note="paid", actor="anna", now=NOW)
+                outcomes["person"] = "resolved"
+            except (InvalidStateError, ConcurrencyError) as exc:
+                outcomes["person"] = type(exc).__name__
+
+        threads = [threading.Thread(target=clear_run), threading.Thread(target=person)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        view = discrepancies.get(db, found)
+        assert [e.to_status for e in view.history] == ["open", view.status], outcomes
+        assert (outcomes["cleared"], outcomes["person"]) in {(1, "InvalidStateError"), (1, "ConcurrencyError"),
+                                                             (0, "resolved")}, outcomes
+        assert view.status == ("resolved" if outcomes["person"] == "resolved" else "cleared")

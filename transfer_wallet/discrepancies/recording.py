@@ -131,22 +131,26 @@ def clear_absent(
 ) -> int:
     """Close as ``cleared`` the still-open discrepancies of one (source, provider, business date)
     whose fingerprint is not in ``seen`` (the break no longer appears); returns how many."""
-    candidates = connection.execute(
-        select(_discrepancies.c.id, _discrepancies.c.status, _discrepancies.c.fingerprint).where(
-            _discrepancies.c.source == source, _discrepancies.c.provider == provider,
-            _discrepancies.c.business_date == business_date,
-            _discrepancies.c.status.in_(OPEN_DISCREPANCY_STATUSES),
-        )
-    ).all()
+    query = select(_discrepancies.c.id, _discrepancies.c.status, _discrepancies.c.fingerprint).where(
+        _discrepancies.c.source == source, _discrepancies.c.provider == provider,
+        _discrepancies.c.business_date == business_date,
+        _discrepancies.c.status.in_(OPEN_DISCREPANCY_STATUSES),
+    ).order_by(_discrepancies.c.id)
+    if connection.dialect.name == "postgresql":  # a finance move waits for us (SQLite: BEGIN IMMEDIATE)
+        query = query.with_for_update()
+    candidates = connection.execute(query).all()
     seen = set(seen)
     cleared = 0
     for row in candidates:
         if row.fingerprint in seen:
             continue
-        connection.execute(update(_discrepancies).where(_discrepancies.c.id == row.id, _discrepancies.c.status == row.status)
-                           .values(status="cleared", closed_at=now, updated_at=now))
-        _event(connection, row.id, now, actor, "cleared", row.status, "cleared", "no longer seen")
-        cleared += 1
+        changed = connection.execute(
+            update(_discrepancies).where(_discrepancies.c.id == row.id, _discrepancies.c.status == row.status)
+            .values(status="cleared", closed_at=now, updated_at=now)
+        ).rowcount
+        if changed == 1:  # never an event for a change that did not happen
+            _event(connection, row.id, now, actor, "cleared", row.status, "cleared", "no longer seen")
+            cleared += 1
     return cleared
 
 
