@@ -5,7 +5,7 @@ from __future__ import annotations
 import transfer_wallet
 
 EXPECTED = {
-    "Balance", "ConcurrencyError", "ConfigError", "Conversion", "Currency", "Database",
+    "Balance", "ConcurrencyError", "ConfigError", "Conversion", "Currency", "Database", "DiscrepancyView",
     "IdempotencyConflictError", "InsufficientFundsError", "InvalidStateError", "LedgerReport",
     "LimitExceededError", "Money", "MoneyError", "NotFoundError", "OutcomeUnknownError", "PlayMirror",
     "Provider", "ProviderError", "SessionManager", "SessionPolicy", "SessionView", "TransferWalletError",

@@ -35,6 +35,7 @@ _EXPORTS: dict[str, str] = {
     "Conversion": "transfer_wallet.money",
     "Currency": "transfer_wallet.money",
     "Database": "transfer_wallet.db",
+    "DiscrepancyView": "transfer_wallet.discrepancies",
     "IdempotencyConflictError": "transfer_wallet.errors",
     "InsufficientFundsError": "transfer_wallet.errors",
     "InvalidStateError": "transfer_wallet.errors",

@@ -1,4 +1,4 @@
-"""Discrepancies: the only code that writes, lists and moves them through their workflow.
+"""Recording discrepancies: what the system finds (``record``) and what no longer appears (``clear_absent``).
 
 Sessions (conservation, transfer conflicts, suspicious transfer-outs) and
 reconciliation (report against ledger) both record what finance must look at
@@ -71,9 +71,21 @@ class Finding:
             "session_id": self.session_id, "transfer_id": self.transfer_id, "provider_tx_id": self.provider_tx_id,
             "player_id": self.player_id, "currency": self.currency, "expected_minor": self.expected_minor,
             "actual_minor": self.actual_minor, "difference_minor": self.difference_minor,
-            "fields": json.dumps(self.fields, sort_keys=True, default=str)[:4000] if self.fields else None,
+            "fields": _fields_json(self.fields) if self.fields else None,
             "detail": self.detail[:1000],
         }
+
+
+FIELDS_MAX_CHARS = 4000
+
+
+def _fields_json(fields: Mapping[str, Any]) -> str:
+    """``fields`` as JSON that fits its column; too long, it is kept as a truncated text (still valid JSON)."""
+    encoded = json.dumps(fields, sort_keys=True, default=str)
+    if len(encoded) <= FIELDS_MAX_CHARS:
+        return encoded
+    # Re-encoding escapes at most doubles the (ASCII) text: half the column always fits.
+    return json.dumps({"_truncated": encoded[: FIELDS_MAX_CHARS // 2 - 20]})
 
 
 def _insert_statement(connection: Connection) -> Any:
@@ -119,22 +131,26 @@ def clear_absent(
 ) -> int:
     """Close as ``cleared`` the still-open discrepancies of one (source, provider, business date)
     whose fingerprint is not in ``seen`` (the break no longer appears); returns how many."""
-    candidates = connection.execute(
-        select(_discrepancies.c.id, _discrepancies.c.status, _discrepancies.c.fingerprint).where(
-            _discrepancies.c.source == source, _discrepancies.c.provider == provider,
-            _discrepancies.c.business_date == business_date,
-            _discrepancies.c.status.in_(OPEN_DISCREPANCY_STATUSES),
-        )
-    ).all()
+    query = select(_discrepancies.c.id, _discrepancies.c.status, _discrepancies.c.fingerprint).where(
+        _discrepancies.c.source == source, _discrepancies.c.provider == provider,
+        _discrepancies.c.business_date == business_date,
+        _discrepancies.c.status.in_(OPEN_DISCREPANCY_STATUSES),
+    ).order_by(_discrepancies.c.id)
+    if connection.dialect.name == "postgresql":  # a finance move waits for us (SQLite: BEGIN IMMEDIATE)
+        query = query.with_for_update()
+    candidates = connection.execute(query).all()
     seen = set(seen)
     cleared = 0
     for row in candidates:
         if row.fingerprint in seen:
             continue
-        connection.execute(update(_discrepancies).where(_discrepancies.c.id == row.id, _discrepancies.c.status == row.status)
-                           .values(status="cleared", closed_at=now, updated_at=now))
-        _event(connection, row.id, now, actor, "cleared", row.status, "cleared", "no longer seen")
-        cleared += 1
+        changed = connection.execute(
+            update(_discrepancies).where(_discrepancies.c.id == row.id, _discrepancies.c.status == row.status)
+            .values(status="cleared", closed_at=now, updated_at=now)
+        ).rowcount
+        if changed == 1:  # never an event for a change that did not happen
+            _event(connection, row.id, now, actor, "cleared", row.status, "cleared", "no longer seen")
+            cleared += 1
     return cleared
 
 
