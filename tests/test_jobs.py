@@ -14,12 +14,15 @@ T0 = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
 
 
 def test_a_lease_is_held_by_one_holder_until_released_or_expired(db):
-    assert lease.acquire(db, "sweep:x", ttl_s=60, now=T0, holder="a")
-    assert not lease.acquire(db, "sweep:x", ttl_s=60, now=T0 + dt.timedelta(seconds=59), holder="b")
-    assert lease.acquire(db, "sweep:x", ttl_s=60, now=T0 + dt.timedelta(seconds=60), holder="b")  # a crashed
-    lease.release(db, "sweep:x", holder="a")  # not the holder any more: no effect
+    first = lease.acquire(db, "sweep:x", ttl_s=60, now=T0, holder="a")
+    assert first
+    refused = lease.acquire(db, "sweep:x", ttl_s=60, now=T0 + dt.timedelta(seconds=59), holder="b")
+    assert not refused and (refused.holder, refused.expires_at) == ("a", T0 + dt.timedelta(seconds=60))
+    second = lease.acquire(db, "sweep:x", ttl_s=60, now=T0 + dt.timedelta(seconds=60), holder="b")  # a crashed
+    assert second
+    lease.release(db, first)  # not the holder any more: no effect
     assert not lease.acquire(db, "sweep:x", ttl_s=60, now=T0 + dt.timedelta(seconds=61), holder="c")
-    lease.release(db, "sweep:x", holder="b")
+    lease.release(db, second)
     assert lease.acquire(db, "sweep:x", ttl_s=60, now=T0 + dt.timedelta(seconds=62), holder="c")
 
 
@@ -31,11 +34,12 @@ def test_the_jobs_sweep_through_their_lease_and_skip_when_it_is_held(db):
     manager = SessionManager(db, {"acme": acme}, {"acme": SessionPolicy("EUR", idle_timeout_s=60)}, clock=lambda: T0)
     acme.fail_next(OutcomeUnknownError("lost"), apply=True)
     session = manager.open_session("P1", "acme", "10.00", now=T0)
-    assert lease.acquire(db, "sweep:in-doubt", ttl_s=300, holder="elsewhere")
-    assert in_doubt.run(manager, now=T0 + dt.timedelta(minutes=2)) is None
-    lease.release(db, "sweep:in-doubt", holder="elsewhere")
-    assert in_doubt.run(manager, now=T0 + dt.timedelta(minutes=2)).completed == 1
-    report = timeouts.run(manager, now=T0 + dt.timedelta(minutes=3))
+    elsewhere = lease.acquire(db, "sweep:in-doubt", ttl_s=300, holder="elsewhere")
+    skipped = in_doubt.run(manager, now=T0 + dt.timedelta(minutes=2))
+    assert skipped.skipped and skipped.report is None and skipped.lease.holder == "elsewhere"
+    lease.release(db, elsewhere)
+    assert in_doubt.run(manager, now=T0 + dt.timedelta(minutes=2)).report.completed == 1
+    report = timeouts.run(manager, now=T0 + dt.timedelta(minutes=3)).report
     assert report.closed == 1
     assert manager.get(session.id).close_reason == "idle_timeout"
     assert Wallet(db).balance("P1").available.format() == "10.00"
