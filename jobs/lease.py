@@ -109,11 +109,6 @@ class Lease:
             self.expires_at = expires_at
             self._last_renewed = time.monotonic()
 
-    def as_dict(self) -> dict[str, Any]:
-        """The lease for a ``--json`` document or a log line."""
-        return {"name": self.name, "held": self.held, "holder": self.holder,
-                "expires_at": self.expires_at, "lost": self.lost_reason}
-
 
 def _take(connection: Connection, name: str, holder: str, now: dt.datetime, expires: dt.datetime) -> bool:
     taken = connection.execute(

@@ -32,18 +32,24 @@ def build(manager: SessionManager, *, scheduler: BlockingScheduler | None = None
     scheduler = scheduler or BlockingScheduler(timezone="UTC")
     for job_id, (function, interval_s) in JOBS.items():
         scheduler.add_job(
-            _logged(function, manager), "interval", seconds=interval_s, id=job_id,
+            _logged(job_id, function, manager), "interval", seconds=interval_s, id=job_id,
             max_instances=1, coalesce=True, misfire_grace_time=interval_s, replace_existing=True,
         )
     return scheduler
 
 
-def _logged(function: Callable[..., JobRun], manager: SessionManager) -> Callable[[], None]:
-    """The job as the scheduler calls it: run once, log one line."""
+def _logged(job_id: str, function: Callable[..., JobRun], manager: SessionManager) -> Callable[[], None]:
+    """The job as the scheduler calls it: run once, log one line (the traceback of a failure at DEBUG)."""
 
     def run() -> None:
-        outcome = function(manager)
-        level = logging.ERROR if outcome.lease_lost else logging.WARNING if outcome.report and outcome.report.errors else logging.INFO
+        try:
+            outcome = function(manager)
+        except Exception as error:
+            log.error("%s: failed: %s: %s", job_id, type(error).__name__, (str(error).splitlines() or [""])[0])
+            log.debug("%s: traceback", job_id, exc_info=True)
+            return
+        failed = outcome.report is not None and outcome.report.errors
+        level = logging.ERROR if outcome.lease_lost else logging.WARNING if failed else logging.INFO
         log.log(level, "%s", outcome.summary())
 
     return run

@@ -210,3 +210,13 @@ def test_the_scheduler_logs_one_line_per_run(db, caplog):
     assert len(lines) == 2
     assert lines[0].startswith("in-doubt: skipped, lease held by sched-host:4242 until ")
     assert lines[1] == "timeouts: examined 0, closed 0, completed 0, refunded 0, still_in_doubt 0, stuck 0, errors 0"
+
+
+def test_a_scheduled_run_that_fails_logs_one_error_line(tmp_path, caplog):
+    unreachable = open_database(f"sqlite:///{tmp_path / 'no-such-folder' / 'ledger.db'}")
+    built = scheduler.build(SessionManager(unreachable, {}, {}))
+    with caplog.at_level(logging.INFO, logger="transfer_wallet.jobs"):
+        built.get_job("in-doubt").func()
+    records = [r for r in caplog.records if r.name == "transfer_wallet.jobs"]
+    assert [(r.levelname, r.getMessage()) for r in records] == [
+        ("ERROR", "in-doubt: failed: OperationalError: (sqlite3.OperationalError) unable to open database file")]
