@@ -99,7 +99,7 @@ class Lease:
 
     def end(self) -> None:
         """The run is over: the lease can no longer be lost by going unrenewed."""
-        self.lost  # a staleness reached before the end still counts
+        _ = self.lost  # a staleness reached before the end still counts
         with self._lock:
             self._ended = True
 
