@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from commands._common import CliContext, emit, parse_instant, pass_cli
+from commands._common import CliContext, emit, fail, parse_instant, pass_cli
 
 JOB_NAMES = ("timeouts", "in-doubt")
 
@@ -24,11 +24,19 @@ def jobs() -> None:
 @click.option("--now", "now_text", help="Pretend it is this ISO 8601 instant (with offset); default: now.")
 @pass_cli
 def run(ctx: CliContext, name: str, now_text: str | None) -> None:
-    """Run job NAME once (it takes the job's lease; skipped if held elsewhere).
+    """Run job NAME once under its lease.
+
+    If another live process holds the lease, the run is skipped and says who
+    holds it and until when; a skip exits 0 (with --json: skipped, holder and
+    expires_at). A lease held by a dead process on this host is taken over at
+    once; one held elsewhere lapses within seconds of its holder dying. If the
+    lease was lost while the job ran (taken over, or the database unreachable for
+    longer than the lease lives), the report is printed and the exit code is 1.
 
     \b
     Example:
       tw jobs run in-doubt
+      tw --json jobs run timeouts
     """
     from jobs import in_doubt, timeouts
     from transfer_wallet.runtime import session_manager
@@ -36,13 +44,15 @@ def run(ctx: CliContext, name: str, now_text: str | None) -> None:
     now = parse_instant(now_text, "--now")
     job = {"timeouts": timeouts.run, "in-doubt": in_doubt.run}[name]
     with session_manager(ctx.database(), ctx.providers_file) as manager:
-        report = job(manager, now=now)
-    if report is None:
-        emit(ctx, {"job": name, "skipped": True}, text=f"{name}: lease held by another process, skipped")
+        outcome = job(manager, now=now)
+    if outcome.report is None:
+        emit(ctx, outcome.as_dict(), text=outcome.summary())
         return
-    document = {"job": name, "skipped": False, **report.as_dict()}
-    emit(ctx, document, text=f"{name}: " + ", ".join(f"{k} {v}" for k, v in report.as_dict().items() if k != "errors")
+    report = outcome.report
+    emit(ctx, outcome.as_dict(), text=f"{name}: " + ", ".join(f"{k} {v}" for k, v in report.as_dict().items() if k != "errors")
          + "".join(f"\n  error: {e}" for e in report.errors))
+    if outcome.lease_lost:
+        fail(f"{name}: the lease was lost during the run ({outcome.lease_lost}); another process may have run it too")
 
 
 @jobs.command()

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from jobs.lease import leased
-from transfer_wallet.sessions import SessionManager, SweepReport
+from jobs.lease import DEFAULT_TTL_S
+from jobs.sweep import JobRun, run_sweep
+from transfer_wallet.sessions import SessionManager
 
-LEASE_TTL_S = 300
 
+def run(manager: SessionManager, *, now: dt.datetime | None = None, ttl_s: float = DEFAULT_TTL_S) -> JobRun:
+    """One pass (at most the library's batch of transfers) under the ``sweep:in-doubt`` lease.
 
-def run(manager: SessionManager, *, now: dt.datetime | None = None) -> SweepReport | None:
-    """One pass; None if another process holds the lease."""
-    with leased(manager.db, "sweep:in-doubt", ttl_s=LEASE_TTL_S) as mine:
-        if not mine:
-            return None
-        return manager.resolve_in_doubt(now)
+    ``JobRun.skipped`` when another live process holds the lease.
+    """
+    return run_sweep(manager.db, "in-doubt", lambda: manager.resolve_in_doubt(now), ttl_s=ttl_s)

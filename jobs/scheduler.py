@@ -2,7 +2,9 @@
 
 ``tw jobs schedule`` runs this in the foreground until interrupted. Several
 scheduler processes (on several hosts) may run at once: the database leases in
-the jobs make each sweep run in one of them at a time.
+the jobs make each sweep run in one of them at a time. Each run logs one line:
+``in-doubt: skipped, lease held by H until T`` or the sweep's counts (WARNING
+when the sweep had errors, ERROR when its lease was lost during the run).
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from typing import Callable
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from jobs import in_doubt, timeouts
+from jobs.sweep import JobRun
 from transfer_wallet.sessions import SessionManager
 
 log = logging.getLogger("transfer_wallet.jobs")
 
 #: job id -> (function, interval in seconds)
-JOBS: dict[str, tuple[Callable[..., object], int]] = {
+JOBS: dict[str, tuple[Callable[..., JobRun], int]] = {
     "timeouts": (timeouts.run, 30),
     "in-doubt": (in_doubt.run, 60),
 }
@@ -35,12 +38,18 @@ def build(manager: SessionManager, *, scheduler: BlockingScheduler | None = None
     return scheduler
 
 
-def _logged(job_id: str, function: Callable[..., object], manager: SessionManager) -> Callable[[], None]:
+def _logged(job_id: str, function: Callable[..., JobRun], manager: SessionManager) -> Callable[[], None]:
+    """The job as the scheduler calls it: run once, log one line (the traceback of a failure at DEBUG)."""
+
     def run() -> None:
-        report = function(manager)
-        if report is None:
-            log.info("%s: lease held elsewhere, skipped", job_id)
-        else:
-            log.info("%s: %s", job_id, getattr(report, "as_dict", lambda: report)())
+        try:
+            outcome = function(manager)
+        except Exception as error:
+            log.error("%s: failed: %s: %s", job_id, type(error).__name__, (str(error).splitlines() or [""])[0])
+            log.debug("%s: traceback", job_id, exc_info=True)
+            return
+        failed = outcome.report is not None and outcome.report.errors
+        level = logging.ERROR if outcome.lease_lost else logging.WARNING if failed else logging.INFO
+        log.log(level, "%s", outcome.summary())
 
     return run

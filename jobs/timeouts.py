@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from jobs.lease import leased
-from transfer_wallet.sessions import SessionManager, SweepReport
+from jobs.lease import DEFAULT_TTL_S
+from jobs.sweep import JobRun, run_sweep
+from transfer_wallet.sessions import SessionManager
 
-LEASE_TTL_S = 300
 
+def run(manager: SessionManager, *, now: dt.datetime | None = None, ttl_s: float = DEFAULT_TTL_S) -> JobRun:
+    """One sweep (at most the library's batch of sessions) under the ``sweep:timeouts`` lease.
 
-def run(manager: SessionManager, *, now: dt.datetime | None = None) -> SweepReport | None:
-    """One sweep; None if another process holds the lease."""
-    with leased(manager.db, "sweep:timeouts", ttl_s=LEASE_TTL_S) as mine:
-        if not mine:
-            return None
-        return manager.expire_sessions(now)
+    ``JobRun.skipped`` when another live process holds the lease.
+    """
+    return run_sweep(manager.db, "timeouts", lambda: manager.expire_sessions(now), ttl_s=ttl_s)

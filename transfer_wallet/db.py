@@ -16,8 +16,11 @@ and busy errors a bounded number of times (tenacity), then raises
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Generic, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -28,6 +31,8 @@ from transfer_wallet.config import database_url
 from transfer_wallet.errors import ConcurrencyError, ConfigError
 
 T = TypeVar("T")
+K = TypeVar("K")
+V = TypeVar("V")
 
 #: Attempts for one unit of work before contention surfaces as ConcurrencyError.
 TRANSACTION_ATTEMPTS = 8
@@ -39,6 +44,8 @@ _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
 PENDING_CACHE = "tw_pending_cache"
 #: SQLite primary result codes SQLITE_BUSY and SQLITE_LOCKED.
 _RETRYABLE_SQLITE_CODES = frozenset({5, 6})
+#: Entries each account cache keeps (least recently used go first): a scheduler runs for months.
+ACCOUNT_CACHE_MAX_ENTRIES = 100_000
 
 
 def normalise_url(url: str) -> str:
@@ -109,6 +116,54 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) and "database is locked" in str(orig)
 
 
+class LruCache(Mapping[K, V], Generic[K, V]):
+    """A thread-safe mapping of at most ``max_entries``; the least recently used entry goes first.
+
+    Threads of one process share a ``Database`` (the benchmarks, the scheduler's
+    jobs), so every read and write takes the lock: a lookup moves its entry to the
+    recent end, which is a write to the order.
+    """
+
+    def __init__(self, max_entries: int = ACCOUNT_CACHE_MAX_ENTRIES) -> None:
+        assert max_entries > 0, max_entries
+        self.max_entries = max_entries
+        self._entries: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __getitem__(self, key: K) -> V:
+        with self._lock:
+            value = self._entries[key]
+            self._entries.move_to_end(key)
+            return value
+
+    def get(self, key: K, default: Any = None) -> Any:
+        """The value of ``key`` (now the most recently used), else ``default``."""
+        with self._lock:
+            if key not in self._entries:
+                return default
+            self._entries.move_to_end(key)
+            return self._entries[key]
+
+    def update(self, entries: Mapping[K, V]) -> None:
+        """Add or replace ``entries``, then drop the least recently used beyond the bound."""
+        with self._lock:
+            for key, value in entries.items():
+                self._entries[key] = value
+                self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[K]:
+        with self._lock:
+            return iter(list(self._entries))
+
+    def __repr__(self) -> str:
+        return f"LruCache({len(self)}/{self.max_entries})"
+
+
 class UnitOfWork:
     """One database transaction; rolls back unless :meth:`commit` was called.
 
@@ -148,12 +203,14 @@ class Database:
 
     The caches are filled only with rows of committed transactions (see ``remember``):
     an id read or created in a transaction that rolls back may never exist, and SQLite
-    would hand it to another account.
+    would hand it to another account. Each is bounded (``ACCOUNT_CACHE_MAX_ENTRIES``,
+    least recently used dropped first), so a long-running scheduler does not grow
+    with every player it ever saw; a dropped entry is simply read again.
     """
 
     engine: Engine
-    account_ids: dict[str, int] = field(default_factory=dict, repr=False)
-    player_accounts: dict[str, Any] = field(default_factory=dict, repr=False)
+    account_ids: LruCache[str, int] = field(default_factory=LruCache, repr=False)
+    player_accounts: LruCache[str, Any] = field(default_factory=LruCache, repr=False)
 
     def remember(self, connection: Connection, cache_name: str, key: str, value: Any) -> None:
         """Cache ``key -> value`` once the unit of work running on ``connection`` commits."""
