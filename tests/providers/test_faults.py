@@ -16,7 +16,8 @@ from transfer_wallet.errors import (
     RejectedError,
 )
 from transfer_wallet.providers import TransferState
-from transfer_wallet.providers.simulator import FaultPlan, parse_rule
+from transfer_wallet.simulator import FaultPlan, parse_rule
+from transfer_wallet.simulator.admin import SimulatorAdmin
 
 from .conftest import eur
 
@@ -148,20 +149,21 @@ def test_a_lost_response_is_recovered_by_the_retry_which_replays_the_applied_tra
     assert provider.balance("P1") == eur("0.00")
 
 
-def test_faults_can_be_set_at_runtime_through_the_signed_admin_endpoint(client, simulator) -> None:  # type: ignore[no-untyped-def]
-    assert client.set_faults(["balance:500=1"], seed=5) == {"seed": 5, "rules": ["balance:500=1:0"]}
+def test_faults_can_be_set_at_runtime_through_the_signed_admin_endpoint(client, admin, simulator) -> None:  # type: ignore[no-untyped-def]
+    assert admin.set_faults(["balance:500=1"], seed=5) == {"seed": 5, "rules": ["balance:500=1:0"]}
+    assert admin.faults() == {"seed": 5, "rules": ["balance:500=1:0"]}
     with pytest.raises(ProviderUnavailableError):
         client.balance("P1")
     with pytest.raises(RejectedError, match="BAD_FAULT"):
-        client.set_faults(["balance:explode=1"])
-    client.set_faults([])
+        admin.set_faults(["balance:explode=1"])
+    admin.set_faults([])
     assert client.balance("P1") == eur("0.00")
-    assert client.request_log()[-1]["endpoint"] == "balance"
+    assert admin.request_log()[-1]["endpoint"] == "balance"
 
 
 def test_play_is_not_idempotent_so_it_is_never_retried(start_simulator, make_client, acme, sleeps) -> None:  # type: ignore[no-untyped-def]
     server, provider = faulty(start_simulator, make_client, acme, "play:lost=1")
     provider.transfer_in("tr-1", "P1", eur("10.00"))
     with pytest.raises(ProviderUnavailableError):
-        provider.play("P1", 3, seed=1)
+        SimulatorAdmin(provider).play("P1", 3, seed=1)
     assert outcomes(server)[1:] == ["lost (applied, would have been 200)"] and sleeps == []
