@@ -27,7 +27,7 @@ from __future__ import annotations
 import random
 import threading
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 
 from transfer_wallet.errors import ConfigError
 
@@ -143,9 +143,9 @@ class FaultPlan:
 
 
 def choose_plan(
-    table: Mapping[str, Any] | None, rules: Iterable[str] = (), *, seed: int | None = None, no_faults: bool = False
+    table: Any, rules: Iterable[str] = (), *, seed: int | None = None, no_faults: bool = False
 ) -> FaultPlan:
-    """The plan a simulator runs, from its ``[faults]`` table and the operator's choices.
+    """The plan a simulator runs, from its ``[faults]`` table (or None) and the operator's choices.
 
     ``rules`` (if any) replace the table's rules; otherwise ``no_faults`` drops them.
     ``seed`` (if given) replaces the table's seed, which defaults to 0. A bad rule or

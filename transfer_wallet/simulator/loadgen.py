@@ -311,7 +311,7 @@ def _count_discrepancies(db: Database, session_ids: set[str]) -> int:
 
     from transfer_wallet.models import Discrepancy
 
-    table = Discrepancy.__table__
+    table = Discrepancy.__table__  # type: ignore[attr-defined]
     with db.engine.connect() as connection:
         rows = connection.execute(select(table.c.session_id)).all()
     return sum(1 for r in rows if r.session_id in session_ids)
