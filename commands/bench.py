@@ -41,7 +41,7 @@ def ledger_bench(ctx: CliContext, clients: str, seconds: float) -> None:
     Example:
       tw --json --db postgresql://postgres@127.0.0.1/postgres bench ledger --clients 1,4 --seconds 10
     """
-    from transfer_wallet.benchmarks import run_ledger_benchmark
+    from transfer_wallet.bench.ledger import run_ledger_benchmark
     from transfer_wallet.config import database_url
     from transfer_wallet.db import normalise_url
 
@@ -69,7 +69,7 @@ def provider_bench(ctx: CliContext, provider_name: str, requests: int, seed: int
       tw --providers sample_data/providers.toml bench provider acme --requests 2000
     """
     from transfer_wallet.config import provider_config
-    from transfer_wallet.providers.bench import run_provider_benchmark
+    from transfer_wallet.bench.provider import run_provider_benchmark
 
     figures = run_provider_benchmark(provider_config(provider_name, ctx.providers_file), requests=requests, seed=seed)
     rows = [{"mode": mode, **values} for mode, values in figures.items() if isinstance(values, dict)]
@@ -92,7 +92,7 @@ def sessions_bench(ctx: CliContext, clients: str, seconds: float, provider_name:
     Example:
       tw --db postgresql://postgres@127.0.0.1/postgres --providers sample_data/providers.toml bench sessions
     """
-    from transfer_wallet.bench_sessions import run_full_sessions, run_ledger_sessions
+    from transfer_wallet.bench.sessions import run_full_sessions, run_ledger_sessions
     from transfer_wallet.config import database_url, provider_config
 
     url = database_url(ctx.database_url)

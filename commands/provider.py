@@ -185,9 +185,11 @@ def play(ctx: CliContext, name: str, player_id: str, count: int, seed: int | Non
     Example:
       tw provider play acme P1 --rounds 20 --seed 7
     """
-    with _client(ctx, name, url) as client:
-        played = client.play(player_id, count, seed=seed)
-        after = client.balance(player_id)
+    from transfer_wallet.simulator.admin import SimulatorAdmin
+
+    with SimulatorAdmin.connect(_config(ctx, name), base_url=url) as admin:
+        played = admin.play(player_id, count, seed=seed)
+        after = admin.provider.balance(player_id)
     rows = [
         {"round_id": r.round_id, "game_id": r.game_id, "bet": r.bet.format(), "win": r.win.format(),
          "refund": r.refund.format(), "ended_at": r.ended_at}
@@ -229,36 +231,22 @@ def serve(
     import signal
     import sys
     import threading
-    import urllib.parse
 
-    from transfer_wallet.errors import ConfigError
-    from transfer_wallet.providers.simulator import FaultPlan, SimulatorServer
+    from transfer_wallet.simulator.server import open_simulator
 
-    config = _config(ctx, name)
-    file_plan = FaultPlan.from_config(config.extra.get("faults"))
-    if fault_rules:
-        plan = FaultPlan.parse(fault_rules, seed if seed is not None else file_plan.seed)
-    elif no_faults:
-        plan = FaultPlan(seed=seed or 0)
-    else:
-        plan = FaultPlan(file_plan.rules, seed if seed is not None else file_plan.seed)
-    if port is None:
-        port = urllib.parse.urlsplit(config.base_url).port or 80
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    store = store_file or f"sim-{name}.db"
-    try:
-        server = SimulatorServer(config, store, host=host, port=port, faults=plan, seed=plan.seed)
-    except OSError as exc:
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port") from exc
+    server = open_simulator(_config(ctx, name), store=store_file, host=host, port=port, fault_rules=fault_rules,
+                            seed=seed, no_faults=no_faults)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     server.start()
     if play_every:
         server.play_in_background(play_every)
-    document = {"provider": name, "url": server.url, "store": store, "faults": plan.describe()}
+    store = server.store.path
+    document = {"provider": name, "url": server.url, "store": store, "faults": server.faults.describe()}
     emit(ctx, document, text=f"{name} simulator listening on {server.url} (store {store})")
     sys.stdout.flush()
     try:

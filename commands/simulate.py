@@ -39,9 +39,10 @@ def simulate(ctx: CliContext, provider_name: str, players: int, sessions: int, s
          --faults transfer:500=0.2,transfer:429=0.1,transfer:lost=0.05 --report-out acme-report.csv
     """
     from transfer_wallet.config import provider_config
-    from transfer_wallet.simulate import SimulationPlan, run_simulation
+    from transfer_wallet.simulator.faults import split_rules
+    from transfer_wallet.simulator.loadgen import SimulationPlan, run_simulation
 
-    rules = tuple(rule.strip() for text in faults for rule in text.split(",") if rule.strip())
+    rules = split_rules(faults)
     plan = SimulationPlan(players=players, sessions=sessions, seed=seed, faults=rules, timeout_share=timeout_share,
                           rounds_per_session=rounds, funding=funding, url=url, report_out=report_out)
     if store_dir is not None:

@@ -28,6 +28,7 @@ from transfer_wallet.config import load_providers
 from transfer_wallet.db import open_database
 from transfer_wallet.models import Account, Entry, GameSession, Player, Posting, Transfer
 from transfer_wallet.providers.http import HttpProvider
+from transfer_wallet.simulator.admin import SimulatorAdmin
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_PROVIDERS = ROOT / "sample_data" / "providers.toml"
@@ -107,8 +108,8 @@ class SimulatorProcess:
         return HttpProvider(config, base_url=self.url)
 
     def set_faults(self, rules: list[str], seed: int = 0) -> None:
-        with self.client() as client:
-            client.set_faults(rules, seed=seed)
+        with SimulatorAdmin(self.client()) as admin:
+            admin.set_faults(rules, seed=seed)
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -16,7 +16,8 @@ from transfer_wallet.config import ProviderConfig, load_providers
 from transfer_wallet.money import Money, currency
 from transfer_wallet.providers.http import HttpProvider
 from transfer_wallet.providers.signing import HEADER_KEY_ID, HEADER_REQUEST_ID, KeyRing, sign_response
-from transfer_wallet.providers.simulator import FaultPlan, SimulatorServer
+from transfer_wallet.simulator import FaultPlan, SimulatorServer
+from transfer_wallet.simulator.admin import SimulatorAdmin
 
 SAMPLE_PROVIDERS = Path(__file__).resolve().parents[2] / "sample_data" / "providers.toml"
 SECRETS = {
@@ -114,6 +115,12 @@ def make_client(sleeps: list[float]) -> Iterator[Callable[..., HttpProvider]]:
 def client(make_client: Callable[..., HttpProvider], acme: ProviderConfig, simulator: SimulatorServer) -> HttpProvider:
     """A client of the acme simulator."""
     return make_client(acme, simulator)
+
+
+@pytest.fixture
+def admin(client: HttpProvider) -> SimulatorAdmin:
+    """The simulator-only calls (play, faults, request log) over ``client``."""
+    return SimulatorAdmin(client)
 
 
 class FakeClock:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from transfer_wallet.providers.bench import run_provider_benchmark
+from transfer_wallet.bench.provider import run_provider_benchmark
 
 
 def test_the_benchmark_reports_pooled_and_new_connection_figures(acme, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import socket
 import time
 
 import httpx
@@ -16,7 +17,10 @@ from transfer_wallet.errors import (
     RejectedError,
 )
 from transfer_wallet.providers import TransferState
-from transfer_wallet.providers.simulator import FaultPlan, parse_rule
+from transfer_wallet.simulator import FaultPlan, parse_rule
+from transfer_wallet.simulator.faults import choose_plan, split_rules
+from transfer_wallet.simulator.server import open_simulator
+from transfer_wallet.simulator.admin import SimulatorAdmin
 
 from .conftest import eur
 
@@ -148,20 +152,66 @@ def test_a_lost_response_is_recovered_by_the_retry_which_replays_the_applied_tra
     assert provider.balance("P1") == eur("0.00")
 
 
-def test_faults_can_be_set_at_runtime_through_the_signed_admin_endpoint(client, simulator) -> None:  # type: ignore[no-untyped-def]
-    assert client.set_faults(["balance:500=1"], seed=5) == {"seed": 5, "rules": ["balance:500=1:0"]}
+def test_faults_can_be_set_at_runtime_through_the_signed_admin_endpoint(client, admin, simulator) -> None:  # type: ignore[no-untyped-def]
+    assert admin.set_faults(["balance:500=1"], seed=5) == {"seed": 5, "rules": ["balance:500=1:0"]}
+    assert admin.faults() == {"seed": 5, "rules": ["balance:500=1:0"]}
     with pytest.raises(ProviderUnavailableError):
         client.balance("P1")
     with pytest.raises(RejectedError, match="BAD_FAULT"):
-        client.set_faults(["balance:explode=1"])
-    client.set_faults([])
+        admin.set_faults(["balance:explode=1"])
+    admin.set_faults([])
     assert client.balance("P1") == eur("0.00")
-    assert client.request_log()[-1]["endpoint"] == "balance"
+    assert admin.request_log()[-1]["endpoint"] == "balance"
 
 
 def test_play_is_not_idempotent_so_it_is_never_retried(start_simulator, make_client, acme, sleeps) -> None:  # type: ignore[no-untyped-def]
     server, provider = faulty(start_simulator, make_client, acme, "play:lost=1")
     provider.transfer_in("tr-1", "P1", eur("10.00"))
     with pytest.raises(ProviderUnavailableError):
-        provider.play("P1", 3, seed=1)
+        SimulatorAdmin(provider).play("P1", 3, seed=1)
     assert outcomes(server)[1:] == ["lost (applied, would have been 200)"] and sleeps == []
+
+
+def test_the_serve_plan_takes_the_files_rules_unless_the_operator_replaces_or_drops_them() -> None:
+    table = {"seed": 9, "rules": ["transfer:500=0.2", "games:latency=1:50"]}
+    from_file = choose_plan(table)
+    assert from_file.describe() == {"seed": 9, "rules": ["transfer:500=0.2:0", "games:latency=1:50"]}
+    assert choose_plan(table, seed=3).describe() == {"seed": 3, "rules": ["transfer:500=0.2:0", "games:latency=1:50"]}
+    replaced = choose_plan(table, ["balance:429=1:2"])
+    assert replaced.describe() == {"seed": 9, "rules": ["balance:429=1:2"]}  # rules replaced, the file's seed kept
+    assert choose_plan(table, no_faults=True).describe() == {"seed": 0, "rules": []}
+    assert choose_plan(table, no_faults=True, seed=4).describe() == {"seed": 4, "rules": []}
+    assert choose_plan(None).describe() == {"seed": 0, "rules": []}
+
+
+@pytest.mark.parametrize(
+    ("table", "rules"),
+    [({"rules": ["transfer:explode=1"]}, []), (None, ["nowhere:500=1"]), ({"seed": "x"}, []), ({"rule": []}, [])],
+    ids=["bad-file-rule", "bad-operator-rule", "bad-seed", "unknown-key"],
+)
+def test_a_bad_rule_or_table_is_a_config_error_before_anything_listens(table, rules) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError, match="fault"):
+        choose_plan(table, rules)
+
+
+def test_rules_split_on_commas_and_repeats_and_drop_blanks() -> None:
+    assert split_rules(["transfer:500=0.2, transfer:429=0.1", "", "play:lost=1,"]) == (
+        "transfer:500=0.2", "transfer:429=0.1", "play:lost=1",
+    )
+    assert split_rules([]) == ()
+
+
+def test_open_simulator_uses_the_base_url_port_and_the_default_store(acme, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as probe:  # a port that is free right now
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
+    config = dataclasses.replace(acme, base_url=f"http://127.0.0.1:{free_port}", extra={"faults": {"seed": 2, "rules": []}})
+    server = open_simulator(config, fault_rules=["status:500=1"])
+    try:
+        assert (server.server_port, server.store.path) == (free_port, "sim-acme.db")
+        assert server.faults.describe() == {"seed": 2, "rules": ["status:500=1:0"]}
+        with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{free_port}.*choose another --port"):
+            open_simulator(config, store=tmp_path / "other.db")  # the port is taken by the first
+    finally:
+        server.stop()

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from transfer_wallet.errors import AuthenticationFailedError, OutcomeUnknownError, TransferWalletError
 from transfer_wallet.providers.signing import KeyRing
-from transfer_wallet.providers.simulator import FaultPlan
+from transfer_wallet.simulator import FaultPlan
 
 from .conftest import SAMPLE_PROVIDERS, SECRETS, eur
 

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from transfer_wallet.errors import ProviderInsufficientFundsError, TransferConflictError
 from transfer_wallet.money import Money, currency
 from transfer_wallet.providers import Direction, InMemoryProvider
-from transfer_wallet.providers.simulator.play import simulate_rounds
-from transfer_wallet.providers.simulator.store import SimulatorStore
+from transfer_wallet.simulator.play import simulate_rounds
+from transfer_wallet.simulator.store import SimulatorStore
 
 from .conftest import eur
 

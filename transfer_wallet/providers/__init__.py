@@ -1,11 +1,11 @@
-"""Game providers: the ``Provider`` protocol, its HTTP adapter, an in-memory fake, the simulator.
+"""Game providers, the client side: the ``Provider`` protocol, wire format, signing, HTTP adapter, in-memory fake.
 
 Import what the services need from here::
 
     from transfer_wallet.providers import Provider, HttpProvider, InMemoryProvider, TransferResult
 
-``HttpProvider`` (httpx) and the simulator are imported lazily, so importing the
-protocol stays cheap.
+``HttpProvider`` (httpx) is imported lazily, so importing the protocol stays cheap.
+The provider simulator (the staging side) lives in ``transfer_wallet.simulator``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from transfer_wallet.providers.signing import KeyRing
 
 if TYPE_CHECKING:  # pragma: no cover
     from transfer_wallet.providers.http import HttpProvider
-    from transfer_wallet.providers.simulator import SimulatorServer
 
 __all__ = [
     "Direction",
@@ -40,7 +39,6 @@ __all__ = [
     "ProviderState",
     "ProviderStatus",
     "Round",
-    "SimulatorServer",
     "TransferResult",
     "TransferState",
     "TransferStatus",
@@ -52,8 +50,4 @@ def __getattr__(name: str) -> Any:
         from transfer_wallet.providers.http import HttpProvider
 
         return HttpProvider
-    if name == "SimulatorServer":
-        from transfer_wallet.providers.simulator import SimulatorServer
-
-        return SimulatorServer
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

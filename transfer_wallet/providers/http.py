@@ -235,22 +235,6 @@ class HttpProvider:
         """The provider's daily transfer report (CSV bytes in its own format)."""
         return self._call("GET", "/v1/reports/transfers", query={"date": business_date.isoformat()}).body
 
-    def play(self, player_id: str, rounds: int, *, seed: int | None = None) -> list[Round]:
-        """Simulator only: play ``rounds`` seeded rounds over the player's game balance."""
-        body: dict[str, Any] = {"rounds": rounds} | ({"seed": seed} if seed is not None else {})
-        # Not idempotent (a lost answer may hide played rounds): one attempt only.
-        reply = self._call("POST", _player_path(player_id, "play"), body=body, max_attempts=1)
-        return self._decode(reply, _parse_rounds)
-
-    def set_faults(self, rules: list[str], *, seed: int | None = None) -> dict[str, Any]:
-        """Simulator only: replace the fault plan (``["transfer:500=0.2", ...]``)."""
-        body: dict[str, Any] = {"rules": rules} | ({"seed": seed} if seed is not None else {})
-        return self._decode(self._call("POST", "/v1/admin/faults", body=body), lambda d: d)
-
-    def request_log(self) -> list[dict[str, Any]]:
-        """Simulator only: the requests it received, newest last."""
-        return self._get("/v1/admin/requests", lambda d: list(d["requests"]))
-
     # -- plumbing --------------------------------------------------------------------------
 
     def _transfer(self, direction: Direction, transfer_id: str, player_id: str, amount: Money | None) -> TransferResult:

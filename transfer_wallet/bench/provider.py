@@ -10,61 +10,28 @@ connection for each request.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import multiprocessing
 import random
 import secrets
 import statistics
 import tempfile
 import time
-from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
+from transfer_wallet.bench._harness import KEY_ID, simulator_process
 from transfer_wallet.config import ProviderConfig
 from transfer_wallet.money import Money, currency
 from transfer_wallet.providers.http import HttpProvider
 from transfer_wallet.providers.signing import KeyRing
 
 WARMUP_REQUESTS = 20
-START_TIMEOUT_S = 30.0
-KEY_ID = "bench"
 
 
 def _percentile(sorted_values: list[float], fraction: float) -> float:
     """Nearest-rank percentile of an ascending list."""
     index = max(0, min(len(sorted_values) - 1, round(fraction * len(sorted_values) + 0.5) - 1))
     return sorted_values[index]
-
-
-def _serve(config: ProviderConfig, secret: bytes, store: str, seed: int, ready: Connection) -> None:
-    """Child process: run the simulator and report its URL."""
-    from transfer_wallet.providers.simulator import FaultPlan, SimulatorServer
-
-    keyring = KeyRing.from_secrets({KEY_ID: secret})
-    server = SimulatorServer(config, store, port=0, keyring=keyring, faults=FaultPlan(), seed=seed)
-    ready.send(server.url)
-    ready.close()
-    server.serve_forever(poll_interval=0.05)
-
-
-@contextlib.contextmanager
-def _simulator_process(config: ProviderConfig, secret: bytes, store: Path, seed: int) -> Iterator[str]:
-    """A simulator in a child process for the duration of the block; yields its URL."""
-    context = multiprocessing.get_context("spawn")  # no inherited threads or locks
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_serve, args=(config, secret, str(store), seed, sender), daemon=True)
-    process.start()
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not receiver.poll(0.1):
-            if not process.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the benchmark simulator did not start (exit code {process.exitcode})")
-        yield str(receiver.recv())
-    finally:
-        process.terminate()
-        process.join(5)
 
 
 def _run(client: HttpProvider, label: str, requests: int, rng: random.Random, unit_code: str) -> dict[str, float]:
@@ -97,7 +64,7 @@ def run_provider_benchmark(provider: ProviderConfig, *, requests: int, seed: int
     rng = random.Random(seed)
     results: dict[str, Any] = {"provider": provider.name, "requests": requests}
     with tempfile.TemporaryDirectory(prefix="tw-bench-") as folder:
-        with _simulator_process(config, secret, Path(folder) / "sim.db", seed) as url:
+        with simulator_process(config, secret, Path(folder) / "sim.db", seed) as url:
             for label, pooled in (("pooled", True), ("new_connection", False)):
                 with HttpProvider(config, base_url=url, keyring=keyring, pooled=pooled) as client:
                     results[label] = _run(client, label, requests, rng, config.currency)

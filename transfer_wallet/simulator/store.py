@@ -1,8 +1,12 @@
-"""The simulator's own SQLite file: game wallets, transfers (its idempotency store) and rounds.
+"""The simulator's own SQLite file: game wallets, transfers (its idempotency store), rounds and seen request ids.
 
 Plain ``sqlite3``: one connection guarded by a lock, WAL, each write one
 ``BEGIN IMMEDIATE`` transaction. A CHECK keeps every game balance >= 0. Times are
 stored as fixed-width ISO UTC text so they sort as they compare.
+
+``seen_requests`` keeps every accepted signed request id until its replay window
+ends (wall-clock seconds), so a request captured before a restart is still refused
+after it; expired ids are pruned as new ones arrive.
 """
 
 from __future__ import annotations
@@ -52,7 +56,15 @@ CREATE TABLE IF NOT EXISTS rounds (
     ended_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rounds_by_player ON rounds (player_id, ended_at);
+CREATE TABLE IF NOT EXISTS seen_requests (
+    request_id TEXT PRIMARY KEY,
+    expires_at_s REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS seen_requests_by_expiry ON seen_requests (expires_at_s);
 """
+
+#: Prune expired request ids at most this often (seconds), not on every request.
+PRUNE_EVERY_S = 1.0
 
 
 class StoreMismatchError(ConfigError):
@@ -91,6 +103,7 @@ class SimulatorStore:
         self.provider = provider
         self.unit = unit
         self._lock = threading.Lock()
+        self._next_prune_s = 0.0
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -102,6 +115,29 @@ class SimulatorStore:
                 found = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0]
                 if found != value:
                     raise StoreMismatchError(f"{self.path} holds {key} {found!r}, not {value!r}")
+
+    def remember_request(self, request_id: str, now_s: float, expires_at_s: float) -> bool:
+        """Record a signed request id until ``expires_at_s``; False if it is already recorded and unexpired.
+
+        Expired ids are pruned first (at most every ``PRUNE_EVERY_S``), and an expired
+        row with the same id is replaced: only its window counted.
+        """
+        with self._transaction() as db:
+            if now_s >= self._next_prune_s:
+                db.execute("DELETE FROM seen_requests WHERE expires_at_s <= ?", (now_s,))
+                self._next_prune_s = now_s + PRUNE_EVERY_S
+            inserted = db.execute(
+                "INSERT INTO seen_requests (request_id, expires_at_s) VALUES (?, ?) "
+                "ON CONFLICT (request_id) DO UPDATE SET expires_at_s = excluded.expires_at_s "
+                "WHERE seen_requests.expires_at_s <= ?",
+                (request_id, expires_at_s, now_s),
+            ).rowcount
+        return inserted == 1
+
+    def seen_request_count(self) -> int:
+        """How many request ids are kept (expired ones until the next prune)."""
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM seen_requests").fetchone()[0])
 
     def close(self) -> None:
         """Close the connection."""

@@ -64,6 +64,11 @@ class FaultDecision:
     param: float = 0.0
 
 
+def split_rules(texts: Iterable[str]) -> tuple[str, ...]:
+    """Rule strings from options that are repeatable and comma-separated (``"a=0.1,b=0.2"``), blanks dropped."""
+    return tuple(rule.strip() for text in texts for rule in text.split(",") if rule.strip())
+
+
 def parse_rule(text: str) -> FaultRule:
     """A ``FaultRule`` from ``ENDPOINT:KIND=PROBABILITY[:PARAM]``; ``ConfigError`` saying what is wrong."""
     try:
@@ -135,3 +140,22 @@ class FaultPlan:
     def describe(self) -> dict[str, Any]:
         """``{"seed": ..., "rules": [...]}`` for the admin endpoint and logs."""
         return {"seed": self.seed, "rules": [str(r) for r in self.rules]}
+
+
+def choose_plan(
+    table: Any, rules: Iterable[str] = (), *, seed: int | None = None, no_faults: bool = False
+) -> FaultPlan:
+    """The plan a simulator runs, from its ``[faults]`` table (or None) and the operator's choices.
+
+    ``rules`` (if any) replace the table's rules; otherwise ``no_faults`` drops them.
+    ``seed`` (if given) replaces the table's seed, which defaults to 0. A bad rule or
+    table raises ``ConfigError`` naming it.
+    """
+    rules = list(rules)
+    from_table = FaultPlan.from_config(table)
+    chosen_seed = seed if seed is not None else from_table.seed
+    if rules:
+        return FaultPlan.parse(rules, chosen_seed)
+    if no_faults:
+        return FaultPlan(seed=seed or 0)
+    return FaultPlan(from_table.rules, chosen_seed)

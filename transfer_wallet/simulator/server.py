@@ -2,11 +2,15 @@
 
 ``SimulatorServer`` is a ``ThreadingHTTPServer`` speaking HTTP/1.1 with keep-alive.
 For each request it: reads the body, checks the client IP against the provider's
-``allowed_ips`` (403), routes (404/405), verifies the signature (401), draws the
-faults of the endpoint, calls ``api.dispatch`` and signs the response. Every
-request is logged (``transfer_wallet.providers.simulator``) and kept in a bounded
-in-memory log served at ``GET /v1/admin/requests``. No secret or signature value
-is ever logged.
+``allowed_ips`` (403), routes (404/405), verifies the signature and refuses a
+request id already seen in the replay window (401; the ids are kept in the store,
+so a restart on the same store still refuses them), draws the faults of the
+endpoint, calls ``api.dispatch`` and signs the response. Every request is logged
+(``transfer_wallet.simulator``) and kept in a bounded in-memory log served at
+``GET /v1/admin/requests``. No secret or signature value is ever logged.
+
+``open_simulator`` builds the server ``tw provider serve`` runs (fault plan, port,
+store and bind errors decided in one place).
 """
 
 from __future__ import annotations
@@ -21,11 +25,13 @@ import socketserver
 import struct
 import threading
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
 from transfer_wallet.config import ProviderConfig
+from transfer_wallet.errors import ConfigError
 from transfer_wallet.money import Money, currency
 from transfer_wallet.providers import wire
 from transfer_wallet.providers.protocol import Round
@@ -38,12 +44,12 @@ from transfer_wallet.providers.signing import (
     Verifier,
     sign_response,
 )
-from transfer_wallet.providers.simulator import api
-from transfer_wallet.providers.simulator.faults import FaultDecision, FaultPlan
-from transfer_wallet.providers.simulator.play import simulate_rounds
-from transfer_wallet.providers.simulator.store import SimulatorStore
+from transfer_wallet.simulator import api
+from transfer_wallet.simulator.faults import FaultDecision, FaultPlan, choose_plan
+from transfer_wallet.simulator.play import simulate_rounds
+from transfer_wallet.simulator.store import SimulatorStore
 
-log = logging.getLogger("transfer_wallet.providers.simulator")
+log = logging.getLogger("transfer_wallet.simulator")
 
 MAX_BODY_BYTES = 64 * 1024
 REQUEST_LOG_SIZE = 2000
@@ -155,6 +161,19 @@ class SimulatorServer(ThreadingHTTPServer):
         thread.start()
         return thread
 
+    def verify(self, method: str, target: str, body: bytes, headers: Mapping[str, str]) -> str:
+        """The key id that signed the request; ``SignatureError`` if it is unsigned, stale or replayed.
+
+        The verifier's in-memory cache catches a replay within this process; the store
+        catches one across restarts for the rest of the window.
+        """
+        key_id = self.verifier.verify_request(method, target, body, headers)
+        now_s = time.time()
+        request_id = headers.get(HEADER_REQUEST_ID) or ""
+        if not self.store.remember_request(request_id, now_s, now_s + 2 * self.verifier.window_s):
+            raise SignatureError("replayed_request", "request id already used")
+        return key_id
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that gave up (timeout fault, benchmark teardown) is not an error of ours.
         log.debug("connection from %s ended abnormally", client_address[0], exc_info=True)
@@ -183,6 +202,32 @@ class SimulatorServer(ThreadingHTTPServer):
         """A copy of the request log, newest last."""
         with self._log_lock:
             return list(self._log)
+
+
+def open_simulator(
+    config: ProviderConfig,
+    *,
+    store: str | Path | None = None,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    fault_rules: Sequence[str] = (),
+    seed: int | None = None,
+    no_faults: bool = False,
+) -> SimulatorServer:
+    """A simulator of ``config`` bound and ready to ``start()`` (what ``tw provider serve`` runs).
+
+    Faults: ``fault_rules`` replace the providers file's rules, ``no_faults`` drops them,
+    ``seed`` replaces its seed (see ``faults.choose_plan``). ``port`` defaults to the port
+    of ``base_url``, ``store`` to ``sim-NAME.db``. A bad rule or an address that cannot be
+    bound raises ``ConfigError``.
+    """
+    plan = choose_plan(config.extra.get("faults"), fault_rules, seed=seed, no_faults=no_faults)
+    if port is None:
+        port = urllib.parse.urlsplit(config.base_url).port or 80
+    try:
+        return SimulatorServer(config, store or f"sim-{config.name}.db", host=host, port=port, faults=plan, seed=plan.seed)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port") from exc
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -239,7 +284,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(exc.response(), entry)
         entry["endpoint"] = endpoint
         try:
-            entry["key_id"] = sim.verifier.verify_request(method, self.path, body, self.headers)
+            # An HTTPMessage reads like a case-insensitive Mapping, which is all the verifier uses.
+            entry["key_id"] = sim.verify(method, self.path, body, self.headers)  # type: ignore[arg-type]
         except SignatureError as exc:
             status = 503 if exc.reason == "replay_cache_full" else 401
             log.warning("%s %s refused: %s", method, entry["path"], exc.reason)

@@ -14,7 +14,7 @@ import io
 
 from transfer_wallet.config import REPORT_FIELDS, ReportFormat
 from transfer_wallet.providers.protocol import Direction, TransferState
-from transfer_wallet.providers.simulator.store import SimulatorStore, StoredTransfer
+from transfer_wallet.simulator.store import SimulatorStore, StoredTransfer
 
 
 def business_day_window(business_date: dt.date, timezone: str) -> tuple[dt.datetime, dt.datetime]:

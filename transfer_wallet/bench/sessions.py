@@ -9,7 +9,7 @@
    transactions. 1 and 4 worker processes, each with its own players.
    On PostgreSQL, pgbench TPC-B-like runs in the same command for the ratio.
 
-Everything runs on scratch databases beside ``--db`` (see ``benchmarks``).
+Everything runs on scratch databases beside ``--db`` (see ``_harness``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,17 @@ import uuid
 from pathlib import Path
 
 from transfer_wallet import migrations
-from transfer_wallet.benchmarks import BenchResult, _run_workers, init_pgbench, measure_pgbench, run_until, scratch_database
+from transfer_wallet.bench._harness import (
+    FUNDING,
+    KEY_ID,
+    BenchResult,
+    init_pgbench,
+    measure_pgbench,
+    run_until,
+    run_workers,
+    scratch_database,
+    simulator_process,
+)
 from transfer_wallet.config import ProviderConfig
 from transfer_wallet.db import normalise_url, open_database
 from transfer_wallet.errors import ConfigError
@@ -30,7 +40,6 @@ from transfer_wallet.money import Money, currency
 from transfer_wallet.sessions import SessionManager, SessionPolicy
 from transfer_wallet.wallet import Wallet
 
-FUNDING = "1000000.00"
 ROUNDS_PER_SESSION = 10
 
 
@@ -72,7 +81,7 @@ def run_ledger_sessions(url: str, client_counts: list[int], seconds: float) -> l
     with scratch_database(url) as ledger_url:
         _fund(ledger_url, [f"bench-s{n}" for n in range(max(client_counts))])
         for clients in client_counts:
-            done, elapsed = _run_workers(_ledger_session_worker, lambda n: (ledger_url, n), clients, seconds)
+            done, elapsed = run_workers(_ledger_session_worker, lambda n: (ledger_url, n), clients, seconds)
             baseline = 0.0
             if postgres:
                 with scratch_database(url) as pgbench_url:
@@ -85,9 +94,8 @@ def run_ledger_sessions(url: str, client_counts: list[int], seconds: float) -> l
 def run_full_sessions(url: str, config: ProviderConfig, sessions: int, seed: int = 1) -> dict[str, float]:
     """Full sessions per second over HTTP against a simulator in its own process."""
     from transfer_wallet.play import PlayMirror
-    from transfer_wallet.providers.bench import KEY_ID, _simulator_process
-    from transfer_wallet.providers.http import HttpProvider
     from transfer_wallet.providers.signing import KeyRing
+    from transfer_wallet.simulator.admin import SimulatorAdmin
 
     if not 1 <= sessions <= 100_000:
         raise ConfigError("--sessions must be 1..100000")
@@ -95,8 +103,9 @@ def run_full_sessions(url: str, config: ProviderConfig, sessions: int, seed: int
     with tempfile.TemporaryDirectory(prefix="tw-bench-sim-") as folder, scratch_database(url) as ledger_url:
         players = [f"bench-f{n}" for n in range(20)]
         _fund(ledger_url, players, config.currency)
-        with _simulator_process(config, secret, Path(folder) / "sim.db", seed) as sim_url:
-            client = HttpProvider(config, base_url=sim_url, keyring=KeyRing.from_secrets({KEY_ID: secret}))
+        with simulator_process(config, secret, Path(folder) / "sim.db", seed) as sim_url:
+            admin = SimulatorAdmin.connect(config, base_url=sim_url, keyring=KeyRing.from_secrets({KEY_ID: secret}))
+            client = admin.provider
             db = open_database(ledger_url, pool_size=1)
             manager = SessionManager(db, {config.name: client}, {config.name: SessionPolicy.from_config(config)})
             mirror = PlayMirror(db)
@@ -106,12 +115,12 @@ def run_full_sessions(url: str, config: ProviderConfig, sessions: int, seed: int
             for number in range(sessions):
                 player = players[number % len(players)]
                 session = manager.open_session(player, config.name, amount, key=f"bench-{uuid.uuid4().hex}")
-                for item in client.play(player, ROUNDS_PER_SESSION, seed=seed + number):
+                for item in admin.play(player, ROUNDS_PER_SESSION, seed=seed + number):
                     mirror.mirror_round(session.id, item)
                     rounds += 1
                 manager.close_session(session.id)
             elapsed = time.perf_counter() - started
-            client.close()
+            admin.close()
             db.dispose()
     return {"sessions": sessions, "rounds": rounds, "seconds": round(elapsed, 2),
             "sessions_per_s": round(sessions / elapsed, 1), "ms_per_session": round(elapsed / sessions * 1000, 2)}

@@ -19,103 +19,26 @@ benchmark never writes into the ledger named by ``--db``.
 from __future__ import annotations
 
 import multiprocessing
-import os
-import re
-import shutil
 import sqlite3
-import subprocess
-import tempfile
-import time
 import uuid
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Iterator
 
 from sqlalchemy.engine import make_url
 
 from transfer_wallet import migrations
+from transfer_wallet.bench._harness import (
+    FUNDING,
+    BenchResult,
+    init_pgbench,
+    measure_pgbench,
+    run_until,
+    run_workers,
+    scratch_database,
+)
 from transfer_wallet.db import SQLITE_BUSY_TIMEOUT_MS, normalise_url, open_database
 from transfer_wallet.errors import ConfigError
 from transfer_wallet.wallet import Wallet
 
-#: Every worker starts with this much (major units): far more than a run can lock.
-FUNDING = "1000000.00"
-
-
-@dataclass(frozen=True, slots=True)
-class BenchResult:
-    """Transfers/s of the ledger and of the baseline at one client count."""
-
-    clients: int
-    transfers_per_s: float
-    baseline_per_s: float
-    transfers: int
-    seconds: float
-
-    @property
-    def ratio(self) -> float:
-        return self.transfers_per_s / self.baseline_per_s if self.baseline_per_s else 0.0
-
-    def as_dict(self) -> dict[str, float | int]:
-        return {
-            "clients": self.clients,
-            "transfers_per_s": round(self.transfers_per_s, 1),
-            "baseline_per_s": round(self.baseline_per_s, 1),
-            "ratio": round(self.ratio, 3),
-            "transfers": self.transfers,
-            "seconds": round(self.seconds, 2),
-        }
-
-
-# -- scratch databases ------------------------------------------------------------------------
-
-
-def _pg_admin(url: str, statement: str) -> None:
-    import psycopg
-
-    parsed = make_url(url)
-    with psycopg.connect(
-        host=parsed.host or "127.0.0.1", port=parsed.port or 5432, user=parsed.username,
-        password=parsed.password, dbname=parsed.database or "postgres", autocommit=True, connect_timeout=10,
-    ) as connection:
-        connection.execute(statement)
-
-
-@contextmanager
-def scratch_database(url: str) -> Iterator[str]:
-    """A fresh, empty database beside ``url`` (same server or same directory), removed after."""
-    url = normalise_url(url)
-    if url.startswith("sqlite"):
-        database = make_url(url).database or ""
-        directory = Path(database).resolve().parent if database and database != ":memory:" else Path(tempfile.gettempdir())
-        folder = Path(tempfile.mkdtemp(prefix="tw-bench-", dir=directory))
-        try:
-            yield f"sqlite:///{folder / 'bench.db'}"
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        return
-    name = f"tw_bench_{uuid.uuid4().hex[:10]}"
-    _pg_admin(url, f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        _pg_admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 # -- the ledger side --------------------------------------------------------------------------
-
-
-def run_until(start_at: float, seconds: float, step: Callable[[int], None]) -> int:
-    """Wait for the common start, then call ``step(n)`` until ``seconds`` are over; the count."""
-    while time.time() < start_at:
-        time.sleep(0.001)
-    deadline = start_at + seconds
-    count = 0
-    while time.time() < deadline:
-        step(count)
-        count += 1
-    return count
 
 
 def _ledger_worker(url: str, pair: int, seconds: float, start_at: float, queue: multiprocessing.Queue) -> None:
@@ -134,19 +57,6 @@ def _ledger_worker(url: str, pair: int, seconds: float, start_at: float, queue: 
     queue.put(transfers)
 
 
-def _run_workers(target, args_for, clients: int, seconds: float) -> tuple[int, float]:
-    context = multiprocessing.get_context("spawn")
-    queue: multiprocessing.Queue = context.Queue()
-    start_at = time.time() + 1.5 + 0.2 * clients  # let every process import and connect first
-    processes = [context.Process(target=target, args=(*args_for(n), seconds, start_at, queue)) for n in range(clients)]
-    for process in processes:
-        process.start()
-    total = sum(queue.get(timeout=seconds + 120) for _ in processes)
-    for process in processes:
-        process.join(timeout=30)
-    return total, seconds
-
-
 def _prepare_ledger(url: str, players: int) -> None:
     db = open_database(url)
     try:
@@ -162,7 +72,7 @@ def _prepare_ledger(url: str, players: int) -> None:
 
 def measure_ledger(url: str, clients: int, seconds: float) -> tuple[int, float]:
     """(transfers, seconds) with ``clients`` worker processes on a prepared database."""
-    return _run_workers(_ledger_worker, lambda n: (url, n), clients, seconds)
+    return run_workers(_ledger_worker, lambda n: (url, n), clients, seconds)
 
 
 # -- SQLite baseline: the same statements through the stdlib driver ---------------------------
@@ -201,50 +111,9 @@ def _sqlite_worker(path: str, pair: int, seconds: float, start_at: float, queue:
 
 
 def measure_sqlite_baseline(url: str, clients: int, seconds: float) -> tuple[int, float]:
+    """(transfers, seconds) of the same statements through raw ``sqlite3`` with ``clients`` processes."""
     path = make_url(url).database or ""
-    return _run_workers(_sqlite_worker, lambda n: (path, n), clients, seconds)
-
-
-# -- PostgreSQL baseline: pgbench TPC-B-like ---------------------------------------------------
-
-
-def _pgbench_env_args(url: str) -> tuple[list[str], dict[str, str]]:
-    parsed = make_url(url)
-    args = ["-h", parsed.host or "127.0.0.1", "-p", str(parsed.port or 5432)]
-    if parsed.username:
-        args += ["-U", parsed.username]
-    env = dict(os.environ)
-    if parsed.password:
-        env["PGPASSWORD"] = parsed.password
-    return args, env
-
-
-def measure_pgbench(url: str, clients: int, seconds: float, *, scale: int) -> float:
-    """pgbench TPC-B-like tps on ``url`` (initialised at ``scale`` if not yet)."""
-    pgbench = shutil.which("pgbench")
-    if pgbench is None:
-        raise ConfigError("pgbench not found on PATH (Debian: apt-get install postgresql-client)")
-    args, env = _pgbench_env_args(url)
-    database = make_url(url).database or "postgres"
-    output = subprocess.run(
-        [pgbench, *args, "-n", "-c", str(clients), "-j", str(clients), "-T", str(max(1, round(seconds))), database],
-        capture_output=True, text=True, env=env, check=False,
-    )
-    match = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", output.stdout)
-    if output.returncode != 0 or match is None:
-        raise ConfigError(f"pgbench failed: {(output.stderr or output.stdout).strip().splitlines()[-1:]}")
-    return float(match.group(1))
-
-
-def init_pgbench(url: str, scale: int) -> None:
-    pgbench = shutil.which("pgbench")
-    if pgbench is None:
-        raise ConfigError("pgbench not found on PATH (Debian: apt-get install postgresql-client)")
-    args, env = _pgbench_env_args(url)
-    database = make_url(url).database or "postgres"
-    result = subprocess.run([pgbench, *args, "-i", "-q", "-s", str(scale), database], capture_output=True, text=True, env=env)
-    if result.returncode != 0:
-        raise ConfigError(f"pgbench -i failed: {result.stderr.strip().splitlines()[-1:]}")
+    return run_workers(_sqlite_worker, lambda n: (path, n), clients, seconds)
 
 
 # -- the whole benchmark ----------------------------------------------------------------------

@@ -30,7 +30,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transfer_wallet import migrations
 from transfer_wallet.config import ProviderConfig
@@ -40,11 +40,16 @@ from transfer_wallet.ledger import check_ledger
 from transfer_wallet.models import utc_now
 from transfer_wallet.money import Money, currency
 from transfer_wallet.play import PlayMirror
-from transfer_wallet.sessions import SessionManager, SessionPolicy
+from transfer_wallet.sessions import SessionManager, SessionPolicy, SessionView
 from transfer_wallet.wallet import Wallet
+
+if TYPE_CHECKING:  # pragma: no cover
+    from transfer_wallet.simulator.admin import SimulatorAdmin
 
 #: Resolution passes after the run; each advances the simulated clock past every backoff.
 RESOLUTION_PASSES = 60
+#: Sessions per ``SessionManager.list`` call (its own cap); the run pages through all of its sessions.
+PAGE_SIZE = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +125,9 @@ def ensure_throwaway_secrets(config: ProviderConfig) -> list[str]:
 
 def run_simulation(db: Database, config: ProviderConfig, plan: SimulationPlan, *, store_dir: Path | None = None) -> SimulationSummary:
     """Run ``plan`` against ``config``'s provider; see the module docstring."""
-    from transfer_wallet.providers.http import HttpProvider
-    from transfer_wallet.providers.simulator import FaultPlan, SimulatorServer
-    from transfer_wallet.providers.simulator.faults import parse_rule
+    from transfer_wallet.simulator.admin import SimulatorAdmin
+    from transfer_wallet.simulator.faults import FaultPlan, parse_rule
+    from transfer_wallet.simulator.server import SimulatorServer
 
     plan.check()
     rules = [parse_rule(text) for text in plan.faults]  # bad rules fail before anything is written
@@ -135,18 +140,20 @@ def run_simulation(db: Database, config: ProviderConfig, plan: SimulationPlan, *
         server.start()
     # A fast client: small backoff so the run does not sleep for minutes; same semantics.
     client_config = dataclasses.replace(config, max_retry_s=min(config.max_retry_s, 3.0))
-    client = HttpProvider(client_config, base_url=plan.url or server.url, backoff_initial_s=0.01, backoff_max_s=0.1)  # type: ignore[union-attr]
+    base_url = plan.url if plan.url is not None else server.url  # type: ignore[union-attr]
+    admin = SimulatorAdmin.connect(client_config, base_url=base_url, backoff_initial_s=0.01, backoff_max_s=0.1)
     try:
         if plan.url is not None and rules:
-            client.set_faults(list(plan.faults), seed=plan.seed)
-        return _run(db, config, client, plan)
+            admin.set_faults(list(plan.faults), seed=plan.seed)
+        return _run(db, config, admin, plan)
     finally:
-        client.close()
+        admin.close()
         if server is not None:
             server.stop()
 
 
-def _run(db: Database, config: ProviderConfig, client: Any, plan: SimulationPlan) -> SimulationSummary:
+def _run(db: Database, config: ProviderConfig, admin: SimulatorAdmin, plan: SimulationPlan) -> SimulationSummary:
+    client = admin.provider
     rng = random.Random(plan.seed)
     run_id = uuid.uuid4().hex[:8]
     clock = {"now": utc_now()}
@@ -179,7 +186,7 @@ def _run(db: Database, config: ProviderConfig, client: Any, plan: SimulationPlan
         if view.status != "active":
             summary.failures[f"open:{view.display_status}"] += 1
             continue
-        summary.rounds += _play(client, mirror, view.id, player, plan.rounds_per_session, rng, summary)
+        summary.rounds += _play(admin, mirror, view.id, player, plan.rounds_per_session, rng, summary)
         if rng.random() < plan.timeout_share:
             continue  # left to time out
         try:
@@ -197,6 +204,24 @@ def _run(db: Database, config: ProviderConfig, client: Any, plan: SimulationPlan
     return summary
 
 
+def run_sessions(manager: SessionManager, wanted: set[str], *, page_size: int = PAGE_SIZE) -> list[SessionView]:
+    """The sessions whose ids are in ``wanted``, paging through ``SessionManager.list`` (newest first).
+
+    Stops at a short page or once every wanted session was seen, so a run of any size
+    is verified whole, not only its newest ``page_size`` sessions.
+    """
+    found: list[SessionView] = []
+    offset = 0
+    while len(found) < len(wanted):
+        # The first page needs no offset; later pages use SessionManager.list(offset=...).
+        page = manager.list(limit=page_size, offset=offset) if offset else manager.list(limit=page_size)
+        found += [v for v in page if v.id in wanted]
+        if len(page) < page_size:
+            break
+        offset += page_size
+    return found
+
+
 def _free_players(manager: SessionManager, busy: dict[str, str], clock: dict[str, dt.datetime],
                   policy: SessionPolicy, *, force: bool) -> None:
     """Forget players whose session is final; when all are busy, let the jobs run past the timeouts."""
@@ -209,13 +234,13 @@ def _free_players(manager: SessionManager, busy: dict[str, str], clock: dict[str
             del busy[player]
 
 
-def _play(client: Any, mirror: PlayMirror, session_id: str, player: str, rounds: int, rng: random.Random,
+def _play(admin: SimulatorAdmin, mirror: PlayMirror, session_id: str, player: str, rounds: int, rng: random.Random,
           summary: SimulationSummary) -> int:
     """Play at the simulator and mirror each round; a lost answer leaves a gap the close will flag."""
     if rounds <= 0:
         return 0
     try:
-        played = client.play(player, rounds, seed=rng.randrange(2**31))
+        played = admin.play(player, rounds, seed=rng.randrange(2**31))
     except (ProviderError, OutcomeUnknownError) as error:
         summary.failures[f"play:{type(error).__name__}"] += 1
         return 0
@@ -230,7 +255,7 @@ def _resolve(manager: SessionManager, clock: dict[str, dt.datetime], policy: Ses
     step = dt.timedelta(seconds=max(policy.retry_max_s, policy.idle_timeout_s, policy.max_session_s) + 1)
     wanted = set(session_ids)
     for number in range(RESOLUTION_PASSES):
-        pending = [v for v in manager.list(limit=100_000) if v.id in wanted and v.status not in ("closed", "failed")]
+        pending = [v for v in run_sessions(manager, wanted) if v.status not in ("closed", "failed")]
         if not pending:
             break
         summary.resolution_passes = number + 1
@@ -242,7 +267,7 @@ def _resolve(manager: SessionManager, clock: dict[str, dt.datetime], policy: Ses
 def _verify(db: Database, client: Any, manager: SessionManager, players: list[str], funding: Money,
             start: dt.datetime, summary: SimulationSummary, session_ids: list[str]) -> None:
     wanted = set(session_ids)
-    views = [v for v in manager.list(limit=1_000_000) if v.id in wanted]
+    views = run_sessions(manager, wanted)
     summary.sessions = len(views)
     for view in views:
         summary.by_status[view.status] += 1
@@ -286,7 +311,7 @@ def _count_discrepancies(db: Database, session_ids: set[str]) -> int:
 
     from transfer_wallet.models import Discrepancy
 
-    table = Discrepancy.__table__
+    table = Discrepancy.__table__  # type: ignore[attr-defined]
     with db.engine.connect() as connection:
         rows = connection.execute(select(table.c.session_id)).all()
     return sum(1 for r in rows if r.session_id in session_ids)

@@ -22,13 +22,13 @@ from transfer_wallet.providers.protocol import (
     ProviderStatus,
     check_identifier,
 )
-from transfer_wallet.providers.simulator.faults import parse_rule
-from transfer_wallet.providers.simulator.play import MAX_ROUNDS_PER_PLAY, catalogue
-from transfer_wallet.providers.simulator.report import export_report
-from transfer_wallet.providers.simulator.store import StoredTransfer
+from transfer_wallet.simulator.faults import parse_rule
+from transfer_wallet.simulator.play import MAX_ROUNDS_PER_PLAY, catalogue
+from transfer_wallet.simulator.report import export_report
+from transfer_wallet.simulator.store import StoredTransfer
 
 if TYPE_CHECKING:  # pragma: no cover
-    from transfer_wallet.providers.simulator.server import SimulatorServer
+    from transfer_wallet.simulator.server import SimulatorServer
 
 VERSION = "tw-simulator-1"
 MAX_ROUNDS_PER_QUERY = 1000
