@@ -70,7 +70,7 @@ class SessionMachine(RuleBasedStateMachine):
         self.db, self.folder = _fresh_database()
         self.now = T0
         self.provider = InMemoryProvider(name="acme", clock=lambda: self.now)
-        policy = SessionPolicy("EUR", idle_timeout_s=600, max_session_s=3600, max_attempts=4, retry_base_s=10, retry_max_s=60)
+        policy = SessionPolicy("EUR", idle_timeout_s=600, max_session_s=3600, stuck_after_attempts=4, retry_base_s=10, retry_max_s=60)
         self.manager = SessionManager(self.db, {"acme": self.provider}, {"acme": policy}, clock=lambda: self.now)
         self.mirror = PlayMirror(self.db)
         self.wallet = Wallet(self.db)
