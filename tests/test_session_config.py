@@ -14,7 +14,7 @@ from transfer_wallet.config import (
     ProviderConfig,
     load_providers,
 )
-from transfer_wallet.errors import ConfigError
+from transfer_wallet.errors import ConfigError, OutcomeUnknownError
 from transfer_wallet.money import Money
 from transfer_wallet.providers.fake import InMemoryProvider
 from transfer_wallet.sessions import SessionManager, SessionPolicy, policies_from_config
@@ -104,3 +104,24 @@ def test_the_session_list_pages_past_its_cap_with_an_offset(db):
     pages = [[s.player_id for s in manager.list(limit=2, offset=offset)] for offset in (0, 2, 4, 6)]
     assert pages == [["P4", "P3"], ["P2", "P1"], ["P0"], []]
     assert [s.player_id for s in manager.list(limit=2, offset=-5)] == ["P4", "P3"]  # a negative offset is 0
+
+
+def test_the_session_list_filters_by_status_provider_and_doubt(db):
+    wallet = Wallet(db)
+    acme = InMemoryProvider(name="acme", clock=lambda: T0)
+    other = InMemoryProvider(name="other", clock=lambda: T0)
+    policies = {"acme": SessionPolicy("EUR"), "other": SessionPolicy("EUR")}
+    manager = SessionManager(db, {"acme": acme, "other": other}, policies, clock=lambda: T0)
+    for player in ("P1", "P2", "P3"):
+        wallet.create_player(player, "EUR")
+        wallet.deposit(player, "10.00", reference=f"dep-{player}")
+    active = manager.open_session("P1", "acme", "1.00", now=T0)
+    closed = manager.close_session(manager.open_session("P2", "acme", "1.00", now=T0).id, now=T0)
+    other.fail_next(OutcomeUnknownError("lost"))
+    doubtful = manager.open_session("P3", "other", "1.00", now=T0)
+
+    assert [s.id for s in manager.list(status="active")] == [active.id]
+    assert [s.id for s in manager.list(status="closed")] == [closed.id]
+    assert [s.id for s in manager.list(provider="other")] == [doubtful.id]
+    assert [s.id for s in manager.list(in_doubt=True)] == [doubtful.id]
+    assert [s.id for s in manager.list(player_id="P2", stuck=False)] == [closed.id]
