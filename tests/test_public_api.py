@@ -8,7 +8,8 @@ EXPECTED = {
     "Balance", "ConcurrencyError", "ConfigError", "Conversion", "Currency", "Database", "DiscrepancyView",
     "IdempotencyConflictError", "InsufficientFundsError", "InvalidStateError", "LedgerReport",
     "LimitExceededError", "Money", "MoneyError", "NotFoundError", "OutcomeUnknownError", "PlayMirror",
-    "Provider", "ProviderError", "SessionManager", "SessionPolicy", "SessionView", "TransferWalletError",
+    "Provider", "ProviderError", "ProviderRefusedError", "ProviderTransientError", "SessionManager",
+    "SessionPolicy", "SessionView", "TransferWalletError",
     "ValidationError", "Wallet", "WalletResult", "check_ledger", "convert", "currency", "open_database",
     "set_limits", "upgrade",
 }
@@ -28,5 +29,5 @@ def test_library_errors_share_one_root():
     root = transfer_wallet.TransferWalletError
     for name in ("ConfigError", "ValidationError", "NotFoundError", "MoneyError", "IdempotencyConflictError",
                  "InsufficientFundsError", "ConcurrencyError", "OutcomeUnknownError", "ProviderError",
-                 "InvalidStateError", "LimitExceededError"):
+                 "ProviderRefusedError", "ProviderTransientError", "InvalidStateError", "LimitExceededError"):
         assert issubclass(getattr(transfer_wallet, name), root)

@@ -1,16 +1,24 @@
 """Stateful property test: random session operations against a flaky provider keep every invariant.
 
+Two providers: ``acme`` plays in the players' currency (EUR), ``dollarama`` in USD,
+so every transfer there is converted at a stored rate (which moves during the run;
+the reverse USD -> EUR rate is published only at some point, so settlements before
+it fall back to the inverse of the transfer-in rate).
+
 After every step: each currency sums to zero, locked money equals the open
 sessions' money, no available balance is negative, and a replayed open returns
-the first session. At the end, once the provider behaves and everything is
-resolved and closed, each player's money equals the deposit plus what the
-provider's rounds paid out: nothing lost, nothing created.
+the first session. At the end, once the providers behave and everything is
+resolved and closed, each player's money equals the deposit plus what their
+sessions brought back minus what they took in, and at each provider what the
+sessions brought back minus what they took in equals what the rounds paid out:
+nothing lost, nothing created.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
+from decimal import Decimal
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,7 +28,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
 
-from transfer_wallet import migrations
+from transfer_wallet import fx, migrations
 from transfer_wallet.db import open_database
 from transfer_wallet.errors import (
     InsufficientFundsError,
@@ -38,7 +46,11 @@ from transfer_wallet.sessions import SessionManager, SessionPolicy
 from transfer_wallet.wallet import Wallet
 
 EUR = currency("EUR")
+USD = currency("USD")
 PLAYERS = ("A", "B")
+PROVIDERS = ("acme", "dollarama")
+GAME_CURRENCY = {"acme": EUR, "dollarama": USD}
+EUR_USD_RATES = ("1.0854", "0.9", "1.5", "1.2345")
 DEPOSIT_MINOR = 10_000
 T0 = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
 FAULTS = {
@@ -69,15 +81,20 @@ class SessionMachine(RuleBasedStateMachine):
         super().__init__()
         self.db, self.folder = _fresh_database()
         self.now = T0
-        self.provider = InMemoryProvider(name="acme", clock=lambda: self.now)
-        policy = SessionPolicy("EUR", idle_timeout_s=600, max_session_s=3600, max_attempts=4, retry_base_s=10, retry_max_s=60)
-        self.manager = SessionManager(self.db, {"acme": self.provider}, {"acme": policy}, clock=lambda: self.now)
+        clock = lambda: self.now  # noqa: E731
+        self.providers = {name: InMemoryProvider(name=name, currency_code=GAME_CURRENCY[name].code, clock=clock)
+                          for name in PROVIDERS}
+        policies = {name: SessionPolicy(GAME_CURRENCY[name].code, idle_timeout_s=600, max_session_s=3600,
+                                        stuck_after_attempts=4, retry_base_s=10, retry_max_s=60)
+                    for name in PROVIDERS}
+        self.manager = SessionManager(self.db, self.providers, policies, clock=clock)
+        fx.set_rate(self.db, "EUR", "USD", "1.0854", effective_at=T0 - dt.timedelta(days=1))  # no reverse rate yet
         self.mirror = PlayMirror(self.db)
         self.wallet = Wallet(self.db)
         for player in PLAYERS:
             self.wallet.create_player(player, "EUR")
             self.wallet.deposit(player, Money(DEPOSIT_MINOR, EUR), reference=f"dep-{player}")
-        self.opened: dict[str, tuple[str, str, int]] = {}  # key -> (session id, player, amount)
+        self.opened: dict[str, tuple[str, str, str, int]] = {}  # key -> (session id, player, provider, amount)
         self.counter = itertools.count()
 
     def teardown(self) -> None:
@@ -87,42 +104,54 @@ class SessionMachine(RuleBasedStateMachine):
     def _tick(self, seconds: int) -> None:
         self.now += dt.timedelta(seconds=seconds)
 
-    @rule(target=sessions, player=st.sampled_from(PLAYERS), cents=st.integers(1, 6_000))
-    def open(self, player: str, cents: int):  # type: ignore[no-untyped-def]
+    @rule(target=sessions, player=st.sampled_from(PLAYERS), provider=st.sampled_from(PROVIDERS),
+          cents=st.integers(1, 6_000))
+    def open(self, player: str, provider: str, cents: int):  # type: ignore[no-untyped-def]
         key = f"k{next(self.counter)}"
         try:
-            view = self.manager.open_session(player, "acme", Money(cents, EUR), key=key)
+            view = self.manager.open_session(player, provider, Money(cents, EUR), key=key)
         except (InsufficientFundsError, InvalidStateError):
             return "none"
-        self.opened[key] = (view.id, player, cents)
+        self.opened[key] = (view.id, player, provider, cents)
         return view.id
 
     @rule()
     def replay_an_open(self) -> None:
-        for key, (session_id, player, cents) in list(self.opened.items())[:3]:
-            assert self.manager.open_session(player, "acme", Money(cents, EUR), key=key).id == session_id
+        for key, (session_id, player, provider, cents) in list(self.opened.items())[:3]:
+            assert self.manager.open_session(player, provider, Money(cents, EUR), key=key).id == session_id
+
+    @rule(rate=st.sampled_from(EUR_USD_RATES), reverse=st.booleans())
+    def the_rate_moves(self, rate: str, reverse: bool) -> None:
+        """A new EUR -> USD rate from now on; with ``reverse``, a USD -> EUR rate slightly worse than its inverse."""
+        self._tick(1)
+        fx.set_rate(self.db, "EUR", "USD", rate, effective_at=self.now)
+        if reverse:
+            reverse_rate = (Decimal("0.99") / Decimal(rate)).quantize(Decimal("0.000001"))
+            fx.set_rate(self.db, "USD", "EUR", reverse_rate, effective_at=self.now)
 
     @rule(session=sessions, cents=st.integers(1, 3_000), won=st.integers(0, 5_000))
     def play_a_round(self, session: str, cents: int, won: int) -> None:
         if session == "none" or self.manager.get(session).status != "active":
             return
-        player = self.manager.get(session).player_id
+        view = self.manager.get(session)
+        game = GAME_CURRENCY[view.provider]
         try:
-            self.provider.play(player, bet=Money(cents, EUR), win=Money(won, EUR))
+            self.providers[view.provider].play(view.player_id, bet=Money(cents, game), win=Money(won, game))
         except ProviderInsufficientFundsError:
             return
         n = next(self.counter)
-        self.mirror.bet(session, f"b{n}", f"r{n}", Money(cents, EUR))
-        self.mirror.win(session, f"w{n}", f"r{n}", Money(won, EUR))
+        self.mirror.bet(session, f"b{n}", f"r{n}", Money(cents, game))
+        self.mirror.win(session, f"w{n}", f"r{n}", Money(won, game))
         self._tick(5)
 
     @rule(session=sessions, cents=st.integers(1, 3_000))
     def bet_then_refund(self, session: str, cents: int) -> None:
         if session == "none" or self.manager.get(session).status != "active":
             return
+        game = GAME_CURRENCY[self.manager.get(session).provider]
         n = next(self.counter)
         try:
-            self.mirror.bet(session, f"b{n}", f"r{n}", Money(cents, EUR))
+            self.mirror.bet(session, f"b{n}", f"r{n}", Money(cents, game))
         except InsufficientFundsError:
             return
         self.mirror.refund(session, f"x{n}", f"r{n}", f"b{n}")
@@ -136,10 +165,10 @@ class SessionMachine(RuleBasedStateMachine):
         except InvalidStateError:
             pass  # still opening: in doubt
 
-    @rule(fault=st.sampled_from(sorted(FAULTS)), times=st.integers(1, 3))
-    def provider_misbehaves(self, fault: str, times: int) -> None:
+    @rule(provider=st.sampled_from(PROVIDERS), fault=st.sampled_from(sorted(FAULTS)), times=st.integers(1, 3))
+    def provider_misbehaves(self, provider: str, fault: str, times: int) -> None:
         error, apply = FAULTS[fault]
-        self.provider.fail_next(error, apply=apply, times=times,
+        self.providers[provider].fail_next(error, apply=apply, times=times,
                                 operations={"transfer_in", "transfer_out", "transfer_status"})
 
     @rule(seconds=st.integers(1, 1_200))
@@ -160,22 +189,31 @@ class SessionMachine(RuleBasedStateMachine):
     @precondition(lambda self: True)
     @rule()
     def drain_everything(self) -> None:
-        """The provider recovers; every session is resolved and closed; money adds up to the cent."""
-        self.provider._scripts.clear()
+        """The providers recover; every session is resolved and closed; money adds up to the cent."""
+        for provider in self.providers.values():
+            provider._scripts.clear()
         for _ in range(6):
             self._tick(3_600)
             self.manager.resolve_in_doubt()
             for view in self.manager.list(limit=10_000):
                 if view.status in ("active", "closing"):
                     self.manager.close_session(view.id)
-        for view in self.manager.list(limit=10_000):
+        views = self.manager.list(limit=10_000)
+        for view in views:
             assert view.status in ("closed", "failed"), view
+        closed = [v for v in views if v.status == "closed"]
         for player in PLAYERS:
-            rounds_net = sum(r.net.amount_minor for r in self.provider.rounds(player, T0 - dt.timedelta(days=1)))
             balance = self.wallet.balance(player)
             assert balance.locked.amount_minor == 0
-            assert self.provider.balance(player).amount_minor == 0
-            assert balance.available.amount_minor == DEPOSIT_MINOR + rounds_net
+            brought_back = sum(v.amount_out.amount_minor - v.amount_in.amount_minor  # type: ignore[union-attr]
+                               for v in closed if v.player_id == player)
+            assert balance.available.amount_minor == DEPOSIT_MINOR + brought_back
+            for name, provider in self.providers.items():
+                assert provider.balance(player).amount_minor == 0
+                rounds_net = sum(r.net.amount_minor for r in provider.rounds(player, T0 - dt.timedelta(days=1)))
+                game_result = sum(v.game_amount_out.amount_minor - v.game_amount_in.amount_minor  # type: ignore[union-attr]
+                                  for v in closed if v.player_id == player and v.provider == name)
+                assert game_result == rounds_net, (player, name)
 
 
 SessionMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=25, deadline=None)

@@ -44,7 +44,7 @@ def manager(db, acme):
     wallet = Wallet(db)
     wallet.create_player("P1", "EUR")
     wallet.deposit("P1", "100.00", reference="dep-1")
-    policy = SessionPolicy("EUR", idle_timeout_s=900, max_session_s=3600, max_attempts=3, retry_base_s=30)
+    policy = SessionPolicy("EUR", idle_timeout_s=900, max_session_s=3600, stuck_after_attempts=3, retry_base_s=30)
     return SessionManager(db, {"acme": acme}, {"acme": policy}, clock=lambda: T0)
 
 

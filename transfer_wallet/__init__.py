@@ -48,6 +48,8 @@ _EXPORTS: dict[str, str] = {
     "PlayMirror": "transfer_wallet.play",
     "Provider": "transfer_wallet.providers.protocol",
     "ProviderError": "transfer_wallet.errors",
+    "ProviderRefusedError": "transfer_wallet.errors",
+    "ProviderTransientError": "transfer_wallet.errors",
     "SessionManager": "transfer_wallet.sessions",
     "SessionPolicy": "transfer_wallet.sessions",
     "SessionView": "transfer_wallet.sessions",
@@ -91,6 +93,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         NotFoundError,
         OutcomeUnknownError,
         ProviderError,
+        ProviderRefusedError,
+        ProviderTransientError,
         TransferWalletError,
         ValidationError,
     )

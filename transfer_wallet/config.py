@@ -20,8 +20,12 @@ A provider entry (see ``sample_data/providers.toml``)::
     max_session_s = 14400
     connect_timeout_s = 2.0
     read_timeout_s = 10.0
-    max_attempts = 4
+    max_attempts = 4                 # HTTP attempts per request (retries of one call)
     max_retry_s = 20.0
+    max_open_sessions = 1            # open sessions per player at this provider
+    stuck_after_attempts = 8         # close attempts before a closing session shows as stuck
+    review_out_multiple = 10         # flag a transfer-out above 10x the session's transfer-in
+    review_out_amount = { EUR = "5000.00" }   # ... or above this amount per currency (optional)
     allowed_ips = ["127.0.0.1", "::1"]   # simulator allow-list
 
     [[providers.acme.keys]]
@@ -49,13 +53,25 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from transfer_wallet.errors import ConfigError
 
+if TYPE_CHECKING:
+    from transfer_wallet.money import Money
+
 DEFAULT_DATABASE_URL = "sqlite:///transfer_wallet.db"
 DEFAULT_PROVIDERS_FILE = "providers.toml"
+#: Session defaults, the one place they are set (``SessionPolicy`` uses them too).
+DEFAULT_IDLE_TIMEOUT_S = 900
+DEFAULT_MAX_SESSION_S = 4 * 3600
+DEFAULT_MAX_OPEN_SESSIONS = 1
+DEFAULT_STUCK_AFTER_ATTEMPTS = 8
+#: A transfer-out above this multiple of the session's transfer-in is flagged for review.
+DEFAULT_REVIEW_OUT_MULTIPLE = Decimal(10)
 
 #: Canonical report fields every provider's report maps onto.
 REPORT_FIELDS: tuple[str, ...] = (
@@ -120,19 +136,29 @@ class ReportFormat:
 
 @dataclass(frozen=True, slots=True)
 class ProviderConfig:
-    """One game provider: where it is, its currency, timeouts, keys and report format."""
+    """One game provider: where it is, its currency, timeouts, keys and report format.
+
+    ``max_attempts`` counts HTTP attempts of one request; ``stuck_after_attempts``
+    counts close attempts of a session before it shows as stuck. A transfer-out above
+    ``review_out_multiple`` times the transfer-in, or above ``review_out_amount`` in
+    its currency, is booked and flagged for review (``TRANSFER_OUT_REVIEW``).
+    """
 
     name: str
     base_url: str
     currency: str
     keys: tuple[ProviderKey, ...]
     report: ReportFormat
-    idle_timeout_s: int = 900
-    max_session_s: int = 4 * 3600
+    idle_timeout_s: int = DEFAULT_IDLE_TIMEOUT_S
+    max_session_s: int = DEFAULT_MAX_SESSION_S
     connect_timeout_s: float = 2.0
     read_timeout_s: float = 10.0
     max_attempts: int = 4
     max_retry_s: float = 20.0
+    max_open_sessions: int = DEFAULT_MAX_OPEN_SESSIONS
+    stuck_after_attempts: int = DEFAULT_STUCK_AFTER_ATTEMPTS
+    review_out_multiple: Decimal | None = DEFAULT_REVIEW_OUT_MULTIPLE
+    review_out_amount: dict[str, Money] = field(default_factory=dict)
     allowed_ips: tuple[str, ...] = ("127.0.0.1", "::1")
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -222,19 +248,21 @@ def _parse_provider(name: str, raw: object) -> ProviderConfig:
         raise ConfigError(f"{where}: duplicate key_id")
     numbers: dict[str, object] = {}
     for key, kind, default in (
-        ("idle_timeout_s", int, 900),
-        ("max_session_s", int, 4 * 3600),
+        ("idle_timeout_s", int, DEFAULT_IDLE_TIMEOUT_S),
+        ("max_session_s", int, DEFAULT_MAX_SESSION_S),
         ("connect_timeout_s", (int, float), 2.0),
         ("read_timeout_s", (int, float), 10.0),
         ("max_attempts", int, 4),
         ("max_retry_s", (int, float), 20.0),
+        ("max_open_sessions", int, DEFAULT_MAX_OPEN_SESSIONS),
+        ("stuck_after_attempts", int, DEFAULT_STUCK_AFTER_ATTEMPTS),
     ):
         value = _optional(raw, key, where, kind, default)
         if value <= 0:  # type: ignore[operator]
             raise ConfigError(f"{where}: '{key}' must be positive")
         numbers[key] = value
     allowed = tuple(str(ip) for ip in _optional(raw, "allowed_ips", where, list, ["127.0.0.1", "::1"]))  # type: ignore[union-attr]
-    known = {"base_url", "currency", "keys", "report", "allowed_ips", *numbers}
+    known = {"base_url", "currency", "keys", "report", "allowed_ips", "review_out_multiple", "review_out_amount", *numbers}
     extra = {k: v for k, v in raw.items() if k not in known}
     return ProviderConfig(
         name=name,
@@ -243,9 +271,41 @@ def _parse_provider(name: str, raw: object) -> ProviderConfig:
         keys=tuple(keys),
         report=_parse_report(name, dict(_optional(raw, "report", where, dict, {}))),  # type: ignore[arg-type]
         allowed_ips=allowed,
+        review_out_multiple=_parse_review_multiple(raw, where),
+        review_out_amount=_parse_review_amounts(raw, where),
         extra=extra,
         **numbers,  # type: ignore[arg-type]
     )
+
+
+def _parse_review_multiple(raw: dict, where: str) -> Decimal | None:
+    """``review_out_multiple``: a positive number (default 10); ``0`` turns the check off."""
+    value = _optional(raw, "review_out_multiple", where, (int, float, str), DEFAULT_REVIEW_OUT_MULTIPLE)
+    try:
+        multiple = Decimal(str(value))
+    except InvalidOperation:
+        raise ConfigError(f"{where}: 'review_out_multiple' must be a number, got {value!r}") from None
+    if not multiple.is_finite() or multiple < 0:
+        raise ConfigError(f"{where}: 'review_out_multiple' must be a number >= 0, got {value!r}")
+    return multiple if multiple else None
+
+
+def _parse_review_amounts(raw: dict, where: str) -> dict[str, Money]:
+    """``review_out_amount``: a table currency -> amount as a decimal string, e.g. ``{ EUR = "5000.00" }``."""
+    from transfer_wallet.money import Money, MoneyError, currency
+
+    table = _optional(raw, "review_out_amount", where, dict, {})
+    assert isinstance(table, dict)
+    amounts: dict[str, Money] = {}
+    for code, text in table.items():
+        if not isinstance(text, str):
+            raise ConfigError(f"{where}.review_out_amount: {code!r} must be an amount in quotes, e.g. \"5000.00\"")
+        try:
+            unit = currency(code)
+            amounts[unit.code] = Money.parse(text, unit)
+        except MoneyError as exc:
+            raise ConfigError(f"{where}.review_out_amount: {exc}") from exc
+    return amounts
 
 
 def load_providers(path: str | Path | None = None) -> dict[str, ProviderConfig]:

@@ -25,7 +25,7 @@ import hashlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from functools import lru_cache
 
@@ -176,15 +176,28 @@ def create_player_accounts(connection: Connection, player_id: str, currency_code
 # -- posting ----------------------------------------------------------------------------------
 
 
+def request_digest(document: Mapping[str, Any], *, compact: bool = False) -> str:
+    """SHA-256 of a request's canonical JSON (sorted keys): what a replay under the same key must match.
+
+    The one digest of every idempotent request (entries, session opens, play). Each
+    stored hash column keeps the spacing it has always been written with, so that a
+    replay of a key stored before still matches: ledger entries are ``compact``
+    (``,`` and ``:``), session opens and play transactions use JSON's default
+    spacing (``, `` and ``: ``). ``tests/test_session_digest.py`` pins both with literal digests.
+    """
+    separators = (",", ":") if compact else (", ", ": ")
+    encoded = json.dumps(document, sort_keys=True, separators=separators, default=str)
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
 def request_hash(kind: str, legs: Sequence[Leg], request: dict[str, Any] | None) -> str:
-    """SHA-256 of the canonical request: what a replay must match exactly."""
+    """The digest of an entry's canonical request (kind, legs, caller's request): what a replay must match."""
     canonical = {
         "kind": kind,
         "legs": sorted((leg.account.code, leg.account.currency, leg.amount_minor) for leg in legs),
         "request": request or {},
     }
-    encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(encoded.encode()).hexdigest()
+    return request_digest(canonical, compact=True)
 
 
 def validate_legs(legs: Sequence[Leg]) -> None:

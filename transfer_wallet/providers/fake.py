@@ -10,6 +10,7 @@ Failures are scriptable so a caller can reproduce exact sequences::
     fake.fail_next(OutcomeUnknownError("lost"), apply=True)   # applied, caller sees unknown
     fake.fail_next(ProviderUnavailableError("down"))          # not applied
     fake.fail_next(RateLimitedError("slow", 2.0), operations={"balance"}, times=3)
+    fake.script_status("s1-in", TransferStatus("s1-in", TransferState.FAILED, ...))  # next answer(s) of transfer_status
 
 Every call is appended to ``calls`` as ``(operation, *arguments)``.
 """
@@ -72,6 +73,7 @@ class InMemoryProvider:
         self._transfers: dict[str, _Stored] = {}
         self._rounds: list[Round] = []
         self._scripts: deque[_Script] = deque()
+        self._status_scripts: dict[str, deque[TransferStatus]] = {}
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
 
@@ -83,6 +85,16 @@ class InMemoryProvider:
         """Raise ``error`` on the next ``times`` calls of ``operations``; ``apply`` first if asked."""
         for _ in range(times):
             self._scripts.append(_Script(error, apply, frozenset(operations)))
+
+    def script_status(self, transfer_id: str, *answers: TransferStatus) -> None:
+        """Answer the next ``transfer_status(transfer_id)`` calls with ``answers``, in order.
+
+        Once they are used up, ``transfer_status`` tells the truth again. The answers
+        are returned as given (they may even name another transfer), so a test can
+        reproduce what a wrong or lying provider says.
+        """
+        with self._lock:
+            self._status_scripts.setdefault(transfer_id, deque()).extend(answers)
 
     def play(self, player_id: str, bet: Money, win: Money, refund: Money | None = None, game_id: str = "fake-slot") -> Round:
         """Record a round: ``-bet + win + refund`` on the game balance (402 if the bet exceeds it)."""
@@ -115,9 +127,12 @@ class InMemoryProvider:
             return Money(self._wallets.get(player_id, 0), self._currency)
 
     def transfer_status(self, transfer_id: str) -> TransferStatus:
-        """APPLIED / FAILED / NOT_FOUND."""
+        """APPLIED / FAILED / NOT_FOUND (or the next scripted answer, see ``script_status``)."""
         with self._lock:
             self._enter("transfer_status", transfer_id)
+            scripted = self._status_scripts.get(transfer_id)
+            if scripted:
+                return scripted.popleft()
             stored = self._transfers.get(transfer_id)
             return stored.status if stored else TransferStatus(transfer_id, TransferState.NOT_FOUND)
 

@@ -1,0 +1,111 @@
+"""Closing a session: move it to CLOSING (step 1) and send the transfer-out; safe to repeat.
+
+A repeated close re-sends the open transfer-out under its own id (the provider
+applies it at most once); after a refusal a new transfer-out is made. With one
+session per player at the provider we withdraw everything; where a player may hold
+several, only this session's mirrored game balance.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import IntegrityError
+
+from transfer_wallet.errors import IdempotencyConflictError, InvalidStateError
+from transfer_wallet.models import ACTIVE, CLOSED, CLOSING, FAILED, IN_DOUBT, OPENING, PENDING
+from transfer_wallet.money import Money, currency
+from transfer_wallet.sessions.outcomes import Outcomes
+from transfer_wallet.sessions.state import (
+    TIMEOUT_REASONS,
+    move,
+    session_row,
+    sessions_table,
+    transfer_row,
+    transfers_table,
+)
+from transfer_wallet.sessions.views import SessionView
+
+#: What step 1 hands to step 2: provider, transfer id, player, amount (None: withdraw everything).
+CloseStep = tuple[str, str, str, Money | None]
+
+
+class Closing(Outcomes):
+    """``close_session`` and its step 1."""
+
+    def close_session(
+        self, session_id: str, *, key: str | None = None, reason: str = "player", now: dt.datetime | None = None
+    ) -> SessionView:
+        """Withdraw everything from the game wallet and settle; safe to repeat.
+
+        Closing a closed or failed session returns it unchanged. A ``key`` already
+        used to close another session is a conflict.
+        """
+        from transfer_wallet.wallet import validate_reference
+
+        if key is not None:
+            validate_reference(key)
+        now = now or self.clock()
+        try:
+            step = self.db.transaction(lambda c: self._close_step1(c, session_id, key, reason, now))
+        except IntegrityError:  # the same close key set on another session at the same moment
+            raise IdempotencyConflictError(f"close key '{key}' is being used for another session") from None
+        if step is None:
+            return self.get(session_id)
+        provider_name, transfer_id, player_id, game_amount = step
+        provider, policy = self._provider(provider_name)
+        _, view = self._send(provider, policy, transfer_id, "OUT", player_id, game_amount, now, view_of=session_id)
+        assert view is not None
+        return view
+
+    def _close_step1(
+        self, connection: Connection, session_id: str, key: str | None, reason: str, now: dt.datetime
+    ) -> CloseStep | None:
+        """Move to CLOSING and pick the transfer-out to send: the open one (same id) or a new one."""
+        session = session_row(connection, session_id, lock=True)
+        if key is not None:
+            _claim_close_key(connection, session, key)
+        if session.status in (CLOSED, FAILED):
+            return None
+        if session.status == OPENING:
+            raise InvalidStateError(f"session {session_id} is still opening (transfer-in not confirmed); run `tw jobs run in-doubt` first")
+        if session.status == ACTIVE:
+            if reason in TIMEOUT_REASONS and session.deadline_at > now:
+                return None  # play extended the session after the sweep picked it: not due any more
+            move(connection, session, CLOSING, closing_at=now, close_reason=reason)
+        game_ccy = currency(session.game_currency)
+        outs = connection.execute(
+            select(transfers_table.c.id, transfers_table.c.status, transfers_table.c.game_amount_minor)
+            .where(transfers_table.c.session_id == session_id, transfers_table.c.direction == "OUT")
+            .order_by(transfers_table.c.created_at, transfers_table.c.id)
+        ).all()
+        open_out = [t for t in outs if t.status in (PENDING, IN_DOUBT)]
+        if open_out:  # re-send the same id with the same content: the provider applies it at most once
+            last = open_out[-1]
+            amount = Money(last.game_amount_minor, game_ccy) if last.game_amount_minor is not None else None
+            return session.provider, last.id, session.player_id, amount
+        _, policy = self._provider(session.provider)
+        amount = None if policy.max_open_sessions == 1 else Money(session.game_balance_minor, game_ccy)
+        transfer_id = f"{session_id}-out{len(outs) + 1}"
+        connection.execute(transfers_table.insert().values(
+            id=transfer_id, session_id=session_id, player_id=session.player_id, provider=session.provider,
+            direction="OUT", status=PENDING, wallet_currency=session.wallet_currency, game_currency=session.game_currency,
+            game_amount_minor=amount.amount_minor if amount is not None else None, attempts=0, created_at=now, updated_at=now,
+        ))
+        if amount is not None and amount.amount_minor == 0:
+            # Everything of this session was lost at the provider: nothing to withdraw, settle here.
+            self._settle(connection, session_row(connection, session_id), transfer_row(connection, transfer_id),
+                         amount, "none", now)
+            return None
+        return session.provider, transfer_id, session.player_id, amount
+
+
+def _claim_close_key(connection: Connection, session: Row, key: str) -> None:
+    """Set the close key on ``session`` (first key wins); a key of another session is a conflict."""
+    other = connection.execute(select(sessions_table.c.id).where(sessions_table.c.close_key == key)).scalar()
+    if other is not None and other != session.id:
+        raise IdempotencyConflictError(f"close key '{key}' was already used for session {other}")
+    if session.close_key is None:
+        connection.execute(update(sessions_table).where(sessions_table.c.id == session.id).values(close_key=key))

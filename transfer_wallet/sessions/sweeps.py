@@ -1,0 +1,119 @@
+"""The scheduler's two passes: close sessions past their deadline, finish transfers in doubt.
+
+Both are bounded (``limit`` per pass) and idempotent: one bad session never stops a
+pass (its error is reported), and a crash anywhere is finished by the next pass.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.engine import Row
+
+from transfer_wallet.errors import OutcomeUnknownError, ProviderError, RejectedError
+from transfer_wallet.models import ACTIVE, CLOSED, CLOSING, IN_DOUBT, PENDING
+from transfer_wallet.money import Money, currency
+from transfer_wallet.sessions.closing import Closing
+from transfer_wallet.sessions.outcomes import answer_problem
+from transfer_wallet.sessions.state import (
+    MAX_BATCH,
+    PENDING_GRACE_S,
+    SessionPolicy,
+    sessions_table,
+    short,
+    transfers_table,
+)
+from transfer_wallet.sessions.views import SweepReport
+
+
+class Sweeps(Closing):
+    """``expire_sessions`` and ``resolve_in_doubt``."""
+
+    def expire_sessions(self, now: dt.datetime | None = None, *, limit: int = MAX_BATCH) -> SweepReport:
+        """Close every active session past its deadline; retry closings that are due."""
+        now = now or self.clock()
+        report = SweepReport()
+        s = sessions_table.c
+        due = self.db.transaction(lambda c: c.execute(
+            select(s.id, s.status, s.last_activity_at, s.idle_timeout_s, s.opened_at, s.max_session_s, s.provider)
+            .where(or_(and_(s.status == ACTIVE, s.deadline_at <= now),
+                       and_(s.status == CLOSING, or_(s.next_attempt_at.is_(None), s.next_attempt_at <= now))))
+            .order_by(s.deadline_at).limit(limit)
+        ).all(), readonly=True)
+        for row in due:
+            report.examined += 1
+            reason = timeout_reason(row, self.policies.get(row.provider)) if row.status == ACTIVE else "retry"
+            try:
+                view = self.close_session(row.id, reason=reason, now=now)
+            except Exception as error:  # one bad session never stops the sweep
+                report.errors.append(f"{row.id}: {short(error)}")
+                continue
+            report.closed += view.status == CLOSED
+            report.stuck += view.stuck
+        return report
+
+    def resolve_in_doubt(self, now: dt.datetime | None = None, *, limit: int = MAX_BATCH) -> SweepReport:
+        """Finish transfers whose outcome is unknown: ask the provider, re-send the same id if unseen."""
+        now = now or self.clock()
+        report = SweepReport()
+        grace = now - dt.timedelta(seconds=PENDING_GRACE_S)
+        t = transfers_table.c
+        rows = self.db.transaction(lambda c: c.execute(
+            select(t.id, t.direction, t.provider, t.player_id, t.game_amount_minor, t.game_currency)
+            .where(or_(and_(t.status == IN_DOUBT, or_(t.next_attempt_at.is_(None), t.next_attempt_at <= now)),
+                       and_(t.status == PENDING, t.updated_at <= grace)))
+            .order_by(t.created_at).limit(limit)
+        ).all(), readonly=True)
+        for row in rows:
+            report.examined += 1
+            try:
+                outcome = self._resolve_one(row, now)
+            except Exception as error:
+                report.errors.append(f"{row.id}: {short(error)}")
+                continue
+            if outcome == "applied":
+                report.completed += 1
+            elif outcome == "refused":
+                report.refunded += row.direction == "IN"
+            else:
+                report.still_in_doubt += 1
+        return report
+
+    def _resolve_one(self, row: Row, now: dt.datetime) -> str:
+        """Ask the provider about one transfer and record the answer; returns the outcome kind."""
+        from transfer_wallet.providers.protocol import TransferState
+
+        provider, policy = self._provider(row.provider)
+        game_amount = Money(row.game_amount_minor, currency(row.game_currency)) if row.game_amount_minor is not None else None
+        try:
+            status = provider.transfer_status(row.id)
+        except (OutcomeUnknownError, ProviderError) as error:
+            unreachable: BaseException = error
+            self.db.transaction(lambda c: self._in_doubt(c, policy, row.id, unreachable, now))
+            return "in_doubt"
+        problem = answer_problem(status, row.id, row.direction, row.player_id)
+        if problem:
+            self.db.transaction(lambda c: self._in_doubt(c, policy, row.id, OutcomeUnknownError(problem), now))
+            return "in_doubt"
+        if status.state == TransferState.APPLIED and status.amount is not None:
+            applied = status.amount
+            self.db.transaction(lambda c: self._applied(
+                c, policy, row.id, applied, status.provider_tx_id or "", now, applied_at=status.created_at
+            ))
+            return "applied"
+        if status.state == TransferState.FAILED:
+            failed = RejectedError(f"provider reports transfer {row.id} failed ({status.error_code or 'no code'})")
+            self.db.transaction(lambda c: self._refused(c, policy, row.id, failed, now))
+            return "refused"
+        # NOT_FOUND: never seen (or not yet): re-send under the same id, which applies at most once
+        return self._send(provider, policy, row.id, row.direction, row.player_id, game_amount, now)[0]
+
+
+def timeout_reason(row: Row, policy: SessionPolicy | None) -> str:
+    """Which deadline came first: idle, the provider's maximum length, or the player's own limit."""
+    idle_at = row.last_activity_at + dt.timedelta(seconds=row.idle_timeout_s)
+    max_at = row.opened_at + dt.timedelta(seconds=row.max_session_s)
+    if idle_at <= max_at:
+        return "idle_timeout"
+    return "max_length" if policy is None or row.max_session_s >= policy.max_session_s else "player_limit"
