@@ -137,3 +137,15 @@ def reconcile(db: Database, provider_config: ProviderConfig, business_date: dt.d
         kinds["DUPLICATE_FILE"] += 1
     return RunResult(run_id, provider_config.name, business_date, report_file.name, report_file.sha256, counts,
                      timings, dict(sorted(kinds.items())), open_count, breaks, controls)
+
+
+def fetch_report(provider_config: ProviderConfig, business_date: dt.date) -> tuple[bytes, str]:
+    """The provider's signed daily report for ``business_date`` over HTTP, with a file name for the run.
+
+    Called before ``reconcile`` so that no database transaction is open during the network call.
+    """
+    from transfer_wallet.providers.http import HttpProvider
+
+    with HttpProvider(provider_config) as client:
+        body = client.transfer_report(business_date)
+    return body, f"{provider_config.name}-{business_date.isoformat()}.csv"
