@@ -14,7 +14,7 @@ import hashlib
 import io
 from decimal import Decimal, InvalidOperation
 
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 
 from transfer_wallet.errors import ValidationError
 from transfer_wallet.money import MoneyError, currency

@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any, Sequence
 from zoneinfo import ZoneInfo
 
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
@@ -96,7 +97,7 @@ def read_ledger_side(
     return LedgerSide(ledger_frame(rows, start, end), start, end, margin_s)
 
 
-def ledger_frame(rows: list, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:  # type: ignore[type-arg]
+def ledger_frame(rows: Sequence[Any], start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
     """The typed ledger-side frame of ``(id, provider_tx_id, player_id, direction, game amount,
     game currency, status, created_at)`` tuples; ``in_window`` marks ``start <= created_at < end``."""
     names = ["transfer_id", "provider_tx_id", "player_id", "direction", "amount_minor", "currency", "status",

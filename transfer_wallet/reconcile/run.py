@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 
 from transfer_wallet.config import ProviderConfig
 from transfer_wallet.db import Database
@@ -65,10 +65,11 @@ def load_report(source: bytes | Path | ReportFile, profile: Any, *, name: str | 
     if isinstance(source, ReportFile):
         return source
     if isinstance(source, Path):
+        path = source
         try:
-            name, source = name or source.name, source.read_bytes()
+            name, source = name or path.name, path.read_bytes()
         except OSError as exc:
-            raise ValidationError(f"cannot read report {source}: {exc.strerror}") from None
+            raise ValidationError(f"cannot read report {path}: {exc.strerror}") from None
     try:
         from transfer_wallet.reconcile import ingest  # type: ignore[attr-defined]
     except ImportError:
@@ -80,7 +81,8 @@ def load_report(source: bytes | Path | ReportFile, profile: Any, *, name: str | 
 
 def profile_document(profile: Any) -> tuple[dict[str, Any], str]:
     """The profile as JSON-able dict and the SHA-256 of its canonical JSON."""
-    document = dataclasses.asdict(profile) if dataclasses.is_dataclass(profile) else dict(vars(profile))
+    is_instance = dataclasses.is_dataclass(profile) and not isinstance(profile, type)
+    document = dataclasses.asdict(profile) if is_instance else dict(vars(profile))
     text = json.dumps(document, sort_keys=True, default=str)
     return document, hashlib.sha256(text.encode()).hexdigest()
 
