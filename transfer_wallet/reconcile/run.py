@@ -32,8 +32,8 @@ from transfer_wallet.reconcile import store
 from transfer_wallet.reconcile.classify import classify
 from transfer_wallet.reconcile.controls import control_breaks, control_totals, trailer_breaks
 from transfer_wallet.reconcile.frame import ReportFile
-from transfer_wallet.reconcile.ledger_side import DEFAULT_CUTOFF_MARGIN_S, read_ledger_side
-from transfer_wallet.reconcile.match import DEFAULT_MATCH_WINDOW_S, match
+from transfer_wallet.reconcile.ledger_side import DEFAULT_CUTOFF_MARGIN_S, LedgerSide, read_ledger_side
+from transfer_wallet.reconcile.match import DEFAULT_MATCH_WINDOW_S, MatchResult, match
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,24 @@ def profile_document(profile: Any) -> tuple[dict[str, Any], str]:
     return document, hashlib.sha256(text.encode()).hexdigest()
 
 
+def compare(report_file: ReportFile, ledger: LedgerSide, elsewhere: set[str], *, window_s: int,
+            margin_s: int) -> tuple[MatchResult, pd.DataFrame, pd.DataFrame]:
+    """Match, classify and check control totals: ``(match result, breaks, control totals)``.
+
+    ``elsewhere``: transfer ids a neighbouring day's run already paired across the cut-off.
+    """
+    result = match(report_file.rows, ledger.rows, window_s=window_s)
+    breaks = classify(result, report_file.invalid, margin_s=margin_s, window=(ledger.start, ledger.end),
+                      reconciled_elsewhere=elsewhere)
+    rows = ledger.rows
+    paired = rows["transfer_id"].isin(result.pairs["l_transfer_id"])
+    responsible = rows[(rows["in_window"] & ~rows["transfer_id"].isin(list(elsewhere))) | paired]
+    controls = control_totals(report_file.rows, responsible, breaks)
+    extra = [control_breaks(controls), trailer_breaks(report_file.trailer, report_file.rows, report_file.data_rows,
+                                                       len(report_file.invalid))]
+    return result, pd.concat([breaks, *[e for e in extra if len(e)]], ignore_index=True), controls
+
+
 def reconcile(db: Database, provider_config: ProviderConfig, business_date: dt.date,
               report: bytes | Path | ReportFile, *, now: dt.datetime, name: str | None = None) -> RunResult:
     """Reconcile ``report`` against the ledger for (provider, business date); see the module docstring."""
@@ -98,24 +116,17 @@ def reconcile(db: Database, provider_config: ProviderConfig, business_date: dt.d
     report_file = load_report(report, profile, name=name)
     timings["ingest"], clock = time.perf_counter() - clock, time.perf_counter()
 
-    def read(connection: Any) -> tuple[Any, set[str]]:
+    def read(connection: Any) -> tuple[LedgerSide, set[str]]:
+        """The ledger side and the transfers paired across the cut-off by the neighbouring days."""
         side = read_ledger_side(connection, provider_config.name, business_date, profile.timezone, margin_s=margin_s)
         return side, store.reconciled_across_cutoff(connection, provider_config.name, business_date)
 
     ledger, elsewhere = db.transaction(read, readonly=True)
     timings["ledger_read"], clock = time.perf_counter() - clock, time.perf_counter()
 
-    result = match(report_file.rows, ledger.rows, window_s=window_s)
-    breaks = classify(result, report_file.invalid, margin_s=margin_s, window=(ledger.start, ledger.end),
-                      reconciled_elsewhere=elsewhere)
-    rows = ledger.rows
-    paired = rows["transfer_id"].isin(result.pairs["l_transfer_id"])
-    responsible = rows[(rows["in_window"] & ~rows["transfer_id"].isin(list(elsewhere))) | paired]
-    controls = control_totals(report_file.rows, responsible, breaks)
-    extra = [control_breaks(controls), trailer_breaks(report_file.trailer, report_file.rows, report_file.data_rows,
-                                                       len(report_file.invalid))]
-    breaks = pd.concat([breaks, *[e for e in extra if len(e)]], ignore_index=True)
+    result, breaks, controls = compare(report_file, ledger, elsewhere, window_s=window_s, margin_s=margin_s)
     timings["match_classify"], clock = time.perf_counter() - clock, time.perf_counter()
+    rows = ledger.rows
 
     across = tuple(result.pairs.loc[~result.pairs["l_in_window"].astype(bool), "l_transfer_id"].astype(str))
     counts = {"report_rows": report_file.data_rows, "valid_rows": len(report_file.rows),
