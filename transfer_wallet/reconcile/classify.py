@@ -86,14 +86,16 @@ def _pairs(pairs: pd.DataFrame) -> pd.DataFrame:
     differs = {name: flag.fillna(False).astype(bool).to_numpy() for name, flag in differs.items()}
     kind = np.select([unsettled.to_numpy()] + [differs[name] for name, _ in _COMPARED],
                      ["PENDING_IN_LEDGER"] + [f"{name.upper()}_MISMATCH" for name, _ in _COMPARED], default="")
-    fields = _joined({name: flag for name, flag in differs.items()}, len(pairs))
+    broken = kind != ""  # everything below runs on the breaks only, not on every matched pair
+    pairs, kind = pairs[broken], kind[broken]
+    fields = _joined({name: flag[broken] for name, flag in differs.items()}, len(pairs))
     frame = _sides(pairs, provider=True, ledger=True)
     frame["kind"], frame["fields"] = kind, fields
     frame["transfer_id"] = pairs["l_transfer_id"]
     frame["key"] = pairs["l_transfer_id"]
     frame["detail"] = np.where(kind == "PENDING_IN_LEDGER", "our side is still " + pairs["l_status"].astype(str)
                                + ": looked at again on the next run", "differs: " + pd.Series(fields, index=pairs.index))
-    return frame[frame["kind"] != ""]
+    return frame
 
 
 def _report_only(rows: pd.DataFrame) -> pd.DataFrame:

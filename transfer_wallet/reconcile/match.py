@@ -54,10 +54,13 @@ def split_duplicates(report: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     later["duplicate_of"] = by_tx[by_tx | by_reference].map({True: "provider_tx_id", False: "reference"})
     later["duplicate_value"] = later["provider_tx_id"].where(later["duplicate_of"] == "provider_tx_id",
                                                              later["reference"])
-    tx_occurrence = report.groupby("provider_tx_id", dropna=False).cumcount() + 1
-    reference_occurrence = report.groupby("reference", dropna=False).cumcount() + 1
-    later["occurrence"] = tx_occurrence[later.index].where(later["duplicate_of"] == "provider_tx_id",
-                                                           reference_occurrence[later.index]).astype("int64")
+    # Occurrence numbers only among the rows whose key repeats (a small set): cheap on a million rows.
+    tx_rows = report[report["provider_tx_id"].duplicated(keep=False)]
+    reference_rows = report[reference.notna() & reference.duplicated(keep=False)]
+    tx_occurrence = tx_rows.groupby("provider_tx_id").cumcount() + 1
+    reference_occurrence = reference_rows.groupby("reference").cumcount() + 1
+    later["occurrence"] = tx_occurrence.reindex(later.index).where(
+        later["duplicate_of"] == "provider_tx_id", reference_occurrence.reindex(later.index)).astype("int64")
     return report[~(by_tx | by_reference)], later
 
 
