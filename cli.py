@@ -30,6 +30,7 @@ GROUPS: dict[str, str] = {
     "jobs": "commands.jobs:jobs",
     "simulate": "commands.simulate:simulate",
     "discrepancy": "commands.discrepancy:discrepancy",
+    "reconcile": "commands.reconcile:reconcile",
 }
 
 

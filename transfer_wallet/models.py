@@ -417,6 +417,52 @@ class JobLease(SQLModel, table=True):
     finished_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
+
+# -- reconciliation runs -----------------------------------------------------------------------
+
+from sqlalchemy import Text  # noqa: E402 - kept with the reconciliation tables it serves
+
+RUN_OUTCOMES = ("succeeded", "failed")
+
+#: The ledger side of a reconciliation reads one provider's transfers in a time window.
+Index("ix_transfers_provider_created_at", Transfer.__table__.c.provider, Transfer.__table__.c.created_at)  # type: ignore[attr-defined]
+
+
+class ReconciliationRun(SQLModel, table=True):
+    """One reconciliation of a provider's report for one business date (re-runs add rows).
+
+    Records what was compared (file name, size, SHA-256, the profile as JSON and
+    its digest), how much each stage saw (``counts``, JSON), how long each took
+    (``timings``, JSON, seconds) and how it ended. ``across_cutoff`` (JSON list)
+    holds the transfer ids this run matched to a report row of the neighbouring
+    business day, so that day's run does not report them again.
+    """
+
+    __tablename__ = "reconciliation_runs"
+    __table_args__ = (
+        CheckConstraint("outcome IN ('succeeded', 'failed')", name="outcome"),
+        Index("ix_reconciliation_runs_provider_business_date", "provider", "business_date"),
+        Index("ix_reconciliation_runs_file_sha256", "file_sha256"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str = Field(max_length=32)
+    business_date: dt.date
+    file_name: str = Field(max_length=255)
+    file_size_bytes: int = Field(sa_type=BigInteger)
+    file_sha256: str = Field(max_length=64)
+    profile_digest: str = Field(max_length=64)
+    profile: str = Field(sa_type=Text)
+    counts: str = Field(sa_type=Text)
+    timings: str = Field(sa_type=Text)
+    across_cutoff: str | None = Field(default=None, sa_type=Text)
+    outcome: str = Field(max_length=16)
+    error: str | None = Field(default=None, max_length=1000)
+    open_count: int = Field(default=0)
+    started_at: dt.datetime = Field(sa_type=UtcDateTime)
+    finished_at: dt.datetime = Field(sa_type=UtcDateTime)
+
+
 __all__ = [
     "ACCOUNT_KINDS",
     "Discrepancy",
@@ -425,6 +471,7 @@ __all__ = [
     "JobLease",
     "PlayTransaction",
     "PlayerLimit",
+    "ReconciliationRun",
     "Transfer",
     "CACHED_KINDS",
     "Account",

@@ -1,0 +1,250 @@
+"""Classification: every difference the match left becomes one typed break (vectorised).
+
+A *break* is one row of the breaks frame (``BREAK_COLUMNS``): its ``kind``, a
+``key`` that is stable across re-runs of the same day, both sides' values
+(``p_*`` provider, ``l_*`` ledger; NA where a side is missing) and ``fields``,
+the names of the fields that differ joined by ``|``. ``findings`` turns breaks
+into ``discrepancies.Finding`` values (one per break, so a loop over breaks
+only, never over report rows).
+
+Kinds (primary type of a pair, in this order: currency > amount > status > type > player):
+
+- ``MISSING_IN_LEDGER``: a SUCCESS report row with no ledger counterpart (a
+  FAILED one moved no money and is only counted);
+- ``MISSING_AT_PROVIDER``: a completed transfer of the day the report lacks;
+- ``TIMING_CUTOFF``: as MISSING_AT_PROVIDER but within ``margin_s`` of the
+  day's edge: its counterpart is expected in the neighbouring day's report; the
+  run that pairs it across the cut-off clears it (see ``store``);
+- ``AMOUNT_MISMATCH``, ``CURRENCY_MISMATCH``, ``STATUS_MISMATCH`` (applied on
+  one side only), ``TYPE_MISMATCH`` (direction), ``PLAYER_MISMATCH``;
+- ``DUPLICATE_AT_PROVIDER``: a later row repeating a provider tx id or reference;
+- ``INVALID_RECORD``: a row ingest could not read (row number, column, raw value);
+- ``PENDING_IN_LEDGER``: our side is still pending / in doubt: not a mismatch,
+  looked at again by the next run (and cleared once it settled and matched).
+
+Keys: our transfer id where the break has one, else the provider tx id
+(``tx:``), ``tx:<id>#<n>`` / ``ref:<id>#<n>`` for the n-th duplicate, and
+``row<N>:<column>`` for an unreadable row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import numpy as np
+import pandas as pd  # type: ignore[import-untyped]
+
+from transfer_wallet.discrepancies import Finding
+from transfer_wallet.money import Money, MoneyError, currency
+from transfer_wallet.reconcile.ledger_side import APPLIED, UNSETTLED
+from transfer_wallet.reconcile.match import MatchResult
+
+SOURCE = "reconcile"
+KINDS = (
+    "MISSING_IN_LEDGER", "MISSING_AT_PROVIDER", "AMOUNT_MISMATCH", "CURRENCY_MISMATCH", "STATUS_MISMATCH",
+    "TYPE_MISMATCH", "PLAYER_MISMATCH", "DUPLICATE_AT_PROVIDER", "INVALID_RECORD", "TIMING_CUTOFF",
+    "CONTROL_TOTAL_MISMATCH", "PENDING_IN_LEDGER", "DUPLICATE_FILE",
+)
+_SIDE = ("amount_minor", "currency", "direction", "status", "player_id", "created_at")
+BREAK_COLUMNS: tuple[str, ...] = (
+    "kind", "key", "transfer_id", "provider_tx_id", "l_provider_tx_id", "reference", "row_number", "fields",
+    "detail", *(f"p_{c}" for c in _SIDE), *(f"l_{c}" for c in _SIDE),
+)
+_COMPARED = (("currency", "currency"), ("amount", "amount_minor"), ("status", "status"),
+             ("type", "direction"), ("player", "player_id"))
+
+
+def classify(
+    result: MatchResult, invalid: pd.DataFrame, *, margin_s: int, window: tuple[dt.datetime, dt.datetime],
+    reconciled_elsewhere: set[str] = frozenset(),  # type: ignore[assignment]
+) -> pd.DataFrame:
+    """The breaks frame of one run. ``reconciled_elsewhere``: transfer ids a neighbouring day's
+    run already paired across the cut-off (not reported again here)."""
+    parts = [_pairs(result.pairs), _report_only(result.report_only), _duplicates(result.duplicates),
+             _ledger_only(result.ledger_only, margin_s, window, reconciled_elsewhere), _invalid(invalid)]
+    parts = [part for part in parts if len(part)]
+    if not parts:
+        return pd.DataFrame({c: pd.Series([], dtype=object) for c in BREAK_COLUMNS})
+    return pd.concat(parts, ignore_index=True)[list(BREAK_COLUMNS)]
+
+
+def _pairs(pairs: pd.DataFrame) -> pd.DataFrame:
+    p_applied = pairs["p_status"] == "SUCCESS"
+    l_applied = pairs["l_status"] == APPLIED
+    unsettled = pairs["l_status"].isin(UNSETTLED)
+    differs = {
+        "currency": pairs["p_currency"] != pairs["l_currency"],
+        "amount": (pairs["p_amount_minor"] != pairs["l_amount_minor"]).fillna(True),
+        "status": ~unsettled & (p_applied != l_applied),
+        "type": pairs["p_direction"] != pairs["l_direction"],
+        "player": pairs["p_player_id"] != pairs["l_player_id"],
+        "reference": (pairs["p_reference"].notna() & (pairs["p_reference"] != pairs["l_transfer_id"])).fillna(False),
+        "provider_tx_id": (pairs["l_provider_tx_id"].notna()
+                           & (pairs["p_provider_tx_id"] != pairs["l_provider_tx_id"])).fillna(False),
+    }
+    differs = {name: flag.fillna(False).astype(bool).to_numpy() for name, flag in differs.items()}
+    kind = np.select([unsettled.to_numpy()] + [differs[name] for name, _ in _COMPARED],
+                     ["PENDING_IN_LEDGER"] + [f"{name.upper()}_MISMATCH" for name, _ in _COMPARED], default="")
+    broken = kind != ""  # everything below runs on the breaks only, not on every matched pair
+    pairs, kind = pairs[broken], kind[broken]
+    fields = _joined({name: flag[broken] for name, flag in differs.items()}, len(pairs))
+    frame = _sides(pairs, provider=True, ledger=True)
+    frame["kind"], frame["fields"] = kind, fields
+    frame["transfer_id"] = pairs["l_transfer_id"]
+    frame["key"] = pairs["l_transfer_id"]
+    frame["detail"] = np.where(kind == "PENDING_IN_LEDGER", "our side is still " + pairs["l_status"].astype(str)
+                               + ": looked at again on the next run", "differs: " + pd.Series(fields, index=pairs.index))
+    return frame
+
+
+def _report_only(rows: pd.DataFrame) -> pd.DataFrame:
+    rows = rows[rows["status"] == "SUCCESS"]
+    frame = _sides(rows.add_prefix("p_"), provider=True, ledger=False)
+    frame["kind"], frame["fields"] = "MISSING_IN_LEDGER", "presence"
+    frame["transfer_id"] = pd.NA
+    frame["key"] = "tx:" + rows["provider_tx_id"].astype(str)
+    frame["detail"] = "the provider applied a transfer we have no record of"
+    return frame
+
+
+def _duplicates(rows: pd.DataFrame) -> pd.DataFrame:
+    frame = _sides(rows.add_prefix("p_"), provider=True, ledger=False)
+    prefix = rows["duplicate_of"].map({"provider_tx_id": "tx:", "reference": "ref:"})
+    frame["kind"], frame["fields"] = "DUPLICATE_AT_PROVIDER", "duplicate"
+    frame["transfer_id"] = pd.NA
+    frame["key"] = prefix + rows["duplicate_value"].astype(str) + "#" + rows["occurrence"].astype(str)
+    frame["detail"] = ("occurrence " + rows["occurrence"].astype(str) + " of " + rows["duplicate_of"].astype(str)
+                       + " " + rows["duplicate_value"].astype(str) + " in the report")
+    return frame
+
+
+def _ledger_only(rows: pd.DataFrame, margin_s: int, window: tuple[dt.datetime, dt.datetime],
+                 reconciled_elsewhere: set[str]) -> pd.DataFrame:
+    rows = rows[rows["in_window"] & ~rows["transfer_id"].isin(list(reconciled_elsewhere))]
+    rows = rows[(rows["status"] == APPLIED) | rows["status"].isin(UNSETTLED)]
+    margin = pd.Timedelta(seconds=margin_s)
+    near_edge = (rows["created_at"] < pd.Timestamp(window[0]) + margin) | (rows["created_at"] >= pd.Timestamp(window[1]) - margin)
+    kind = np.select([rows["status"].isin(UNSETTLED).to_numpy(), near_edge.to_numpy()],
+                     ["PENDING_IN_LEDGER", "TIMING_CUTOFF"], default="MISSING_AT_PROVIDER")
+    detail = np.select(
+        [kind == "PENDING_IN_LEDGER", kind == "TIMING_CUTOFF"],
+        ["our side is still " + rows["status"].astype(str) + ": looked at again on the next run",
+         "not in this report, within the cut-off margin: expected in the neighbouring day's report"],
+        default="a completed transfer the provider's report does not have")
+    frame = _sides(rows.add_prefix("l_"), provider=False, ledger=True)
+    frame["kind"], frame["detail"] = kind, detail
+    frame["fields"] = np.where(kind == "PENDING_IN_LEDGER", "status", "presence")
+    frame["transfer_id"] = frame["key"] = rows["transfer_id"]
+    return frame
+
+
+def _invalid(invalid: pd.DataFrame) -> pd.DataFrame:
+    frame = pd.DataFrame(index=invalid.index)
+    frame["kind"], frame["fields"] = "INVALID_RECORD", invalid["column"].astype(str)
+    frame["row_number"] = invalid["row_number"]
+    frame["key"] = "row" + invalid["row_number"].astype(str) + ":" + invalid["column"].astype(str)
+    frame["detail"] = ("row " + invalid["row_number"].astype(str) + ", column " + invalid["column"].astype(str)
+                       + ": " + invalid["raw_value"].astype(str).map(repr) + " (" + invalid["reason"].astype(str) + ")")
+    for column in BREAK_COLUMNS:
+        if column not in frame:
+            frame[column] = pd.NA
+    return frame
+
+
+def _sides(frame: pd.DataFrame, *, provider: bool, ledger: bool) -> pd.DataFrame:
+    out = pd.DataFrame(index=frame.index)
+    out["provider_tx_id"] = frame["p_provider_tx_id"] if provider else frame["l_provider_tx_id"]
+    out["l_provider_tx_id"] = frame["l_provider_tx_id"] if ledger else pd.NA
+    out["reference"] = frame["p_reference"] if provider else pd.NA
+    out["row_number"] = frame["p_row_number"] if provider else pd.NA
+    for side, present in (("p", provider), ("l", ledger)):
+        for column in _SIDE:
+            out[f"{side}_{column}"] = frame[f"{side}_{column}"] if present else pd.NA
+    return out
+
+
+def _joined(flags: dict[str, Any], length: int) -> np.ndarray:
+    text = np.full(length, "", dtype=object)
+    for name, flag in flags.items():
+        text = np.where(flag, np.where(text == "", name, text + "|" + name), text)
+    return text
+
+
+def major(amount_minor: Any, code: Any) -> str | None:
+    """Minor units as an exact major-unit string in ``code`` ("12.50"); None when missing."""
+    if amount_minor is None or amount_minor is pd.NA or (isinstance(amount_minor, float) and np.isnan(amount_minor)):
+        return None
+    try:
+        return Money(int(amount_minor), currency(str(code))).format()
+    except MoneyError:
+        return str(int(amount_minor))
+
+
+def fingerprint(provider: str, business_date: dt.date, kind: str, key: str) -> str:
+    """The stable identity of a break: the same break on a re-run is the same discrepancy."""
+    text = f"{SOURCE}:{provider}:{business_date.isoformat()}:{kind}:{key}"
+    return text if len(text) <= 200 else text[:160] + "~" + _digest(text)[:39]
+
+
+def _digest(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+_FIELD_COLUMNS = {"amount": "amount_minor", "currency": "currency", "status": "status", "type": "direction",
+                  "player": "player_id", "presence": None}
+
+
+def _value(row: dict[str, Any], key: str) -> Any:
+    value = row.get(key)
+    return None if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)) else value
+
+
+def _fields(row: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every differing field with both sides' values (amounts as major-unit strings)."""
+    result: dict[str, dict[str, Any]] = {}
+    names = [name for name in str(row["fields"]).split("|") if name]
+    if row["kind"] in ("MISSING_IN_LEDGER", "MISSING_AT_PROVIDER", "TIMING_CUTOFF", "DUPLICATE_AT_PROVIDER"):
+        names = ["amount", *[n for n in names if n != "amount"]]
+    for name in names:
+        if name == "reference":
+            result[name] = {"provider": _value(row, "reference"), "ledger": _value(row, "transfer_id")}
+        elif name == "provider_tx_id":
+            result[name] = {"provider": _value(row, "provider_tx_id"), "ledger": _value(row, "l_provider_tx_id")}
+        elif name == "amount":
+            result[name] = {"provider": major(_value(row, "p_amount_minor"), _value(row, "p_currency")),
+                            "ledger": major(_value(row, "l_amount_minor"), _value(row, "l_currency"))}
+        elif _FIELD_COLUMNS.get(name):
+            column = _FIELD_COLUMNS[name]
+            result[name] = {"provider": _value(row, f"p_{column}"), "ledger": _value(row, f"l_{column}")}
+    return result
+
+
+def to_finding(row: dict[str, Any], *, provider: str, business_date: dt.date, run_id: int | None) -> Finding:
+    """One break (a row of the breaks frame as a dict) as a ``Finding`` for ``discrepancies.record``."""
+    provider_minor, ledger_minor = _value(row, "p_amount_minor"), _value(row, "l_amount_minor")
+    code = _value(row, "p_currency") or _value(row, "l_currency")
+    same_currency = _value(row, "p_currency") is None or _value(row, "l_currency") is None or \
+        _value(row, "p_currency") == _value(row, "l_currency")
+    difference = None
+    if (provider_minor is not None or ledger_minor is not None) and same_currency:
+        difference = int(provider_minor or 0) - int(ledger_minor or 0)
+    player = _value(row, "p_player_id") or _value(row, "l_player_id")
+    return Finding(
+        kind=str(row["kind"]), detail=str(row["detail"]), source=SOURCE,
+        fingerprint=fingerprint(provider, business_date, str(row["kind"]), str(row["key"])),
+        provider=provider, business_date=business_date, run_id=run_id,
+        transfer_id=_value(row, "transfer_id"), provider_tx_id=_value(row, "provider_tx_id"),
+        player_id=None if player is None else str(player)[:64], currency=None if code is None else str(code)[:3],
+        expected_minor=None if ledger_minor is None else int(ledger_minor),
+        actual_minor=None if provider_minor is None else int(provider_minor),
+        difference_minor=difference, fields=_fields(row) or None,
+    )
+
+
+def findings(breaks: pd.DataFrame, *, provider: str, business_date: dt.date, run_id: int | None) -> list[Finding]:
+    """Every break of the frame as a ``Finding`` (one per break)."""
+    return [to_finding(row, provider=provider, business_date=business_date, run_id=run_id)
+            for row in breaks.to_dict("records")]

@@ -1,0 +1,92 @@
+"""Control totals: count and sum per (currency, direction) on each side, and what the breaks explain.
+
+The provider side counts the report's SUCCESS rows (duplicates included: the
+money moved twice). The ledger side counts the completed transfers this run is
+responsible for: those of the business day not already paired by a neighbouring
+day's run, plus those of the margins this run paired. Each break explains part
+of the difference (its provider amount if applied there, minus its ledger
+amount if completed); what the breaks do not explain is a
+``CONTROL_TOTAL_MISMATCH`` break. A declared trailer line is checked against
+the file: its row count against the data rows, its sums (when no row was
+unreadable) against the valid rows' amounts per currency.
+"""
+
+from __future__ import annotations
+
+import pandas as pd  # type: ignore[import-untyped]
+
+from transfer_wallet.reconcile.frame import TrailerTotals
+from transfer_wallet.reconcile.ledger_side import APPLIED
+
+GROUP = ["currency", "direction"]
+CONTROL_COLUMNS = ("currency", "direction", "provider_count", "provider_sum_minor", "ledger_count",
+                   "ledger_sum_minor", "diff_count", "diff_minor", "unexplained_count", "unexplained_minor")
+
+
+def _totals(frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
+    grouped = frame.groupby(GROUP, dropna=False)["amount_minor"]
+    return pd.DataFrame({f"{prefix}_count": grouped.size(), f"{prefix}_sum_minor": grouped.sum()})
+
+
+def control_totals(report: pd.DataFrame, ledger: pd.DataFrame, breaks: pd.DataFrame) -> pd.DataFrame:
+    """One row per (currency, direction): both sides' count and sum, the difference
+    (provider - ledger) and the part of it no break explains."""
+    provider = report[report["status"] == "SUCCESS"][["currency", "direction", "amount_minor"]]
+    ledger = ledger[ledger["status"] == APPLIED][["currency", "direction", "amount_minor"]].fillna({"amount_minor": 0})
+    p_side = breaks[breaks["p_status"] == "SUCCESS"]
+    l_side = breaks[breaks["l_status"] == APPLIED]
+    explained_p = _totals(_side(p_side, "p"), "explained_p")
+    explained_l = _totals(_side(l_side, "l"), "explained_l")
+    table = pd.concat([_totals(provider, "provider"), _totals(ledger, "ledger"), explained_p, explained_l], axis=1)
+    table = table.fillna(0).astype("int64")
+    table["diff_count"] = table["provider_count"] - table["ledger_count"]
+    table["diff_minor"] = table["provider_sum_minor"] - table["ledger_sum_minor"]
+    table["unexplained_count"] = table["diff_count"] - (table["explained_p_count"] - table["explained_l_count"])
+    table["unexplained_minor"] = table["diff_minor"] - (table["explained_p_sum_minor"] - table["explained_l_sum_minor"])
+    return table.reset_index()[list(CONTROL_COLUMNS)].sort_values(GROUP, ignore_index=True)
+
+
+def _side(breaks: pd.DataFrame, side: str) -> pd.DataFrame:
+    frame = pd.DataFrame({
+        "currency": breaks[f"{side}_currency"].astype("string"), "direction": breaks[f"{side}_direction"].astype("string"),
+        "amount_minor": pd.to_numeric(breaks[f"{side}_amount_minor"]).fillna(0).astype("int64"),
+    })
+    return frame
+
+
+def control_breaks(table: pd.DataFrame) -> pd.DataFrame:
+    """``CONTROL_TOTAL_MISMATCH`` breaks for the groups with an unexplained difference."""
+    bad = table[(table["unexplained_count"] != 0) | (table["unexplained_minor"] != 0)]
+    return pd.DataFrame({
+        "kind": "CONTROL_TOTAL_MISMATCH", "key": "totals:" + bad["currency"].astype(str) + ":" + bad["direction"].astype(str),
+        "fields": "count|amount", "p_currency": bad["currency"], "p_direction": bad["direction"],
+        "p_amount_minor": bad["provider_sum_minor"], "l_amount_minor": bad["ledger_sum_minor"],
+        "l_currency": bad["currency"], "l_direction": bad["direction"],
+        "detail": ("control totals " + bad["currency"].astype(str) + " " + bad["direction"].astype(str)
+                   + ": provider " + bad["provider_count"].astype(str) + " rows, ledger " + bad["ledger_count"].astype(str)
+                   + " rows; unexplained " + bad["unexplained_count"].astype(str) + " rows, "
+                   + bad["unexplained_minor"].astype(str) + " minor units"),
+    })
+
+
+def trailer_breaks(trailer: TrailerTotals | None, report: pd.DataFrame, data_rows: int, invalid_rows: int) -> pd.DataFrame:
+    """``CONTROL_TOTAL_MISMATCH`` breaks where the declared trailer disagrees with the file."""
+    records: list[dict[str, object]] = []
+    if trailer is None:
+        return pd.DataFrame(records)
+    where = f" (trailer on row {trailer.row_number})" if trailer.row_number else ""
+    if trailer.row_count is not None and trailer.row_count != data_rows:
+        records.append({"kind": "CONTROL_TOTAL_MISMATCH", "key": "trailer:count", "fields": "count",
+                        "detail": f"trailer declares {trailer.row_count} rows, the file has {data_rows}{where}"})
+    if invalid_rows == 0:
+        sums = report.groupby("currency")["amount_minor"].sum()
+        for code in sorted(set(trailer.amount_minor_by_currency) | set(sums.index)):
+            declared = trailer.amount_minor_by_currency.get(code)
+            actual = int(sums.get(code, 0))
+            if declared is not None and declared != actual:
+                records.append({"kind": "CONTROL_TOTAL_MISMATCH", "key": f"trailer:sum:{code}", "fields": "amount",
+                                "p_currency": code, "p_amount_minor": declared, "l_currency": code,
+                                "l_amount_minor": actual,
+                                "detail": f"trailer declares a {code} sum of {declared} minor units, the rows sum to "
+                                          f"{actual}{where}"})
+    return pd.DataFrame(records)

@@ -1,0 +1,67 @@
+"""``discrepancies.csv`` and ``summary.csv``: UTF-8 with BOM, ISO-8601 UTC, exact decimals, no formula runs.
+
+A text cell that a spreadsheet would run as a formula (starting with ``= + - @``,
+a tab or a CR) is prefixed with ``'``; amounts are written from ``Decimal`` as
+plain strings (``-1.50``), so a negative amount is a number, never neutralised.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd  # type: ignore[import-untyped]
+
+from transfer_wallet.reconcile.export.rows import DISCREPANCY_COLUMNS
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+SUMMARY_COLUMNS = ("type", "currency", "count", "open", "sum_abs_diff", "oldest_age_days")
+
+
+def neutralise(text: str) -> str:
+    """``text`` made safe for a spreadsheet cell (CWE-1236): a leading formula character gets a ``'``."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def cell(value: Any) -> str:
+    """One value as CSV text: Decimal exact, datetimes ISO-8601 UTC, dates ISO, text neutralised."""
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return f"{value:f}"
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, (int, bool)):
+        return str(int(value))
+    return neutralise(str(value))
+
+
+def _write(path: Path, header: Iterable[str], rows: Iterable[Iterable[Any]]) -> Path:
+    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\r\n")
+        writer.writerow(list(header))
+        writer.writerows([cell(v) for v in row] for row in rows)
+    return path
+
+
+def write_discrepancies(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """One row per discrepancy, columns in ``DISCREPANCY_COLUMNS`` order."""
+    return _write(path, DISCREPANCY_COLUMNS, ([row[c] for c in DISCREPANCY_COLUMNS] for row in rows))
+
+
+def write_summary(path: Path, summary: list[dict[str, Any]], controls: pd.DataFrame) -> Path:
+    """The type x currency summary, a blank line, then the control totals (minor units)."""
+    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\r\n")
+        writer.writerow(SUMMARY_COLUMNS)
+        writer.writerows([cell(row[c]) for c in SUMMARY_COLUMNS] for row in summary)
+        writer.writerow([])
+        writer.writerow(["control_totals", *controls.columns])
+        writer.writerows(["", *[cell(v.item() if hasattr(v, "item") else v) for v in row]]
+                         for row in controls.itertuples(index=False))
+    return path

@@ -1,0 +1,66 @@
+"""``reconciliation.xlsx``: Summary, Discrepancies (amounts as numbers, frozen header, filters), Control totals.
+
+Amounts are written as numbers with the currency's decimals as the cell format
+(``0.00`` for EUR, ``0`` for JPY); text cells are neutralised like the CSV so
+that nothing runs as a formula; times are written as ISO-8601 UTC text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd  # type: ignore[import-untyped]
+from openpyxl import Workbook  # type: ignore[import-untyped]
+from openpyxl.utils import get_column_letter  # type: ignore[import-untyped]
+
+from transfer_wallet.reconcile.export.csv_files import SUMMARY_COLUMNS, neutralise
+from transfer_wallet.reconcile.export.rows import DISCREPANCY_COLUMNS
+
+_AMOUNTS = {"amount_ledger", "amount_provider", "amount_diff", "sum_abs_diff"}
+
+
+def _value(value: Any) -> Any:
+    if value is None or isinstance(value, (int, Decimal)):
+        return value
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return neutralise(str(value))
+
+
+def _format(value: Decimal) -> str:
+    exponent = value.as_tuple().exponent
+    decimals = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    return "0" if decimals == 0 else "0." + "0" * decimals
+
+
+def _sheet(book: Workbook, title: str, columns: Sequence[str], rows: list[list[Any]], *, first: bool = False) -> None:
+    sheet = book.active if first else book.create_sheet()
+    assert sheet is not None
+    sheet.title = title
+    sheet.append(list(columns))
+    for values in rows:
+        sheet.append([_value(v) for v in values])
+        for index, (column, value) in enumerate(zip(columns, values), start=1):
+            if column in _AMOUNTS and isinstance(value, Decimal):
+                sheet.cell(row=sheet.max_row, column=index).number_format = _format(value)
+    sheet.freeze_panes = "A2"
+    sheet.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{max(1, sheet.max_row)}"
+    for index, column in enumerate(columns, start=1):
+        sheet.column_dimensions[get_column_letter(index)].width = max(10, min(40, len(column) + 4))
+
+
+def write_workbook(path: Path, rows: list[dict[str, Any]], summary: list[dict[str, Any]],
+                   controls: pd.DataFrame) -> Path:
+    """Write the three sheets to ``path``."""
+    book = Workbook()
+    _sheet(book, "Summary", SUMMARY_COLUMNS, [[row[c] for c in SUMMARY_COLUMNS] for row in summary], first=True)
+    _sheet(book, "Discrepancies", DISCREPANCY_COLUMNS, [[row[c] for c in DISCREPANCY_COLUMNS] for row in rows])
+    _sheet(book, "Control totals", list(controls.columns),
+           [[v.item() if hasattr(v, "item") else v for v in row] for row in controls.itertuples(index=False)])
+    book.save(path)
+    return path

@@ -1,0 +1,164 @@
+"""The reconciliation of one provider's report for one business date, end to end.
+
+``reconcile(db, provider_config, business_date, report, now=...)``: ingest ->
+ledger side (one read-only transaction) -> match -> classify -> control totals
+-> store (one write transaction: the run row, its discrepancies, clearing). If
+storing fails nothing of it is written, and a ``failed`` run row records why.
+No transaction is open while the report is read; fetching it from the provider
+is the caller's business (``fetch_report``).
+
+The profile's ``match_window_s`` (default 900) and ``cutoff_margin_s`` (default
+3600) are read with ``getattr`` until ``ReportFormat`` carries them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd  # type: ignore[import-untyped]
+
+from transfer_wallet.config import ProviderConfig
+from transfer_wallet.db import Database
+from transfer_wallet.errors import ValidationError
+from transfer_wallet.reconcile import store
+from transfer_wallet.reconcile.classify import classify
+from transfer_wallet.reconcile.controls import control_breaks, control_totals, trailer_breaks
+from transfer_wallet.reconcile.frame import ReportFile
+from transfer_wallet.reconcile.ledger_side import DEFAULT_CUTOFF_MARGIN_S, LedgerSide, read_ledger_side
+from transfer_wallet.reconcile.match import DEFAULT_MATCH_WINDOW_S, MatchResult, match
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run found: its id, counts by type, open discrepancies of the day, and the frames."""
+
+    run_id: int
+    provider: str
+    business_date: dt.date
+    file_name: str
+    file_sha256: str
+    counts: dict[str, int]
+    timings: dict[str, float]
+    kinds: dict[str, int]
+    open_count: int
+    breaks: pd.DataFrame = field(repr=False)
+    controls: pd.DataFrame = field(repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The run as one JSON-able document."""
+        return {"run_id": self.run_id, "provider": self.provider, "business_date": self.business_date.isoformat(),
+                "file_name": self.file_name, "file_sha256": self.file_sha256, "counts": self.counts,
+                "timings_s": self.timings, "discrepancies_by_type": self.kinds, "open": self.open_count}
+
+
+def load_report(source: bytes | Path | ReportFile, profile: Any, *, name: str | None = None) -> ReportFile:
+    """The report as a ``ReportFile``: through ``ingest.ingest_report`` once it exists, until then
+    through the temporary canonical-CSV reader. Unreadable files raise ``ValidationError``."""
+    if isinstance(source, ReportFile):
+        return source
+    if isinstance(source, Path):
+        path = source
+        try:
+            name, source = name or path.name, path.read_bytes()
+        except OSError as exc:
+            raise ValidationError(f"cannot read report {path}: {exc.strerror}") from None
+    try:
+        from transfer_wallet.reconcile import ingest  # type: ignore[attr-defined]
+    except ImportError:
+        from transfer_wallet.reconcile.canonical_csv import read_canonical_csv
+
+        return read_canonical_csv(source, name=name or "report.csv")
+    return ingest.ingest_report(source, profile, name=name or "report.csv")  # type: ignore[no-any-return]
+
+
+def profile_document(profile: Any) -> tuple[dict[str, Any], str]:
+    """The profile as JSON-able dict and the SHA-256 of its canonical JSON."""
+    is_instance = dataclasses.is_dataclass(profile) and not isinstance(profile, type)
+    document = dataclasses.asdict(profile) if is_instance else dict(vars(profile))
+    text = json.dumps(document, sort_keys=True, default=str)
+    return document, hashlib.sha256(text.encode()).hexdigest()
+
+
+def compare(report_file: ReportFile, ledger: LedgerSide, elsewhere: set[str], *, window_s: int,
+            margin_s: int) -> tuple[MatchResult, pd.DataFrame, pd.DataFrame]:
+    """Match, classify and check control totals: ``(match result, breaks, control totals)``.
+
+    ``elsewhere``: transfer ids a neighbouring day's run already paired across the cut-off.
+    """
+    result = match(report_file.rows, ledger.rows, window_s=window_s)
+    breaks = classify(result, report_file.invalid, margin_s=margin_s, window=(ledger.start, ledger.end),
+                      reconciled_elsewhere=elsewhere)
+    rows = ledger.rows
+    paired = rows["transfer_id"].isin(result.pairs["l_transfer_id"])
+    responsible = rows[(rows["in_window"] & ~rows["transfer_id"].isin(list(elsewhere))) | paired]
+    controls = control_totals(report_file.rows, responsible, breaks)
+    extra = [control_breaks(controls), trailer_breaks(report_file.trailer, report_file.rows, report_file.data_rows,
+                                                       len(report_file.invalid))]
+    return result, pd.concat([breaks, *[e for e in extra if len(e)]], ignore_index=True), controls
+
+
+def reconcile(db: Database, provider_config: ProviderConfig, business_date: dt.date,
+              report: bytes | Path | ReportFile, *, now: dt.datetime, name: str | None = None) -> RunResult:
+    """Reconcile ``report`` against the ledger for (provider, business date); see the module docstring."""
+    profile = provider_config.report
+    window_s = int(getattr(profile, "match_window_s", DEFAULT_MATCH_WINDOW_S))
+    margin_s = int(getattr(profile, "cutoff_margin_s", DEFAULT_CUTOFF_MARGIN_S))
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    report_file = load_report(report, profile, name=name)
+    timings["ingest"], clock = time.perf_counter() - clock, time.perf_counter()
+
+    def read(connection: Any) -> tuple[LedgerSide, set[str]]:
+        """The ledger side and the transfers paired across the cut-off by the neighbouring days."""
+        side = read_ledger_side(connection, provider_config.name, business_date, profile.timezone, margin_s=margin_s)
+        return side, store.reconciled_across_cutoff(connection, provider_config.name, business_date)
+
+    ledger, elsewhere = db.transaction(read, readonly=True)
+    timings["ledger_read"], clock = time.perf_counter() - clock, time.perf_counter()
+
+    result, breaks, controls = compare(report_file, ledger, elsewhere, window_s=window_s, margin_s=margin_s)
+    timings["match_classify"], clock = time.perf_counter() - clock, time.perf_counter()
+    rows = ledger.rows
+
+    across = tuple(result.pairs.loc[~result.pairs["l_in_window"].astype(bool), "l_transfer_id"].astype(str))
+    counts = {"report_rows": report_file.data_rows, "valid_rows": len(report_file.rows),
+              "invalid_rows": len(report_file.invalid), "ledger_rows": int(rows["in_window"].sum()),
+              "ledger_margin_rows": int((~rows["in_window"]).sum()), "across_cutoff": len(across),
+              **result.counts(), "breaks": len(breaks)}
+    document, digest = profile_document(profile)
+    record = store.RunRecord(
+        provider=provider_config.name, business_date=business_date, file_name=report_file.name,
+        file_size_bytes=report_file.size_bytes, file_sha256=report_file.sha256, data_rows=report_file.data_rows,
+        profile=document, profile_digest=digest, counts=counts, timings=timings, across_cutoff=across, started_at=now,
+    )
+    try:
+        run_id, open_count, duplicate_file = db.transaction(lambda c: store.persist(c, record, breaks, now=now))
+    except Exception as exc:
+        db.transaction(lambda c: store.insert_run(c, record, outcome="failed", now=now, error=str(exc)[:1000]))
+        raise
+    timings["persist"] = time.perf_counter() - clock
+    kinds = Counter(breaks["kind"].astype(str))
+    if duplicate_file:
+        kinds["DUPLICATE_FILE"] += 1
+    return RunResult(run_id, provider_config.name, business_date, report_file.name, report_file.sha256, counts,
+                     timings, dict(sorted(kinds.items())), open_count, breaks, controls)
+
+
+def fetch_report(provider_config: ProviderConfig, business_date: dt.date) -> tuple[bytes, str]:
+    """The provider's signed daily report for ``business_date`` over HTTP, with a file name for the run.
+
+    Called before ``reconcile`` so that no database transaction is open during the network call.
+    """
+    from transfer_wallet.providers.http import HttpProvider
+
+    with HttpProvider(provider_config) as client:
+        body = client.transfer_report(business_date)
+    return body, f"{provider_config.name}-{business_date.isoformat()}.csv"

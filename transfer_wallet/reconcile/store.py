@@ -1,0 +1,150 @@
+"""Persisting a reconciliation: the run row and its discrepancies, in the caller's one transaction.
+
+- A run per (provider, business date) is one ``reconciliation_runs`` row (a re-run adds a row).
+- Its breaks go through ``discrepancies.record`` (upsert by fingerprint: a re-run of
+  the same day bumps times seen and keeps what finance wrote) and
+  ``discrepancies.clear_absent`` (what this run no longer sees closes as cleared).
+- The same file (SHA-256, with data rows) already reconciled for another business
+  date of the provider is a ``DUPLICATE_FILE`` discrepancy (key: the hash).
+- A transfer this run paired with a report row across the cut-off closes the
+  neighbouring day's ``TIMING_CUTOFF`` for it (``clear_fingerprints``: clear_absent
+  semantics restricted to chosen fingerprints), and is remembered in the run's
+  ``across_cutoff`` so that day's (re-)run does not report it again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any, Collection
+
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import Connection
+
+from transfer_wallet import discrepancies
+from transfer_wallet.models import OPEN_DISCREPANCY_STATUSES, Discrepancy, ReconciliationRun
+from transfer_wallet.reconcile.classify import SOURCE, fingerprint, findings
+
+_runs = ReconciliationRun.__table__  # type: ignore[attr-defined]
+_discrepancies = Discrepancy.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """What a run compared and how it went, before it is stored."""
+
+    provider: str
+    business_date: dt.date
+    file_name: str
+    file_size_bytes: int
+    file_sha256: str
+    data_rows: int
+    profile: dict[str, Any]
+    profile_digest: str
+    counts: dict[str, int]
+    timings: dict[str, float]
+    across_cutoff: tuple[str, ...]
+    started_at: dt.datetime
+
+
+def reconciled_across_cutoff(connection: Connection, provider: str, business_date: dt.date) -> set[str]:
+    """Transfer ids the latest succeeded runs of the neighbouring days paired across the cut-off."""
+    found: set[str] = set()
+    for day in (business_date - dt.timedelta(days=1), business_date + dt.timedelta(days=1)):
+        row = connection.execute(
+            select(_runs.c.across_cutoff).where(_runs.c.provider == provider, _runs.c.business_date == day,
+                                                _runs.c.outcome == "succeeded").order_by(_runs.c.id.desc()).limit(1)
+        ).first()
+        if row is not None and row.across_cutoff:
+            found.update(json.loads(row.across_cutoff))
+    return found
+
+
+def duplicate_file_dates(connection: Connection, record: RunRecord) -> list[dt.date]:
+    """Other business dates of this provider already reconciled from a file with the same hash."""
+    rows = connection.execute(
+        select(_runs.c.business_date).distinct().where(
+            _runs.c.provider == record.provider, _runs.c.file_sha256 == record.file_sha256,
+            _runs.c.business_date != record.business_date, _runs.c.outcome == "succeeded")
+    ).all()
+    return sorted(r.business_date for r in rows)
+
+
+def insert_run(connection: Connection, record: RunRecord, *, outcome: str, now: dt.datetime,
+               error: str | None = None) -> int:
+    """Insert the run row; returns its id."""
+    return int(connection.execute(_runs.insert().values(
+        provider=record.provider, business_date=record.business_date, file_name=record.file_name[:255],
+        file_size_bytes=record.file_size_bytes, file_sha256=record.file_sha256,
+        profile_digest=record.profile_digest, profile=json.dumps(record.profile, sort_keys=True, default=str),
+        counts=json.dumps(record.counts, sort_keys=True), timings=json.dumps(record.timings, sort_keys=True),
+        across_cutoff=json.dumps(sorted(record.across_cutoff)), outcome=outcome, error=error, open_count=0,
+        started_at=record.started_at, finished_at=now,
+    ).returning(_runs.c.id)).scalar_one())
+
+
+def persist(connection: Connection, record: RunRecord, breaks: Any, *, now: dt.datetime) -> tuple[int, int, bool]:
+    """Store the run and its breaks (a breaks frame); returns ``(run id, open discrepancies of the day,
+    whether the file was flagged as a DUPLICATE_FILE)``."""
+    run_id = insert_run(connection, record, outcome="succeeded", now=now)
+    seen: set[str] = set()
+    for finding in findings(breaks, provider=record.provider, business_date=record.business_date, run_id=run_id):
+        discrepancies.record(connection, finding, now=now)
+        seen.add(finding.identity())
+    other_dates = duplicate_file_dates(connection, record) if record.data_rows else []
+    if other_dates:
+        seen.add(_record_duplicate_file(connection, record, other_dates, run_id, now))
+    discrepancies.clear_absent(connection, source=SOURCE, provider=record.provider,
+                               business_date=record.business_date, seen=seen, now=now)
+    clear_timing_breaks(connection, record.provider, record.across_cutoff, now=now)
+    open_count = connection.execute(select(func.count()).select_from(_discrepancies).where(
+        _discrepancies.c.source == SOURCE, _discrepancies.c.provider == record.provider,
+        _discrepancies.c.business_date == record.business_date,
+        _discrepancies.c.status.in_(OPEN_DISCREPANCY_STATUSES))).scalar_one()
+    connection.execute(update(_runs).where(_runs.c.id == run_id).values(open_count=open_count))
+    return run_id, int(open_count), bool(other_dates)
+
+
+def _record_duplicate_file(connection: Connection, record: RunRecord, other_dates: list[dt.date], run_id: int,
+                           now: dt.datetime) -> str:
+    dates = ", ".join(d.isoformat() for d in other_dates)
+    finding = discrepancies.Finding(
+        kind="DUPLICATE_FILE", source=SOURCE, provider=record.provider, business_date=record.business_date,
+        run_id=run_id, fingerprint=fingerprint(record.provider, record.business_date, "DUPLICATE_FILE",
+                                               record.file_sha256),
+        detail=f"the same file (sha256 {record.file_sha256[:12]}..., {record.file_name}) was already "
+               f"reconciled for {dates}",
+        fields={"file_sha256": {"provider": record.file_sha256, "ledger": None}, "business_date":
+                {"provider": [d.isoformat() for d in other_dates], "ledger": record.business_date.isoformat()}},
+    )
+    discrepancies.record(connection, finding, now=now)
+    return finding.identity()
+
+
+def clear_timing_breaks(connection: Connection, provider: str, transfer_ids: Collection[str], *,
+                        now: dt.datetime) -> int:
+    """Close as cleared the open ``TIMING_CUTOFF`` discrepancies of ``transfer_ids`` (paired now)."""
+    if not transfer_ids:
+        return 0
+    rows = connection.execute(select(_discrepancies.c.fingerprint, _discrepancies.c.business_date).where(
+        _discrepancies.c.source == SOURCE, _discrepancies.c.provider == provider,
+        _discrepancies.c.kind == "TIMING_CUTOFF", _discrepancies.c.transfer_id.in_(list(transfer_ids)),
+        _discrepancies.c.status.in_(OPEN_DISCREPANCY_STATUSES))).all()
+    by_date: dict[dt.date, set[str]] = {}
+    for row in rows:
+        by_date.setdefault(row.business_date, set()).add(row.fingerprint)
+    return sum(clear_fingerprints(connection, provider, day, targets, now=now) for day, targets in by_date.items())
+
+
+def clear_fingerprints(connection: Connection, provider: str, business_date: dt.date, targets: set[str], *,
+                       now: dt.datetime) -> int:
+    """Clear exactly ``targets`` among the open reconcile discrepancies of (provider, business date),
+    through ``clear_absent`` (same events and status), leaving every other one as it is."""
+    open_ones = connection.execute(select(_discrepancies.c.fingerprint).where(
+        _discrepancies.c.source == SOURCE, _discrepancies.c.provider == provider,
+        _discrepancies.c.business_date == business_date,
+        _discrepancies.c.status.in_(OPEN_DISCREPANCY_STATUSES))).scalars().all()
+    keep = set(open_ones) - targets
+    return discrepancies.clear_absent(connection, source=SOURCE, provider=provider, business_date=business_date,
+                                      seen=keep, now=now)
