@@ -170,19 +170,20 @@ def _parse_values(raw: dict, where: str) -> dict[str, tuple[str, ...]]:
 
 
 def _parse_trailer(raw: dict, where: str, columns: dict[str, str]) -> TrailerSpec | None:
-    table = _get(raw, "trailer", where, dict, None)
-    if table is None:
+    found = _get(raw, "trailer", where, dict, None)
+    if found is None:
         return None
+    table: dict = dict(found)  # type: ignore[call-overload]
     where = f"{where}.trailer"
     known = {"marker", "marker_field", "count_field", "amount_field"}
-    if set(table) - known:  # type: ignore[arg-type]
-        raise ConfigError(f"{where}: unknown key(s) {sorted(set(table) - known)}")  # type: ignore[arg-type]
-    marker = _get(table, "marker", where, str, "")  # type: ignore[arg-type]
+    if set(table) - known:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(set(table) - known)}")
+    marker = _get(table, "marker", where, str, "")
     if not str(marker).strip():
         raise ConfigError(f"{where}: 'marker' must be a non-empty string")
     spec = TrailerSpec(
         marker=str(marker).strip(),
-        marker_field=str(_get(table, "marker_field", where, str, "provider_tx_id")),  # type: ignore[arg-type]
+        marker_field=str(_get(table, "marker_field", where, str, "provider_tx_id")),
         count_field=_get(table, "count_field", where, str, None),  # type: ignore[arg-type]
         amount_field=_get(table, "amount_field", where, str, "amount"),  # type: ignore[arg-type]
     )
