@@ -41,7 +41,7 @@ import pandas as pd
 
 from transfer_wallet.errors import ValidationError
 from transfer_wallet.money import MAX_AMOUNT_MINOR, all_currencies
-from transfer_wallet.reconcile.frame import INVALID_COLUMNS, ReportFile, TrailerTotals
+from transfer_wallet.reconcile.frame import INVALID_COLUMNS, ReportFile, TrailerTotals, empty_frame
 from transfer_wallet.reconcile.profile import STATUS_VALUES, TYPE_VALUES, ReportFormat
 from transfer_wallet.reconcile.values import Problems, parse_amounts, parse_times
 
@@ -216,6 +216,8 @@ def _trailer_totals(lines: pd.DataFrame, profile: ReportFormat, name: str) -> di
 def _validate(table: pd.DataFrame, profile: ReportFormat) -> tuple[pd.DataFrame, Problems]:
     """The canonical rows of the readable lines, and the problems of the others."""
     problems = Problems(table.index, MAX_FIELD_CHARS)
+    if table.empty:
+        return empty_frame(), problems
     cells = {f: table[profile.columns[f]] for f in profile.mapped_fields()}
     for field, raw in cells.items():
         problems.flag(raw.str.len() > MAX_FIELD_CHARS, raw, profile.columns[field], f"longer than {MAX_FIELD_CHARS} characters")

@@ -23,18 +23,22 @@ _LATEST = pd.Timestamp("2200-01-01", tz="UTC")
 
 
 class Problems:
-    """The unreadable cells found so far, and which rows (file row numbers) have one."""
+    """The unreadable cells found so far (one reason per cell: the first), and which rows have one."""
 
     def __init__(self, index: pd.Index, max_chars: int) -> None:
         self.bad = pd.Series(False, index=index)
         self._max_chars = max_chars
         self._parts: list[pd.DataFrame] = []
+        self._flagged: dict[str, pd.Series] = {}
 
     def flag(self, mask: pd.Series, raw: pd.Series, column: str, reason: str | pd.Series) -> None:
         """Record ``reason`` (text, or per row) for the cells of ``raw`` where ``mask`` holds."""
         mask = mask.fillna(False).astype(bool)
+        if column in self._flagged:
+            mask &= ~self._flagged[column]
         if not mask.any():
             return
+        self._flagged[column] = self._flagged[column] | mask if column in self._flagged else mask
         self.bad |= mask
         picked = raw[mask]
         reasons = reason if isinstance(reason, str) else reason[mask].to_numpy(dtype=object)
