@@ -235,9 +235,11 @@ def _check_scalars(report: ReportFormat, where: str) -> None:
         raise ConfigError(f"{where}: unknown 'timezone' '{report.timezone}'") from exc
     sample = _SAMPLE_TIME.replace(tzinfo=dt.timezone.utc) if "%z" in report.date_format else _SAMPLE_TIME
     try:
-        dt.datetime.strptime(sample.strftime(report.date_format), report.date_format)
+        read_back = dt.datetime.strptime(sample.strftime(report.date_format), report.date_format)
     except ValueError as exc:
         raise ConfigError(f"{where}: 'date_format' '{report.date_format}' cannot be read back ({exc})") from exc
+    if read_back.replace(tzinfo=None, second=0, microsecond=0) != _SAMPLE_TIME.replace(second=0):
+        raise ConfigError(f"{where}: 'date_format' '{report.date_format}' must hold the date and the time to the minute")
 
 
 def parse_report_format(name: str, raw: dict) -> ReportFormat:
