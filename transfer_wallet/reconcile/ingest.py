@@ -34,6 +34,7 @@ import hashlib
 import io
 import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,7 @@ from transfer_wallet.errors import ValidationError
 from transfer_wallet.money import MAX_AMOUNT_MINOR, all_currencies
 from transfer_wallet.reconcile.frame import INVALID_COLUMNS, ReportFile, TrailerTotals, empty_frame
 from transfer_wallet.reconcile.profile import STATUS_VALUES, TYPE_VALUES, ReportFormat
-from transfer_wallet.reconcile.values import Problems, parse_amounts, parse_times
+from transfer_wallet.reconcile.values import Problems, by_distinct_values, parse_amounts, parse_times
 
 #: A cell longer than this is invalid (and its raw value is cut to this length).
 MAX_FIELD_CHARS = 256
@@ -53,6 +54,7 @@ _UTF8_BOM = codecs.BOM_UTF8
 _SKIPPED_LINE = re.compile(r"Skipping line (\d+): expected (\d+) fields, saw (\d+)")
 _DIRECTIONS = {"TRANSFER_IN": "IN", "TRANSFER_OUT": "OUT"}
 _EXPONENTS: dict[str, int] = {c.code: c.exponent for c in all_currencies()}
+_CURRENCY_CODES: dict[str, str] = {code: code for code in _EXPONENTS}
 
 
 class ReportFileError(ValidationError):
@@ -69,9 +71,9 @@ def ingest_report(source: bytes | str | Path, profile: ReportFormat, *, name: st
     content = _utf8_content(raw, profile, name)
     _check_header(content, profile, name)
     table, bad_lines = _tokenise(content, profile, name)
-    table = table[~(table == "").all(axis=1)]  # blank lines (index = file row number)
+    table = _without_blank_lines(table)
     table, trailer = _split_trailer(table, profile, name)
-    rows, problems = _validate(table, profile)
+    rows, problems = _validate(table, profile, _longest_line(content))
     invalid = problems.frame(extra=bad_lines)
     data_rows = len(rows) + int(invalid["row_number"].nunique())
     return ReportFile(
@@ -159,6 +161,24 @@ def _tokenise(content: bytes, profile: ReportFormat, name: str) -> tuple[pd.Data
     return table[[profile.columns[f] for f in profile.mapped_fields()]], _bad_lines(content, skipped)
 
 
+def _without_blank_lines(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` without the rows of blank lines (every cell empty)."""
+    if table.empty:
+        return table
+    maybe = (table.iloc[:, 0] == "").to_numpy()
+    if not maybe.any():
+        return table
+    blank = np.zeros(len(table), dtype=bool)
+    blank[maybe] = (table[maybe] == "").all(axis=1).to_numpy()
+    return table[~blank]
+
+
+def _longest_line(content: bytes) -> int:
+    """The longest line in bytes (vectorised over the buffer)."""
+    ends = np.flatnonzero(np.frombuffer(content, dtype=np.uint8) == ord("\n"))
+    return int(np.diff(ends, prepend=-1).max()) if len(ends) else len(content)
+
+
 def _bad_lines(content: bytes, skipped: list[re.Match[str]]) -> pd.DataFrame:
     if not skipped:
         return pd.DataFrame(columns=list(INVALID_COLUMNS))
@@ -178,7 +198,7 @@ def _split_trailer(table: pd.DataFrame, profile: ReportFormat, name: str) -> tup
     if spec is None:
         return table, None
     marker_column = profile.columns[spec.marker_field]
-    is_trailer = (table[marker_column].str.strip() == spec.marker).to_numpy()
+    is_trailer = (table[marker_column] == spec.marker).to_numpy()
     if not is_trailer.any():
         raise ReportFileError(f"{name}: the declared trailer line ('{spec.marker}' in column {marker_column}) is missing")
     first = int(np.argmax(is_trailer))
@@ -198,67 +218,82 @@ def _split_trailer(table: pd.DataFrame, profile: ReportFormat, name: str) -> tup
 
 def _trailer_totals(lines: pd.DataFrame, profile: ReportFormat, name: str) -> dict[str, int]:
     assert profile.trailer is not None and profile.trailer.amount_field is not None
-    amounts = lines[profile.columns[profile.trailer.amount_field]]
-    codes = lines[profile.columns["currency"]].str.strip().str.upper()
-    given = (amounts.str.strip() != "") | (codes != "")
-    exponents = codes.map(_EXPONENTS).fillna(-1).astype("int64")
+    amounts = lines[profile.columns[profile.trailer.amount_field]].astype(object)
+    codes = lines[profile.columns["currency"]].astype(object).str.strip().str.upper()
+    given = ((amounts.str.strip() != "") | (codes != "")).to_numpy()
+    exponents = codes.map(_EXPONENTS).fillna(-1).to_numpy(dtype="int64")
     minor, reasons = parse_amounts(amounts, codes, exponents, profile, allow_zero=True, limit_minor=10**18)
     bad = given & ((reasons != "") | (exponents < 0))
     if bad.any():
-        row = int(bad[bad].index[0])
-        raise ReportFileError(f"{name}: row {row}: the trailer total {amounts[row][:40]!r} {codes[row][:8]!r} cannot be read")
+        at = int(np.argmax(bad))
+        raise ReportFileError(f"{name}: row {int(lines.index[at])}: the trailer total "
+                              f"{amounts.iloc[at][:40]!r} {codes.iloc[at][:8]!r} cannot be read")
     totals: dict[str, int] = {}
-    for code, amount in zip(codes[given], minor[given]):
+    for code, amount in zip(codes[given], minor[given]):  # a handful of trailer lines, not rows
         totals[code] = totals.get(code, 0) + int(amount)
     return totals
 
 
-def _validate(table: pd.DataFrame, profile: ReportFormat) -> tuple[pd.DataFrame, Problems]:
+def _codes(uniques: pd.Series, table: dict[str, str], *, upper: bool = False) -> pd.Series:
+    cleaned = uniques.str.strip()
+    return (cleaned.str.upper() if upper else cleaned).map(table)
+
+
+def _validate(table: pd.DataFrame, profile: ReportFormat, longest_line: int) -> tuple[pd.DataFrame, Problems]:
     """The canonical rows of the readable lines, and the problems of the others."""
-    problems = Problems(table.index, MAX_FIELD_CHARS)
+    problems = Problems(table.index.to_numpy(dtype="int64"), MAX_FIELD_CHARS)
     if table.empty:
         return empty_frame(), problems
-    cells = {f: table[profile.columns[f]] for f in profile.mapped_fields()}
-    for field, raw in cells.items():
-        problems.flag(raw.str.len() > MAX_FIELD_CHARS, raw, profile.columns[field], f"longer than {MAX_FIELD_CHARS} characters")
+    column = profile.columns
+    cells = {f: pd.Series(table[column[f]].to_numpy(dtype=object)) for f in profile.mapped_fields()}
+    if longest_line > MAX_FIELD_CHARS:  # else no cell can be that long: skip the scan
+        for field, raw in cells.items():
+            problems.flag(raw.str.len() > MAX_FIELD_CHARS, raw, column[field], f"longer than {MAX_FIELD_CHARS} characters")
     for field in ("provider_tx_id", "player_id"):
-        problems.flag(cells[field].str.strip() == "", cells[field], profile.columns[field], "empty")
-    direction = cells["type"].str.strip().map(profile.codes_of(TYPE_VALUES)).map(_DIRECTIONS)
-    problems.flag(direction.isna(), cells["type"], profile.columns["type"], "unknown type code")
-    status = cells["status"].str.strip().map(profile.codes_of(STATUS_VALUES))
-    problems.flag(status.isna(), cells["status"], profile.columns["status"], "unknown status code")
-    codes = cells["currency"].str.strip().str.upper()
-    exponents = codes.map(_EXPONENTS).fillna(-1).astype("int64")
-    problems.flag(exponents < 0, cells["currency"], profile.columns["currency"], "unknown currency")
+        problems.flag((cells[field] == "") | cells[field].str.isspace(), cells[field], column[field], "empty")
+    directions = {code: _DIRECTIONS[canonical] for code, canonical in profile.codes_of(TYPE_VALUES).items()}
+    direction = by_distinct_values(cells["type"], lambda u: _codes(u, directions))
+    problems.flag(pd.isna(direction), cells["type"], column["type"], "unknown type code")
+    status = by_distinct_values(cells["status"], lambda u: _codes(u, profile.codes_of(STATUS_VALUES)))
+    problems.flag(pd.isna(status), cells["status"], column["status"], "unknown status code")
+    codes = pd.Series(by_distinct_values(cells["currency"], lambda u: _codes(u, _CURRENCY_CODES, upper=True)))
+    exponents = codes.map(_EXPONENTS).fillna(-1).to_numpy(dtype="int64")
+    problems.flag(exponents < 0, cells["currency"], column["currency"], "unknown currency")
     minor, reasons = parse_amounts(cells["amount"], codes, exponents, profile, allow_zero=False, limit_minor=MAX_AMOUNT_MINOR)
-    problems.flag((reasons != "") & (exponents >= 0), cells["amount"], profile.columns["amount"], reasons)
+    problems.flag((reasons != "") & (exponents >= 0), cells["amount"], column["amount"], reasons)
     created, reasons = parse_times(cells["created_at"], profile)
-    problems.flag(reasons != "", cells["created_at"], profile.columns["created_at"], reasons)
+    problems.flag(reasons != "", cells["created_at"], column["created_at"], reasons)
     ok = ~problems.bad
+    everything = bool(ok.all())
+    def pick(values: np.ndarray | pd.Series) -> np.ndarray:
+        array = np.asarray(values)
+        return array if everything else array[ok]
     rows = pd.DataFrame({
-        "row_number": table.index[ok].to_numpy(dtype="int64"),
-        "provider_tx_id": _text(cells["provider_tx_id"][ok]),
-        "reference": _text(cells["reference"][ok], empty_is_na=True),
-        "player_id": _text(cells["player_id"][ok]),
-        "direction": _text(direction[ok]),
-        "amount_minor": minor[ok].to_numpy(dtype="int64"),
-        "currency": _text(codes[ok]),
-        "status": _text(status[ok]),
-        "created_at": created[ok].array,
-        "provider_session_id": _optional_text(cells, "provider_session_id", ok),
-        "provider_round_id": _optional_text(cells, "provider_round_id", ok),
+        "row_number": pick(problems.row_numbers),
+        "provider_tx_id": _text(pick(cells["provider_tx_id"])),
+        "reference": _text(pick(cells["reference"]), empty_is_na=True),
+        "player_id": _text(pick(cells["player_id"])),
+        "direction": _text(pick(direction)),
+        "amount_minor": pick(minor).astype("int64"),
+        "currency": _text(pick(codes)),
+        "status": _text(pick(status)),
+        "created_at": created.array if everything else created.array[ok],
+        "provider_session_id": _optional_text(cells, "provider_session_id", pick),
+        "provider_round_id": _optional_text(cells, "provider_round_id", pick),
     })
     return rows, problems
 
 
-def _text(values: pd.Series, *, empty_is_na: bool = False) -> pd.arrays.StringArray:
-    array = pd.array(values.to_numpy(dtype=object), dtype="string")
+def _text(values: np.ndarray, *, empty_is_na: bool = False) -> pd.arrays.StringArray:
+    array = pd.array(values.astype(object), dtype="string")
     if empty_is_na:
-        array[np.asarray(array == "", dtype=bool)] = pd.NA
+        array[np.asarray(values == "", dtype=bool)] = pd.NA
     return array
 
 
-def _optional_text(cells: dict[str, pd.Series], field: str, ok: pd.Series) -> pd.arrays.StringArray:
+def _optional_text(
+    cells: dict[str, pd.Series], field: str, pick: Callable[[np.ndarray | pd.Series], np.ndarray],
+) -> pd.arrays.StringArray:
     if field in cells:
-        return _text(cells[field][ok], empty_is_na=True)
-    return pd.array([pd.NA] * int(ok.sum()), dtype="string")
+        return _text(pick(cells[field]), empty_is_na=True)
+    return pd.array([pd.NA] * len(pick(cells["provider_tx_id"])), dtype="string")

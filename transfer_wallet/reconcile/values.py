@@ -8,7 +8,7 @@ in its timezone, to UTC.
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -25,28 +25,27 @@ _LATEST = pd.Timestamp("2200-01-01", tz="UTC")
 class Problems:
     """The unreadable cells found so far (one reason per cell: the first), and which rows have one."""
 
-    def __init__(self, index: pd.Index, max_chars: int) -> None:
-        self.bad = pd.Series(False, index=index)
+    def __init__(self, row_numbers: np.ndarray, max_chars: int) -> None:
+        self.row_numbers = row_numbers
+        self.bad = np.zeros(len(row_numbers), dtype=bool)
         self._max_chars = max_chars
         self._parts: list[pd.DataFrame] = []
-        self._flagged: dict[str, pd.Series] = {}
+        self._flagged: dict[str, np.ndarray] = {}
 
-    def flag(self, mask: pd.Series, raw: pd.Series, column: str, reason: str | pd.Series) -> None:
-        """Record ``reason`` (text, or per row) for the cells of ``raw`` where ``mask`` holds."""
-        mask = mask.fillna(False).astype(bool)
+    def flag(self, mask: np.ndarray | pd.Series, raw: pd.Series, column: str, reason: str | np.ndarray) -> None:
+        """Record ``reason`` (text, or one per row) for the cells of ``raw`` where ``mask`` holds."""
+        mask = np.asarray(mask, dtype=bool)
         if column in self._flagged:
-            mask &= ~self._flagged[column]
+            mask = mask & ~self._flagged[column]
         if not mask.any():
             return
         self._flagged[column] = self._flagged[column] | mask if column in self._flagged else mask
         self.bad |= mask
-        picked = raw[mask]
-        reasons = reason if isinstance(reason, str) else reason[mask].to_numpy(dtype=object)
         self._parts.append(pd.DataFrame({
-            "row_number": picked.index.to_numpy(dtype="int64"),
+            "row_number": self.row_numbers[mask],
             "column": column,
-            "raw_value": picked.str.slice(0, self._max_chars).to_numpy(dtype=object),
-            "reason": reasons,
+            "raw_value": raw[mask].str.slice(0, self._max_chars).to_numpy(dtype=object),
+            "reason": reason if isinstance(reason, str) else np.asarray(reason, dtype=object)[mask],
         }))
 
     def frame(self, extra: pd.DataFrame) -> pd.DataFrame:
@@ -62,54 +61,96 @@ class Problems:
         })
 
 
-def _number_pattern(profile: ReportFormat) -> str:
-    thousands = profile.thousands_separator
-    whole = rf"(?:\d{{1,3}}(?:{re.escape(thousands)}\d{{3}})+|\d+)" if thousands else r"\d+"
-    return rf"{whole}(?:{re.escape(profile.decimal_separator)}\d+)?"
+def by_distinct_values(raw: pd.Series, read: Callable[[pd.Series], pd.Series]) -> np.ndarray:
+    """``read`` applied to the distinct values of ``raw`` only, spread back to every row.
+
+    For columns with few distinct values (codes, currencies, times to the second):
+    the work is per distinct value, the spreading one vectorised ``take``.
+    """
+    codes, uniques = pd.factorize(raw.to_numpy(dtype=object))
+    return np.asarray(read(pd.Series(uniques, dtype=object)).to_numpy(dtype=object))[codes]
+
+
+#: Longest amount cell read (longer ones are "not an amount"); amounts are parsed in chunks of rows.
+_MAX_AMOUNT_CHARS = 40
+_CHUNK_ROWS = 100_000
+_POWERS = 10 ** np.arange(_MAX_DIGITS, dtype="int64")
+_OK, _NOT_AMOUNT, _NEGATIVE, _EMPTY, _TOO_LARGE, _DECIMALS, _ZERO = range(7)
+_REASONS = np.array(["", "not an amount", "negative amount", "empty", "amount too large", "", "amount must be positive"],
+                    dtype=object)
+
+
+def _read_numbers(values: np.ndarray, profile: ReportFormat) -> tuple[np.ndarray, ...]:
+    """Digits, fraction length and shape checks of a chunk of amount texts, as a character matrix.
+
+    Returns (well_formed, negative, empty, value, significant_digits, fraction_digits):
+    ``value`` is the integer of all digits (separators dropped), exact while
+    ``significant_digits`` <= 18.
+    """
+    width = _MAX_AMOUNT_CHARS + 1  # a cell reaching the last column was longer than the limit
+    chars = values.astype(f"U{width}").view(np.uint32).reshape(len(values), width).astype(np.int64)
+    position = np.arange(width)[None, :]
+    length = (chars != 0).sum(axis=1)
+    layout = ((chars != 0) == (position < length[:, None])).all(axis=1) & (chars[:, -1] == 0)
+    negative = chars[:, 0] == ord("-")
+    start = negative.astype(np.int64)[:, None]
+    body = (position >= start) & (position < length[:, None])
+    digit = body & (chars >= ord("0")) & (chars <= ord("9"))
+    decimal = body & (chars == ord(profile.decimal_separator))
+    decimal_count = decimal.sum(axis=1)
+    decimal_at = np.where(decimal_count == 1, decimal.argmax(axis=1), length)
+    fraction = np.where(decimal_count == 1, length - decimal_at - 1, 0)
+    whole = decimal_at - start[:, 0]
+    thousands_ok = np.ones(len(values), dtype=bool)
+    separator = np.zeros_like(body)
+    if profile.thousands_separator:
+        separator = body & (chars == ord(profile.thousands_separator))
+        group = body & (position > start) & (position < decimal_at[:, None]) & ((decimal_at[:, None] - position) % 4 == 0)
+        grouped = separator.any(axis=1)
+        thousands_ok = ~grouped | ((separator == group).all(axis=1) & (whole % 4 != 0))
+    well = (layout & thousands_ok & (decimal_count <= 1) & (whole >= 1) & ((decimal_count == 0) | (fraction >= 1))
+            & (digit | decimal | separator | ~body).all(axis=1))
+    rank = digit[:, ::-1].cumsum(axis=1)[:, ::-1] - 1  # digit's place from the right, separators skipped
+    significant = np.where(digit & (chars > ord("0")), rank + 1, 0).max(axis=1)
+    kept = digit & (rank < _MAX_DIGITS)
+    value = (np.where(kept, chars - ord("0"), 0) * _POWERS[np.clip(rank, 0, _MAX_DIGITS - 1)]).sum(axis=1)
+    return well, negative, length == 0, value, significant, fraction
 
 
 def parse_amounts(
-    raw: pd.Series, codes: pd.Series, exponents: pd.Series, profile: ReportFormat, *,
+    raw: pd.Series, codes: pd.Series, exponents: np.ndarray, profile: ReportFormat, *,
     allow_zero: bool, limit_minor: int,
-) -> tuple[pd.Series, pd.Series]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Report amounts -> (exact int64 minor units of each row's currency, reason or "" per row).
 
+    Vectorised over a character matrix (numpy), in chunks of rows; never a float.
     ``exponents`` is each row's currency exponent (the caller flags unknown
     currencies). The profile's separators and ``amount_scale`` apply: with scale
     100, "1250" is 12.50 EUR; "12.505" EUR, or "1250" JPY in cents, is invalid.
     """
-    text = raw.str.strip()
-    pattern = _number_pattern(profile)
-    readable = text.str.fullmatch(pattern).fillna(False).astype(bool)
-    parts = text.str.partition(profile.decimal_separator, expand=True)
-    whole, fraction = parts[0], parts[2]
-    if profile.thousands_separator:
-        whole = whole.str.replace(profile.thousands_separator, "", regex=False)
-    digits = (whole + fraction).str.lstrip("0")
-    digit_count = digits.str.len().to_numpy(dtype="int64")
-    decimals = fraction.str.len().to_numpy(dtype="int64")
-    allowed = exponents.to_numpy(dtype="int64") - (len(str(profile.amount_scale)) - 1)
-    shift = allowed - decimals
-    up, down = np.clip(shift, 0, None), np.clip(-shift, 0, _MAX_DIGITS)
-    ok = readable.to_numpy()
-    too_many_decimals = ok & (decimals > np.clip(allowed, 0, None))
-    too_large = ok & ~too_many_decimals & (digit_count + up > _MAX_DIGITS)
-    usable = ok & ~too_many_decimals & ~too_large
-    value = digits.where(usable & (digit_count > 0), "0").astype("int64").to_numpy()
-    divisor = np.power(10, down, dtype="int64")
-    not_whole = usable & (value % divisor != 0)
-    minor = value // divisor * np.power(10, up, dtype="int64")
-    usable &= ~not_whole
-    reasons = pd.Series("", index=raw.index, dtype=object)
-    reasons[~ok] = "not an amount"
-    reasons[~ok & text.str.fullmatch("-" + pattern).fillna(False).to_numpy(dtype=bool)] = "negative amount"
-    reasons[(text == "").to_numpy()] = "empty"
-    decimals_reason = "more decimals than " + codes.astype(object) + " allows"
-    reasons[too_many_decimals | not_whole] = decimals_reason[too_many_decimals | not_whole]
-    reasons[too_large | (usable & (minor > limit_minor))] = "amount too large"
-    if not allow_zero:
-        reasons[usable & (minor == 0)] = "amount must be positive"
-    return pd.Series(np.where(reasons == "", minor, 0), index=raw.index, dtype="int64"), reasons
+    values = raw.str.strip().to_numpy(dtype=object)
+    minor = np.zeros(len(values), dtype=np.int64)
+    kind = np.zeros(len(values), dtype=np.int64)
+    scale_digits = len(str(profile.amount_scale)) - 1
+    for first in range(0, len(values), _CHUNK_ROWS):
+        chunk = slice(first, first + _CHUNK_ROWS)
+        well, negative, empty, value, significant, decimals = _read_numbers(values[chunk], profile)
+        allowed = exponents[chunk] - scale_digits  # decimals the report may carry (negative: must end in zeros)
+        up, down = np.clip(allowed - decimals, 0, None), np.clip(decimals - allowed, 0, _MAX_DIGITS - 1)
+        too_many = decimals > np.clip(allowed, 0, None)
+        too_large = significant + up > _MAX_DIGITS
+        divisor = _POWERS[down]
+        not_whole = value % divisor != 0
+        amount = value // divisor * _POWERS[np.clip(up, 0, _MAX_DIGITS - 1)]
+        minor[chunk] = np.where(too_large, 0, amount)
+        kind[chunk] = np.select(
+            [empty, ~well, negative, too_large, too_many | not_whole, amount > limit_minor, (amount == 0) & (not allow_zero)],
+            [_EMPTY, _NOT_AMOUNT, _NEGATIVE, _TOO_LARGE, _DECIMALS, _TOO_LARGE, _ZERO], _OK)
+    reasons = _REASONS[kind]
+    decimals_rows = kind == _DECIMALS
+    if decimals_rows.any():
+        reasons[decimals_rows] = ("more decimals than " + codes[decimals_rows].astype(object) + " allows").to_numpy()
+    return np.where(kind == _OK, minor, 0), reasons
 
 
 def parse_times(raw: pd.Series, profile: ReportFormat) -> tuple[pd.Series, pd.Series]:
@@ -119,7 +160,8 @@ def parse_times(raw: pd.Series, profile: ReportFormat) -> tuple[pd.Series, pd.Se
     An ambiguous local time (DST ends: the hour repeats) is the earliest instant; a
     nonexistent one (DST starts: the hour is skipped) is invalid.
     """
-    text = raw.str.strip()
+    codes, uniques = pd.factorize(raw.to_numpy(dtype=object))  # a day has at most 86,400 distinct seconds
+    text = pd.Series(uniques, dtype=object).str.strip()
     fmt = profile.date_format
     parsed = pd.to_datetime(text, format=fmt, errors="coerce", utc="%z" in fmt)
     unreadable = parsed.isna().to_numpy()
@@ -129,9 +171,10 @@ def parse_times(raw: pd.Series, profile: ReportFormat) -> tuple[pd.Series, pd.Se
     gap = parsed.isna().to_numpy() & ~unreadable
     out_of_range = ~parsed.isna().to_numpy() & ((parsed < _EARLIEST) | (parsed >= _LATEST)).to_numpy()
     utc = parsed.where(~out_of_range).dt.tz_convert("UTC").dt.as_unit("ns")
-    reasons = pd.Series("", index=raw.index, dtype=object)
+    reasons = np.full(len(uniques), "", dtype=object)
     reasons[unreadable] = f"not a date in the format {fmt}"
     reasons[(text == "").to_numpy()] = "empty"
     reasons[gap] = f"local time does not exist in {profile.timezone} (DST gap)"
     reasons[out_of_range] = "date out of range"
-    return utc, reasons
+    times = pd.Series(utc.array.take(codes), index=raw.index)
+    return times, pd.Series(reasons[codes], index=raw.index, dtype=object)
