@@ -147,7 +147,7 @@ def _tokenise(content: bytes, profile: ReportFormat, name: str) -> tuple[pd.Data
         warnings.simplefilter("always", pd.errors.ParserWarning)
         try:
             table = pd.read_csv(
-                io.BytesIO(content), sep=profile.delimiter, dtype=str, na_filter=False, keep_default_na=False,
+                io.BytesIO(content), sep=profile.delimiter, dtype=object, na_filter=False, keep_default_na=False,
                 skip_blank_lines=False, on_bad_lines="warn", engine="c", encoding="utf-8", index_col=False,
                 quotechar='"',
             )
@@ -296,4 +296,4 @@ def _optional_text(
 ) -> pd.arrays.StringArray:
     if field in cells:
         return _text(pick(cells[field]), empty_is_na=True)
-    return pd.array([pd.NA] * len(pick(cells["provider_tx_id"])), dtype="string")
+    return pd.Series(pd.NA, index=pd.RangeIndex(len(pick(cells["provider_tx_id"]))), dtype="string").array

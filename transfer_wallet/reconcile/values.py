@@ -87,11 +87,15 @@ def _read_numbers(values: np.ndarray, profile: ReportFormat) -> tuple[np.ndarray
     ``value`` is the integer of all digits (separators dropped), exact while
     ``significant_digits`` <= 18.
     """
-    width = _MAX_AMOUNT_CHARS + 1  # a cell reaching the last column was longer than the limit
-    chars = values.astype(f"U{width}").view(np.uint32).reshape(len(values), width).astype(np.int64)
+    limit = _MAX_AMOUNT_CHARS + 1  # a cell reaching the last column was longer than the limit
+    matrix = values.astype(f"U{limit}").view(np.uint32).reshape(len(values), limit)
+    used = np.flatnonzero(matrix.any(axis=0))
+    width = int(used[-1]) + 2 if len(used) else 1  # the widest cell, plus one empty column
+    chars = matrix[:, :width].astype(np.int64) if width <= limit else matrix.astype(np.int64)
+    width = chars.shape[1]
     position = np.arange(width)[None, :]
     length = (chars != 0).sum(axis=1)
-    layout = ((chars != 0) == (position < length[:, None])).all(axis=1) & (chars[:, -1] == 0)
+    layout = ((chars != 0) == (position < length[:, None])).all(axis=1) & (length < limit)
     negative = chars[:, 0] == ord("-")
     start = negative.astype(np.int64)[:, None]
     body = (position >= start) & (position < length[:, None])
@@ -117,6 +121,23 @@ def _read_numbers(values: np.ndarray, profile: ReportFormat) -> tuple[np.ndarray
     return well, negative, length == 0, value, significant, fraction
 
 
+def _amounts(
+    values: np.ndarray, exponents: np.ndarray, profile: ReportFormat, allow_zero: bool, limit_minor: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(minor units, reason kind) of a chunk of amount texts."""
+    well, negative, empty, value, significant, decimals = _read_numbers(values, profile)
+    allowed = exponents - (len(str(profile.amount_scale)) - 1)  # decimals the report may carry (negative: must end in zeros)
+    up, down = np.clip(allowed - decimals, 0, None), np.clip(decimals - allowed, 0, _MAX_DIGITS - 1)
+    too_many = decimals > np.clip(allowed, 0, None)
+    too_large = significant + up > _MAX_DIGITS
+    not_whole = value % _POWERS[down] != 0
+    amount = value // _POWERS[down] * _POWERS[np.clip(up, 0, _MAX_DIGITS - 1)]
+    kind = np.select(
+        [empty, ~well, negative, too_large, too_many | not_whole, amount > limit_minor, (amount == 0) & (not allow_zero)],
+        [_EMPTY, _NOT_AMOUNT, _NEGATIVE, _TOO_LARGE, _DECIMALS, _TOO_LARGE, _ZERO], _OK)
+    return np.where(too_large, 0, amount), kind
+
+
 def parse_amounts(
     raw: pd.Series, codes: pd.Series, exponents: np.ndarray, profile: ReportFormat, *,
     allow_zero: bool, limit_minor: int,
@@ -128,24 +149,19 @@ def parse_amounts(
     currencies). The profile's separators and ``amount_scale`` apply: with scale
     100, "1250" is 12.50 EUR; "12.505" EUR, or "1250" JPY in cents, is invalid.
     """
-    values = raw.str.strip().to_numpy(dtype=object)
+    values = raw.to_numpy(dtype=object)
     minor = np.zeros(len(values), dtype=np.int64)
     kind = np.zeros(len(values), dtype=np.int64)
-    scale_digits = len(str(profile.amount_scale)) - 1
     for first in range(0, len(values), _CHUNK_ROWS):
         chunk = slice(first, first + _CHUNK_ROWS)
-        well, negative, empty, value, significant, decimals = _read_numbers(values[chunk], profile)
-        allowed = exponents[chunk] - scale_digits  # decimals the report may carry (negative: must end in zeros)
-        up, down = np.clip(allowed - decimals, 0, None), np.clip(decimals - allowed, 0, _MAX_DIGITS - 1)
-        too_many = decimals > np.clip(allowed, 0, None)
-        too_large = significant + up > _MAX_DIGITS
-        divisor = _POWERS[down]
-        not_whole = value % divisor != 0
-        amount = value // divisor * _POWERS[np.clip(up, 0, _MAX_DIGITS - 1)]
-        minor[chunk] = np.where(too_large, 0, amount)
-        kind[chunk] = np.select(
-            [empty, ~well, negative, too_large, too_many | not_whole, amount > limit_minor, (amount == 0) & (not allow_zero)],
-            [_EMPTY, _NOT_AMOUNT, _NEGATIVE, _TOO_LARGE, _DECIMALS, _TOO_LARGE, _ZERO], _OK)
+        minor[chunk], kind[chunk] = _amounts(values[chunk], exponents[chunk], profile, allow_zero, limit_minor)
+    retry = np.flatnonzero(kind == _NOT_AMOUNT)  # padded with spaces? read again without them
+    if len(retry):
+        stripped = raw.iloc[retry].str.strip().to_numpy(dtype=object)
+        again = retry[stripped != values[retry]]
+        if len(again):
+            cleaned = raw.iloc[again].str.strip().to_numpy(dtype=object)
+            minor[again], kind[again] = _amounts(cleaned, exponents[again], profile, allow_zero, limit_minor)
     reasons = _REASONS[kind]
     decimals_rows = kind == _DECIMALS
     if decimals_rows.any():
