@@ -285,3 +285,19 @@ def test_a_row_with_several_problems_lists_each_cell_and_is_never_also_a_valid_r
     found = problems(f"{HEADER}\n,tr,P1,SIDEWAYS,-1,???,MAYBE,yesterday\n")
     assert [(r, c) for r, c, _, _ in found] == [(2, "tx_id"), (2, "dir"), (2, "status"), (2, "ccy"), (2, "at")]
     assert ingest_report(f"{HEADER}\n,tr,P1,SIDEWAYS,-1,???,MAYBE,yesterday\n".encode(), profile()).rows.empty
+
+
+def test_padded_amounts_codes_and_dates_and_lower_case_currencies_are_read() -> None:
+    row = one_row(f"{HEADER}\nt1,tr-1,P1, OUT , 1.00 , eur ,SUCCESS , 2026-11-24T09:30:00 \n", profile())
+    assert (row["direction"], row["amount_minor"], row["currency"], row["status"]) == ("OUT", 100, "EUR", "SUCCESS")
+    assert row["created_at"] == utc("2026-11-24 09:30:00")
+
+
+def test_many_rows_keep_their_own_row_numbers_and_amounts_across_parse_chunks() -> None:
+    lines = [f"t{i},tr-{i},P1,IN,{i // 100}.{i % 100:02d},EUR,SUCCESS,2026-11-24T09:30:00" for i in range(1, 250_001)]
+    lines[180_000] = lines[180_000].replace(",EUR,", ",ZZZ,")  # row 180,002 of the file
+    report = ingest_report(("\n".join([HEADER, *lines]) + "\n").encode(), profile())
+    assert report.invalid[["row_number", "column", "raw_value"]].values.tolist() == [[180_002, "ccy", "ZZZ"]]
+    assert len(report.rows) == 249_999
+    assert report.rows["amount_minor"].sum() == sum(range(1, 250_001)) - 180_001
+    assert report.rows.iloc[-1][["row_number", "amount_minor"]].tolist() == [250_001, 250_000]
