@@ -1,11 +1,13 @@
 """Ingest: a provider's report file, read with its profile, into the canonical frame.
 
 ``ingest_report(source, profile)`` reads every cell as text with pandas' C engine
-(pandas never parses a number or a date), maps the profile's columns and codes, and
-validates vectorised (no Python loop over rows). What it returns (``ReportFile``):
+(``dtype=object``, no NA filter: pandas never parses a number or a date), maps the
+profile's columns and codes, and validates vectorised (no Python loop over rows):
+codes, currencies and times are read once per distinct value; amounts on a numpy
+character matrix (``values.py``). What it returns (``ReportFile``):
 
 - ``rows``: the canonical frame of ``frame.py``: amounts as exact integer minor units
-  of the row's currency (string operations, never a float), times in UTC;
+  of the row's currency (digit arithmetic in int64, never a float), times in UTC;
 - ``invalid``: one row per unreadable cell: the file row number (header = 1, first
   data row = 2, as a text editor shows it, as long as no quoted field holds a line
   break), the provider's column name, the raw value (cut at 256 characters) and the reason;
@@ -16,6 +18,8 @@ Decisions:
 - an ambiguous local time (the repeated hour when DST ends) is read as the earliest
   instant; a local time that does not exist (the hour skipped when DST starts) is invalid;
 - blank lines are ignored; a line with more fields than the header is invalid;
+- cells are padded-tolerant (codes, currency, amount, time are read stripped; the
+  currency upper-cased); a trailer marker must match exactly;
 - the ``reference`` (our transfer id) and the optional session/round ids may be empty
   (``<NA>``); the provider's transaction id and the player id may not. Ids are kept
   verbatim: a formula in a player id is data here (the exporter neutralises it).
