@@ -301,3 +301,10 @@ def test_many_rows_keep_their_own_row_numbers_and_amounts_across_parse_chunks() 
     assert len(report.rows) == 249_999
     assert report.rows["amount_minor"].sum() == sum(range(1, 250_001)) - 180_001
     assert report.rows.iloc[-1][["row_number", "amount_minor"]].tolist() == [250_001, 250_000]
+
+
+def test_windows_line_ends_are_read_like_unix_ones() -> None:
+    text = f"{HEADER}\r\nt1,tr-1,P1,IN,1.00,EUR,SUCCESS,2026-11-24T09:30:00\r\nt2,tr-2,P1,IN,1.00,EUR,SUCCESS,2026-11-24T09:30:00,x\r\n"
+    report = ingest_report(text.encode(), profile())
+    assert report.rows[["row_number", "created_at"]].values.tolist() == [[2, utc("2026-11-24 09:30:00")]]
+    assert report.invalid[["row_number", "raw_value"]].values.tolist() == [[3, "t2,tr-2,P1,IN,1.00,EUR,SUCCESS,2026-11-24T09:30:00,x"]]

@@ -32,7 +32,7 @@ def profiles(draw: st.DrawFn) -> ReportFormat:
     raw: dict = {
         "delimiter": delimiter, "decimal_separator": decimal, "amount_scale": draw(st.sampled_from([1, 10, 100, 1000])),
         "timezone": draw(st.sampled_from(ZONES)), "date_format": draw(st.sampled_from(DATE_FORMATS)),
-        "encoding": draw(st.sampled_from(["utf-8", "latin-1", "utf-16"])),
+        "encoding": draw(st.sampled_from(["utf-8", "latin-1", "utf-16"])), "skip_footer_rows": draw(st.integers(0, 2)),
         "columns": {"provider_tx_id": "Tx Id", "amount": "Valor (R$ ç)"},
         "values": {"SUCCESS": draw(st.sampled_from(["OK", ["OK", "DONE"]])), "TRANSFER_OUT": ["W", "OUT"]},
     }

@@ -191,7 +191,7 @@ def _bad_lines(content: bytes, skipped: list[re.Match[str]]) -> pd.DataFrame:
     return pd.DataFrame({
         "row_number": [line for line, _, _ in found],
         "column": "",
-        "raw_value": [text[line - 1].decode("utf-8")[:MAX_FIELD_CHARS] if line <= len(text) else "" for line, _, _ in found],
+        "raw_value": [text[line - 1].rstrip(b"\r").decode("utf-8")[:MAX_FIELD_CHARS] if line <= len(text) else "" for line, _, _ in found],
         "reason": [f"expected {want} fields, saw {saw}" for _, want, saw in found],
     })
 

@@ -5,7 +5,8 @@ the provider's timezone, in every option of the provider's ``ReportFormat``
 (``transfer_wallet/reconcile/profile.py``): column names (and the optional
 session/round id columns), the first code of each value, delimiter, decimal and
 thousands separators, amount scale (major units or integer cents), date format and
-timezone, encoding (with a UTF-8 BOM if ``bom``), and the declared trailer line:
+timezone, encoding (with a UTF-8 BOM if ``bom``), ``skip_footer_rows`` lines of
+"END OF REPORT" at the very end, and the declared trailer line:
 one per currency (a lone line with a zero count when there are no rows), counting
 every row and summing every amount of that currency, whatever its status.
 """
@@ -109,6 +110,7 @@ def render_report(
         writer.writerow([row[f] for f in fields])
     for trailer in _trailer_rows(transfers, fmt):
         writer.writerow([trailer.get(f, "") for f in fields])
+    buffer.write("END OF REPORT\n" * fmt.skip_footer_rows)  # lines the reader skips unread
     body = buffer.getvalue().encode(fmt.encoding)
     return (b"\xef\xbb\xbf" + body) if fmt.bom else body
 
