@@ -249,7 +249,7 @@ def _validate(table: pd.DataFrame, profile: ReportFormat, longest_line: int) -> 
     if table.empty:
         return empty_frame(), problems
     column = profile.columns
-    cells = {f: pd.Series(table[column[f]].to_numpy(dtype=object)) for f in profile.mapped_fields()}
+    cells = {f: pd.Series(table[column[f]].to_numpy(dtype=object), dtype=object) for f in profile.mapped_fields()}
     if longest_line > MAX_FIELD_CHARS:  # else no cell can be that long: skip the scan
         for field, raw in cells.items():
             problems.flag(raw.str.len() > MAX_FIELD_CHARS, raw, column[field], f"longer than {MAX_FIELD_CHARS} characters")
@@ -260,7 +260,7 @@ def _validate(table: pd.DataFrame, profile: ReportFormat, longest_line: int) -> 
     problems.flag(pd.isna(direction), cells["type"], column["type"], "unknown type code")
     status = by_distinct_values(cells["status"], lambda u: _codes(u, profile.codes_of(STATUS_VALUES)))
     problems.flag(pd.isna(status), cells["status"], column["status"], "unknown status code")
-    codes = pd.Series(by_distinct_values(cells["currency"], lambda u: _codes(u, _CURRENCY_CODES, upper=True)))
+    codes = pd.Series(by_distinct_values(cells["currency"], lambda u: _codes(u, _CURRENCY_CODES, upper=True)), dtype=object)
     exponents = codes.map(_EXPONENTS).fillna(-1).to_numpy(dtype="int64")
     problems.flag(exponents < 0, cells["currency"], column["currency"], "unknown currency")
     minor, reasons = parse_amounts(cells["amount"], codes, exponents, profile, allow_zero=False, limit_minor=MAX_AMOUNT_MINOR)

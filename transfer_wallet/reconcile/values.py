@@ -91,7 +91,7 @@ def _read_numbers(values: np.ndarray, profile: ReportFormat) -> tuple[np.ndarray
     matrix = values.astype(f"U{limit}").view(np.uint32).reshape(len(values), limit)
     used = np.flatnonzero(matrix.any(axis=0))
     width = int(used[-1]) + 2 if len(used) else 1  # the widest cell, plus one empty column
-    chars = matrix[:, :width].astype(np.int64) if width <= limit else matrix.astype(np.int64)
+    chars = matrix[:, :width] if width <= limit else matrix
     width = chars.shape[1]
     position = np.arange(width)[None, :]
     length = (chars != 0).sum(axis=1)
@@ -109,15 +109,19 @@ def _read_numbers(values: np.ndarray, profile: ReportFormat) -> tuple[np.ndarray
     separator = np.zeros_like(body)
     if profile.thousands_separator:
         separator = body & (chars == ord(profile.thousands_separator))
-        group = body & (position > start) & (position < decimal_at[:, None]) & ((decimal_at[:, None] - position) % 4 == 0)
+        group = body & (position > start) & (position < decimal_at[:, None]) & (((decimal_at[:, None] - position) & 3) == 0)
         grouped = separator.any(axis=1)
         thousands_ok = ~grouped | ((separator == group).all(axis=1) & (whole % 4 != 0))
     well = (layout & thousands_ok & (decimal_count <= 1) & (whole >= 1) & ((decimal_count == 0) | (fraction >= 1))
             & (digit | decimal | separator | ~body).all(axis=1))
-    rank = digit[:, ::-1].cumsum(axis=1)[:, ::-1] - 1  # digit's place from the right, separators skipped
-    significant = np.where(digit & (chars > ord("0")), rank + 1, 0).max(axis=1)
-    kept = digit & (rank < _MAX_DIGITS)
-    value = (np.where(kept, chars - ord("0"), 0) * _POWERS[np.clip(rank, 0, _MAX_DIGITS - 1)]).sum(axis=1)
+    value = np.zeros(len(values), dtype=np.int64)
+    significant = np.zeros(len(values), dtype=np.int64)  # digits from the first non-zero one
+    for column in range(width):  # a loop over character positions (at most 41), never over rows
+        is_digit = digit[:, column]
+        figure = chars[:, column].astype(np.int64) - ord("0")
+        significant += is_digit & ((significant > 0) | (figure > 0))
+        grow = is_digit & (significant <= _MAX_DIGITS)
+        value = np.where(grow, value * 10 + figure, value)
     return well, negative, length == 0, value, significant, fraction
 
 
