@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -89,7 +90,7 @@ class ReportFormat:
     """
 
     columns: dict[str, str]
-    values: dict[str, tuple[str, ...]]
+    values: Mapping[str, str | tuple[str, ...]]  # a tuple of codes per value once built
     delimiter: str = ","
     decimal_separator: str = "."
     date_format: str = "%Y-%m-%dT%H:%M:%S"
@@ -122,7 +123,7 @@ class ReportFormat:
 
     def codes_of(self, canonicals: tuple[str, ...]) -> dict[str, str]:
         """Every code of ``canonicals`` -> its canonical value (the reader's lookup table)."""
-        return {code: canonical for canonical in canonicals for code in self.values[canonical]}
+        return {code: canonical for canonical in canonicals for code in tuple(self.values[canonical])}
 
     def mapped_fields(self) -> tuple[str, ...]:
         """The canonical fields read from the file: the required ones, then the mapped optional ones."""
