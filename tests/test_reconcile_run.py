@@ -36,7 +36,7 @@ class Ledger:
         self.db = db
         self.clock = [at("2026-12-01 10:00")]
         self.provider = InMemoryProvider(name="acme", currency_code="EUR", clock=lambda: self.clock[0])
-        policy = SessionPolicy("EUR", idle_timeout_s=900, max_session_s=36000, max_attempts=3, retry_base_s=30)
+        policy = SessionPolicy("EUR", idle_timeout_s=900, max_session_s=36000, stuck_after_attempts=3, retry_base_s=30)
         self.manager = SessionManager(db, {"acme": self.provider}, {"acme": policy}, clock=lambda: self.clock[0])
         wallet = Wallet(db)
         for player in ("P1", "P2"):

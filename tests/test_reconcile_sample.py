@@ -6,7 +6,7 @@ import csv
 import datetime as dt
 from pathlib import Path
 
-from transfer_wallet.config import ProviderConfig, ReportFormat
+from transfer_wallet.config import load_providers
 from transfer_wallet.errors import OutcomeUnknownError
 from transfer_wallet.providers.fake import InMemoryProvider
 from transfer_wallet.reconcile.run import reconcile
@@ -14,15 +14,15 @@ from transfer_wallet.sessions import SessionManager, SessionPolicy
 from transfer_wallet.wallet import Wallet
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "reconcile"
-CONFIG = ProviderConfig(name="acme", base_url="http://127.0.0.1:1", currency="EUR", keys=(),
-                        report=ReportFormat(columns={}, values={}, timezone="UTC"))
+#: acme as the sample providers file describes it: its report is read with acme's own profile.
+CONFIG = load_providers(SAMPLE.parent / "providers.toml")["acme"]
 
 
 def build_ledger(db) -> None:
     """Run ``ledger.csv`` through the library: deposits, sessions opened (and closed) at their times."""
     clock = [dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)]
     provider = InMemoryProvider(name="acme", currency_code="EUR", clock=lambda: clock[0])
-    policy = SessionPolicy("EUR", idle_timeout_s=900, max_session_s=86_400, max_attempts=3, retry_base_s=30)
+    policy = SessionPolicy("EUR", idle_timeout_s=900, max_session_s=86_400, stuck_after_attempts=3, retry_base_s=30)
     manager = SessionManager(db, {"acme": provider}, {"acme": policy}, clock=lambda: clock[0])
     wallet = Wallet(db)
     with (SAMPLE / "ledger.csv").open(newline="") as handle:

@@ -41,9 +41,12 @@ A provider entry (see ``sample_data/providers.toml``)::
     [providers.acme.report.columns]   # canonical field -> provider column name
     provider_tx_id = "tx_id"
     ...
-    [providers.acme.report.values]    # canonical value -> provider code
+    [providers.acme.report.values]    # canonical value -> provider code(s)
     TRANSFER_IN = "IN"
+    SUCCESS = ["OK", "COMPLETED"]
     ...
+
+Every key of the report table: ``transfer_wallet/reconcile/profile.py``.
 """
 
 from __future__ import annotations
@@ -56,9 +59,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from transfer_wallet.errors import ConfigError
+# The report profile lives with reconciliation; re-exported here for the config's readers.
+from transfer_wallet.reconcile.profile import REPORT_FIELDS as REPORT_FIELDS
+from transfer_wallet.reconcile.profile import REPORT_VALUES as REPORT_VALUES
+from transfer_wallet.reconcile.profile import ReportFormat as ReportFormat
+from transfer_wallet.reconcile.profile import TrailerSpec as TrailerSpec
+from transfer_wallet.reconcile.profile import parse_report_format
 
 if TYPE_CHECKING:
     from transfer_wallet.money import Money
@@ -72,20 +80,6 @@ DEFAULT_MAX_OPEN_SESSIONS = 1
 DEFAULT_STUCK_AFTER_ATTEMPTS = 8
 #: A transfer-out above this multiple of the session's transfer-in is flagged for review.
 DEFAULT_REVIEW_OUT_MULTIPLE = Decimal(10)
-
-#: Canonical report fields every provider's report maps onto.
-REPORT_FIELDS: tuple[str, ...] = (
-    "provider_tx_id",
-    "reference",
-    "player_id",
-    "type",
-    "amount",
-    "currency",
-    "status",
-    "created_at",
-)
-#: Canonical value codes of the ``type`` and ``status`` report fields.
-REPORT_VALUES: tuple[str, ...] = ("TRANSFER_IN", "TRANSFER_OUT", "SUCCESS", "FAILED")
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -116,22 +110,6 @@ class ProviderKey:
 
     def __repr__(self) -> str:  # never shows the secret, only where it lives
         return f"ProviderKey(key_id={self.key_id!r}, secret_env={self.secret_env!r})"
-
-
-@dataclass(frozen=True, slots=True)
-class ReportFormat:
-    """How a provider writes its daily transfer report (CSV)."""
-
-    columns: dict[str, str]
-    values: dict[str, str]
-    delimiter: str = ","
-    decimal_separator: str = "."
-    date_format: str = "%Y-%m-%dT%H:%M:%S"
-    timezone: str = "UTC"
-
-    @property
-    def tzinfo(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,41 +157,8 @@ def _optional(table: dict, key: str, where: str, kind: type | tuple[type, ...], 
 
 
 def _parse_report(name: str, raw: dict) -> ReportFormat:
-    where = f"providers.{name}.report"
-    columns = dict(_optional(raw, "columns", where, dict, {}))  # type: ignore[arg-type]
-    columns = {**{f: f for f in REPORT_FIELDS}, **columns}
-    unknown = set(columns) - set(REPORT_FIELDS)
-    if unknown:
-        raise ConfigError(f"{where}.columns: unknown canonical field(s) {sorted(unknown)}")
-    values = dict(_optional(raw, "values", where, dict, {}))  # type: ignore[arg-type]
-    values = {**{v: v for v in REPORT_VALUES}, **values}
-    unknown = set(values) - set(REPORT_VALUES)
-    if unknown:
-        raise ConfigError(f"{where}.values: unknown canonical value(s) {sorted(unknown)}")
-    for mapping, label in ((columns, "columns"), (values, "values")):
-        if any(not isinstance(v, str) or not v for v in mapping.values()):
-            raise ConfigError(f"{where}.{label}: every entry must be a non-empty string")
-        if len(set(mapping.values())) != len(mapping):
-            raise ConfigError(f"{where}.{label}: two canonical entries map to the same name")
-    report = ReportFormat(
-        columns=columns,
-        values=values,
-        delimiter=str(_optional(raw, "delimiter", where, str, ",")),
-        decimal_separator=str(_optional(raw, "decimal_separator", where, str, ".")),
-        date_format=str(_optional(raw, "date_format", where, str, "%Y-%m-%dT%H:%M:%S")),
-        timezone=str(_optional(raw, "timezone", where, str, "UTC")),
-    )
-    if len(report.delimiter) != 1:
-        raise ConfigError(f"{where}: delimiter must be one character")
-    if report.decimal_separator not in (".", ","):
-        raise ConfigError(f"{where}: decimal_separator must be '.' or ','")
-    if report.decimal_separator == report.delimiter:
-        raise ConfigError(f"{where}: decimal_separator and delimiter must differ")
-    try:
-        ZoneInfo(report.timezone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(f"{where}: unknown timezone '{report.timezone}'") from exc
-    return report
+    """The provider's report profile (``transfer_wallet.reconcile.profile`` parses and validates it)."""
+    return parse_report_format(name, raw)
 
 
 def _parse_provider(name: str, raw: object) -> ProviderConfig:

@@ -170,7 +170,7 @@ def test_the_acme_report_uses_its_columns_codes_and_utc_dates(start_simulator, m
     ]
 
 
-def test_the_betsul_report_uses_sao_paulo_days_decimal_commas_and_semicolons(start_simulator, make_client, betsul) -> None:  # type: ignore[no-untyped-def]
+def test_the_betsul_report_is_latin_1_with_sao_paulo_days_decimal_commas_thousands_dots_and_a_trailer(start_simulator, make_client, betsul) -> None:  # type: ignore[no-untyped-def]
     day = dt.date(2026, 11, 24)
     times = iter([
         _local(day, 0, 5, "America/Sao_Paulo"),  # 03:05 UTC on the 24th
@@ -182,13 +182,14 @@ def test_the_betsul_report_uses_sao_paulo_days_decimal_commas_and_semicolons(sta
     a = provider.transfer_in("tr-a", "P1", brl("1234.56"))
     b = provider.transfer_out("tr-b", "P1", brl("0.06"))
     provider.transfer_out("tr-c", "P1", brl("1.00"))
-    report = provider.transfer_report(day).decode()
+    report = provider.transfer_report(day).decode("latin-1")
     assert report.splitlines() == [
-        "id_transacao;referencia_operador;jogador;tipo;valor;moeda;situacao;data_hora",
-        f"{a.provider_tx_id};tr-a;P1;DEPOSITO;1234,56;BRL;APROVADO;24/11/2026 00:05:00",
-        f"{b.provider_tx_id};tr-b;P1;SAQUE;0,06;BRL;APROVADO;24/11/2026 22:30:00",
+        "id_transacao;referencia_operador;jogador;tipo;valor;moeda;situação;data_hora;sessao",
+        f"{a.provider_tx_id};tr-a;P1;DEPOSITO;1.234,56;BRL;APROVADO;24/11/2026 00:05:00;",
+        f"{b.provider_tx_id};tr-b;P1;SAQUE;0,06;BRL;APROVADO;24/11/2026 22:30:00;",
+        "TOTAL;2;;;1.234,62;BRL;;;",
     ]
-    assert len(provider.transfer_report(day + dt.timedelta(days=1)).decode().splitlines()) == 2
+    assert provider.transfer_report(day + dt.timedelta(days=1)).decode("latin-1").splitlines()[2:] == ["TOTAL;1;;;1,00;BRL;;;"]
 
 
 def test_a_bad_report_date_is_rejected(client: HttpProvider) -> None:

@@ -7,8 +7,9 @@ storing fails nothing of it is written, and a ``failed`` run row records why.
 No transaction is open while the report is read; fetching it from the provider
 is the caller's business (``fetch_report``).
 
-The profile's ``match_window_s`` (default 900) and ``cutoff_margin_s`` (default
-3600) are read with ``getattr`` until ``ReportFormat`` carries them.
+The profile's ``match_window_s`` bounds the player + direction + amount fallback
+match; ``cutoff_margin_s`` is how far past each end of the business day the
+ledger side is read (for TIMING_CUTOFF).
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from transfer_wallet.reconcile import store
 from transfer_wallet.reconcile.classify import classify
 from transfer_wallet.reconcile.controls import control_breaks, control_totals, trailer_breaks
 from transfer_wallet.reconcile.frame import ReportFile
-from transfer_wallet.reconcile.ledger_side import DEFAULT_CUTOFF_MARGIN_S, LedgerSide, read_ledger_side
-from transfer_wallet.reconcile.match import DEFAULT_MATCH_WINDOW_S, MatchResult, match
+from transfer_wallet.reconcile.ingest import ingest_report
+from transfer_wallet.reconcile.ledger_side import LedgerSide, read_ledger_side
+from transfer_wallet.reconcile.match import MatchResult, match
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,9 @@ class RunResult:
 
 
 def load_report(source: bytes | Path | ReportFile, profile: Any, *, name: str | None = None) -> ReportFile:
-    """The report as a ``ReportFile``: through ``ingest.ingest_report`` once it exists, until then
-    through the temporary canonical-CSV reader. Unreadable files raise ``ValidationError``."""
+    """The report as a ``ReportFile`` read with the provider's profile (``ingest.ingest_report``).
+
+    Unreadable files raise ``ValidationError`` (``ReportFileError``)."""
     if isinstance(source, ReportFile):
         return source
     if isinstance(source, Path):
@@ -70,13 +73,7 @@ def load_report(source: bytes | Path | ReportFile, profile: Any, *, name: str | 
             name, source = name or path.name, path.read_bytes()
         except OSError as exc:
             raise ValidationError(f"cannot read report {path}: {exc.strerror}") from None
-    try:
-        from transfer_wallet.reconcile import ingest  # type: ignore[attr-defined]
-    except ImportError:
-        from transfer_wallet.reconcile.canonical_csv import read_canonical_csv
-
-        return read_canonical_csv(source, name=name or "report.csv")
-    return ingest.ingest_report(source, profile, name=name or "report.csv")  # type: ignore[no-any-return]
+    return ingest_report(source, profile, name=name or "report.csv")
 
 
 def profile_document(profile: Any) -> tuple[dict[str, Any], str]:
@@ -109,8 +106,8 @@ def reconcile(db: Database, provider_config: ProviderConfig, business_date: dt.d
               report: bytes | Path | ReportFile, *, now: dt.datetime, name: str | None = None) -> RunResult:
     """Reconcile ``report`` against the ledger for (provider, business date); see the module docstring."""
     profile = provider_config.report
-    window_s = int(getattr(profile, "match_window_s", DEFAULT_MATCH_WINDOW_S))
-    margin_s = int(getattr(profile, "cutoff_margin_s", DEFAULT_CUTOFF_MARGIN_S))
+    window_s = profile.match_window_s
+    margin_s = profile.cutoff_margin_s
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     report_file = load_report(report, profile, name=name)

@@ -1,0 +1,303 @@
+"""Ingest: a provider's report file, read with its profile, into the canonical frame.
+
+``ingest_report(source, profile)`` reads every cell as text with pandas' C engine
+(``dtype=object``, no NA filter: pandas never parses a number or a date), maps the
+profile's columns and codes, and validates vectorised (no Python loop over rows):
+codes, currencies and times are read once per distinct value; amounts on a numpy
+character matrix (``values.py``). What it returns (``ReportFile``):
+
+- ``rows``: the canonical frame of ``frame.py``: amounts as exact integer minor units
+  of the row's currency (digit arithmetic in int64, never a float), times in UTC;
+- ``invalid``: one row per unreadable cell: the file row number (header = 1, first
+  data row = 2, as a text editor shows it, as long as no quoted field holds a line
+  break), the provider's column name, the raw value (cut at 256 characters) and the reason;
+- ``trailer``: what the declared trailer line(s) say, if the profile declares one.
+
+Decisions:
+- a UTF-8 BOM is accepted whatever the declared encoding (it can only mean UTF-8);
+- an ambiguous local time (the repeated hour when DST ends) is read as the earliest
+  instant; a local time that does not exist (the hour skipped when DST starts) is invalid;
+- blank lines are ignored; a line with more fields than the header is invalid;
+- cells are padded-tolerant (codes, currency, amount, time are read stripped; the
+  currency upper-cased); a trailer marker must match exactly;
+- the ``reference`` (our transfer id) and the optional session/round ids may be empty
+  (``<NA>``); the provider's transaction id and the player id may not. Ids are kept
+  verbatim: a formula in a player id is data here (the exporter neutralises it).
+
+A file that cannot be read at all raises ``ReportFileError`` with one line: empty,
+undecodable for its encoding, no header, a mapped column missing or named twice, a
+declared trailer missing or misplaced, CSV that cannot be tokenised. A header-only
+file is zero rows, not an error.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import re
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from transfer_wallet.errors import ValidationError
+from transfer_wallet.money import MAX_AMOUNT_MINOR, all_currencies
+from transfer_wallet.reconcile.frame import INVALID_COLUMNS, ReportFile, TrailerTotals, empty_frame
+from transfer_wallet.reconcile.profile import STATUS_VALUES, TYPE_VALUES, ReportFormat
+from transfer_wallet.reconcile.values import Problems, by_distinct_values, parse_amounts, parse_times
+
+#: A cell longer than this is invalid (and its raw value is cut to this length).
+MAX_FIELD_CHARS = 256
+#: A header line longer than this is not a header.
+MAX_HEADER_BYTES = 65_536
+_UTF8_BOM = codecs.BOM_UTF8
+_SKIPPED_LINE = re.compile(r"Skipping line (\d+): expected (\d+) fields, saw (\d+)")
+_DIRECTIONS = {"TRANSFER_IN": "IN", "TRANSFER_OUT": "OUT"}
+_EXPONENTS: dict[str, int] = {c.code: c.exponent for c in all_currencies()}
+_CURRENCY_CODES: dict[str, str] = {code: code for code in _EXPONENTS}
+
+
+class ReportFileError(ValidationError):
+    """The report file cannot be read at all (one-line message): nothing is reconciled or written."""
+
+
+def ingest_report(source: bytes | str | Path, profile: ReportFormat, *, name: str | None = None) -> ReportFile:
+    """Read a provider report (bytes, or a path as ``str``/``Path``) with ``profile``.
+
+    Returns the valid canonical rows, the invalid cells, the trailer totals and the
+    file's name, size and SHA-256; raises ``ReportFileError`` if the file cannot be read.
+    """
+    raw, name = _read_source(source, name)
+    content = _utf8_content(raw, profile, name)
+    _check_header(content, profile, name)
+    table, bad_lines = _tokenise(content, profile, name)
+    table = _without_blank_lines(table)
+    table, trailer = _split_trailer(table, profile, name)
+    rows, problems = _validate(table, profile, _longest_line(content))
+    invalid = problems.frame(extra=bad_lines)
+    data_rows = len(rows) + int(invalid["row_number"].nunique())
+    return ReportFile(
+        name=name,
+        size_bytes=len(raw),
+        sha256=hashlib.sha256(raw).hexdigest(),
+        rows=rows,
+        invalid=invalid,
+        data_rows=data_rows,
+        trailer=trailer,
+    )
+
+
+def _read_source(source: bytes | str | Path, name: str | None) -> tuple[bytes, str]:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source), name or "<report>"
+    path = Path(source)
+    try:
+        return path.read_bytes(), name or path.name
+    except OSError as exc:
+        raise ReportFileError(f"cannot read report {path}: {exc.strerror or exc}") from exc
+
+
+def _utf8_content(raw: bytes, profile: ReportFormat, name: str) -> bytes:
+    """The file as UTF-8 bytes, without BOM and without the profile's footer lines."""
+    encoding = profile.encoding
+    if raw.startswith(_UTF8_BOM):
+        raw, encoding = raw[len(_UTF8_BOM):], "utf-8"
+    try:
+        if codecs.lookup(encoding).name == "utf-8":
+            raw.decode("utf-8")  # validates; pandas then reads the same bytes
+            content = raw
+        else:
+            content = raw.decode(encoding).lstrip("\ufeff").encode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ReportFileError(f"{name}: line {line} is not valid {encoding} (byte {exc.start})") from None
+    content = content.rstrip(b"\r\n")
+    if not content.strip():
+        raise ReportFileError(f"{name}: the file is empty")
+    footer = profile.skip_footer_rows
+    if footer:
+        parts = content.rsplit(b"\n", footer)
+        if len(parts) <= footer:
+            raise ReportFileError(f"{name}: fewer lines than a header and {footer} footer line(s)")
+        content = parts[0].rstrip(b"\r\n")
+    return content + b"\n"
+
+
+def _check_header(content: bytes, profile: ReportFormat, name: str) -> None:
+    """The header names every mapped column once (it is the first line)."""
+    end = content.find(b"\n")
+    first = content[: end if end >= 0 else len(content)].rstrip(b"\r")
+    if len(first) > MAX_HEADER_BYTES:
+        raise ReportFileError(f"{name}: no header row (the first line is longer than {MAX_HEADER_BYTES} bytes)")
+    header = next(csv.reader([first.decode("utf-8")], delimiter=profile.delimiter), [])
+    wanted = [profile.columns[f] for f in profile.mapped_fields()]
+    missing = [c for c in wanted if c not in header]
+    if len(missing) == len(wanted):
+        raise ReportFileError(f"{name}: no header row (the first line names none of the columns {', '.join(wanted)})")
+    if missing:
+        raise ReportFileError(f"{name}: required column(s) missing from the header: {', '.join(missing)}")
+    twice = sorted({c for c in wanted if header.count(c) > 1})
+    if twice:
+        raise ReportFileError(f"{name}: column(s) named twice in the header: {', '.join(twice)}")
+
+
+def _tokenise(content: bytes, profile: ReportFormat, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every cell as text, indexed by file row number; and the lines with too many fields."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        try:
+            table = pd.read_csv(
+                io.BytesIO(content), sep=profile.delimiter, dtype=object, na_filter=False, keep_default_na=False,
+                skip_blank_lines=False, on_bad_lines="warn", engine="c", encoding="utf-8", index_col=False,
+                quotechar='"',
+            )
+        except (pd.errors.ParserError, ValueError, OverflowError) as exc:
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise ReportFileError(f"{name}: not readable as CSV ({reason})") from None
+    skipped = [m for w in caught for m in _SKIPPED_LINE.finditer(str(w.message))]
+    lines = np.array(sorted(int(m.group(1)) for m in skipped), dtype="int64")
+    candidates = np.arange(2, len(table) + len(lines) + 2, dtype="int64")
+    table.index = pd.Index(np.setdiff1d(candidates, lines, assume_unique=True), dtype="int64")
+    return table[[profile.columns[f] for f in profile.mapped_fields()]], _bad_lines(content, skipped)
+
+
+def _without_blank_lines(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` without the rows of blank lines (every cell empty)."""
+    if table.empty:
+        return table
+    maybe = (table.iloc[:, 0] == "").to_numpy()
+    if not maybe.any():
+        return table
+    blank = np.zeros(len(table), dtype=bool)
+    blank[maybe] = (table[maybe] == "").all(axis=1).to_numpy()
+    return table[~blank]
+
+
+def _longest_line(content: bytes) -> int:
+    """The longest line in bytes (vectorised over the buffer)."""
+    ends = np.flatnonzero(np.frombuffer(content, dtype=np.uint8) == ord("\n"))
+    return int(np.diff(ends, prepend=-1).max()) if len(ends) else len(content)
+
+
+def _bad_lines(content: bytes, skipped: list[re.Match[str]]) -> pd.DataFrame:
+    if not skipped:
+        return pd.DataFrame(columns=list(INVALID_COLUMNS))
+    text = content.split(b"\n")
+    found = [(int(m.group(1)), m.group(2), m.group(3)) for m in skipped]
+    return pd.DataFrame({
+        "row_number": [line for line, _, _ in found],
+        "column": "",
+        "raw_value": [text[line - 1].rstrip(b"\r").decode("utf-8")[:MAX_FIELD_CHARS] if line <= len(text) else "" for line, _, _ in found],
+        "reason": [f"expected {want} fields, saw {saw}" for _, want, saw in found],
+    })
+
+
+def _split_trailer(table: pd.DataFrame, profile: ReportFormat, name: str) -> tuple[pd.DataFrame, TrailerTotals | None]:
+    """The data rows, and the totals of the declared trailer line(s) that end the file."""
+    spec = profile.trailer
+    if spec is None:
+        return table, None
+    marker_column = profile.columns[spec.marker_field]
+    is_trailer = (table[marker_column] == spec.marker).to_numpy()
+    if not is_trailer.any():
+        raise ReportFileError(f"{name}: the declared trailer line ('{spec.marker}' in column {marker_column}) is missing")
+    first = int(np.argmax(is_trailer))
+    if not is_trailer[first:].all():
+        raise ReportFileError(f"{name}: row {int(table.index[first])}: the trailer line is not at the end of the file")
+    lines = table.iloc[first:]
+    count: int | None = None
+    if spec.count_field is not None:
+        counts = lines[profile.columns[spec.count_field]].str.strip()
+        if not counts.str.fullmatch(r"\d{1,12}").all():
+            bad = counts[~counts.str.fullmatch(r"\d{1,12}")]
+            raise ReportFileError(f"{name}: row {int(bad.index[0])}: trailer count {bad.iloc[0][:40]!r} is not a number")
+        count = int(counts.astype("int64").sum())
+    totals = _trailer_totals(lines, profile, name) if spec.amount_field is not None else {}
+    return table.iloc[:first], TrailerTotals(count, totals, int(lines.index[0]))
+
+
+def _trailer_totals(lines: pd.DataFrame, profile: ReportFormat, name: str) -> dict[str, int]:
+    assert profile.trailer is not None and profile.trailer.amount_field is not None
+    amounts = lines[profile.columns[profile.trailer.amount_field]].astype(object)
+    codes = lines[profile.columns["currency"]].astype(object).str.strip().str.upper()
+    given = ((amounts.str.strip() != "") | (codes != "")).to_numpy()
+    exponents = codes.map(_EXPONENTS).fillna(-1).to_numpy(dtype="int64")
+    minor, reasons = parse_amounts(amounts, codes, exponents, profile, allow_zero=True, limit_minor=10**18)
+    bad = given & ((reasons != "") | (exponents < 0))
+    if bad.any():
+        at = int(np.argmax(bad))
+        raise ReportFileError(f"{name}: row {int(lines.index[at])}: the trailer total "
+                              f"{amounts.iloc[at][:40]!r} {codes.iloc[at][:8]!r} cannot be read")
+    totals: dict[str, int] = {}
+    for code, amount in zip(codes[given], minor[given]):  # a handful of trailer lines, not rows
+        totals[code] = totals.get(code, 0) + int(amount)
+    return totals
+
+
+def _codes(uniques: pd.Series, table: dict[str, str], *, upper: bool = False) -> pd.Series:
+    cleaned = uniques.str.strip()
+    return (cleaned.str.upper() if upper else cleaned).map(table)
+
+
+def _validate(table: pd.DataFrame, profile: ReportFormat, longest_line: int) -> tuple[pd.DataFrame, Problems]:
+    """The canonical rows of the readable lines, and the problems of the others."""
+    problems = Problems(table.index.to_numpy(dtype="int64"), MAX_FIELD_CHARS)
+    if table.empty:
+        return empty_frame(), problems
+    column = profile.columns
+    cells = {f: pd.Series(table[column[f]].to_numpy(dtype=object), dtype=object) for f in profile.mapped_fields()}
+    if longest_line > MAX_FIELD_CHARS:  # else no cell can be that long: skip the scan
+        for field, raw in cells.items():
+            problems.flag(raw.str.len() > MAX_FIELD_CHARS, raw, column[field], f"longer than {MAX_FIELD_CHARS} characters")
+    for field in ("provider_tx_id", "player_id"):
+        problems.flag((cells[field] == "") | cells[field].str.isspace(), cells[field], column[field], "empty")
+    directions = {code: _DIRECTIONS[canonical] for code, canonical in profile.codes_of(TYPE_VALUES).items()}
+    direction = by_distinct_values(cells["type"], lambda u: _codes(u, directions))
+    problems.flag(pd.isna(direction), cells["type"], column["type"], "unknown type code")
+    status = by_distinct_values(cells["status"], lambda u: _codes(u, profile.codes_of(STATUS_VALUES)))
+    problems.flag(pd.isna(status), cells["status"], column["status"], "unknown status code")
+    codes = pd.Series(by_distinct_values(cells["currency"], lambda u: _codes(u, _CURRENCY_CODES, upper=True)), dtype=object)
+    exponents = codes.map(_EXPONENTS).fillna(-1).to_numpy(dtype="int64")
+    problems.flag(exponents < 0, cells["currency"], column["currency"], "unknown currency")
+    minor, reasons = parse_amounts(cells["amount"], codes, exponents, profile, allow_zero=False, limit_minor=MAX_AMOUNT_MINOR)
+    problems.flag((reasons != "") & (exponents >= 0), cells["amount"], column["amount"], reasons)
+    created, reasons = parse_times(cells["created_at"], profile)
+    problems.flag(reasons != "", cells["created_at"], column["created_at"], reasons)
+    ok = ~problems.bad
+    everything = bool(ok.all())
+    def pick(values: np.ndarray | pd.Series) -> np.ndarray:
+        array = np.asarray(values)
+        return array if everything else array[ok]
+    rows = pd.DataFrame({
+        "row_number": pick(problems.row_numbers),
+        "provider_tx_id": _text(pick(cells["provider_tx_id"])),
+        "reference": _text(pick(cells["reference"]), empty_is_na=True),
+        "player_id": _text(pick(cells["player_id"])),
+        "direction": _text(pick(direction)),
+        "amount_minor": pick(minor).astype("int64"),
+        "currency": _text(pick(codes)),
+        "status": _text(pick(status)),
+        "created_at": created.array if everything else created.array[ok],
+        "provider_session_id": _optional_text(cells, "provider_session_id", pick),
+        "provider_round_id": _optional_text(cells, "provider_round_id", pick),
+    })
+    return rows, problems
+
+
+def _text(values: np.ndarray, *, empty_is_na: bool = False) -> pd.arrays.StringArray:
+    array = pd.array(values.astype(object), dtype="string")
+    if empty_is_na:
+        array[np.asarray(values == "", dtype=bool)] = pd.NA
+    return array
+
+
+def _optional_text(
+    cells: dict[str, pd.Series], field: str, pick: Callable[[np.ndarray | pd.Series], np.ndarray],
+) -> pd.arrays.StringArray:
+    if field in cells:
+        return _text(pick(cells[field]), empty_is_na=True)
+    return pd.Series(pd.NA, index=pd.RangeIndex(len(pick(cells["provider_tx_id"]))), dtype="string").array
