@@ -34,7 +34,7 @@ from transfer_wallet.errors import ValidationError
 from transfer_wallet.money import Currency, Money
 
 #: Transfer ids, player ids and game ids: printable, no spaces, at most 64 characters.
-IDENTIFIER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$")
+IDENTIFIER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}")
 
 
 class Direction(str, enum.Enum):
@@ -174,7 +174,7 @@ class Provider(Protocol):
 
 def check_identifier(value: str, what: str) -> str:
     """``value`` if it is a valid wire identifier, else ``ValidationError`` naming ``what``."""
-    if not isinstance(value, str) or not IDENTIFIER_RE.match(value):
+    if not isinstance(value, str) or not IDENTIFIER_RE.fullmatch(value):
         raise ValidationError(
             f"{what} must be 1-64 characters of letters, digits and . _ : @ - (got {value!r:.70})"
         )
