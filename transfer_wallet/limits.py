@@ -40,6 +40,7 @@ from transfer_wallet.db import Database
 from transfer_wallet.errors import LimitExceededError, NotFoundError, ValidationError
 from transfer_wallet.models import CLOSED, FAILED, LIMIT_KINDS, OPEN_STATES, GameSession, Player, PlayerLimit, utc_now
 from transfer_wallet.money import Currency, Money, MoneyError, currency
+from transfer_wallet.timeutil import parse_instant
 from transfer_wallet.wallet import validate_player_id
 
 _limits = PlayerLimit.__table__
@@ -187,14 +188,7 @@ def _parse_duration_s(text: str) -> int:
 
 def _parse_until(text: str, now: dt.datetime) -> dt.datetime:
     """An ISO 8601 date (start of that day, UTC) or date-time (naive = UTC) in the future."""
-    try:
-        parsed = dt.datetime.fromisoformat(text.strip())
-        until = parsed.replace(tzinfo=dt.timezone.utc) if parsed.tzinfo is None else parsed.astimezone(dt.timezone.utc)
-    except (ValueError, OverflowError):
-        raise ValidationError(
-            f"self-exclusion end {_quote(text)} is not an ISO 8601 date or date-time like 2027-01-01"
-            " or 2027-01-01T12:00:00+00:00"
-        ) from None
+    until = parse_instant(text, "self-exclusion end", naive_is_utc=True)
     if until <= now:
         raise ValidationError(f"self-exclusion end {until.isoformat()} is not in the future")
     return until
