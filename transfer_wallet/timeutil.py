@@ -9,6 +9,7 @@ years 2000-2999 (UTC): anything outside is a typo, and the calendar's own limits
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from transfer_wallet.errors import ValidationError
 
@@ -19,6 +20,12 @@ LATEST = dt.datetime(2999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.timezone.utc)
 """The latest instant accepted: a year of timeouts or windows later still fits a ``datetime``."""
 
 EXAMPLE = "2026-11-24T12:00:00+00:00"
+
+# ASCII digits and one "T" or space: ``fromisoformat`` alone takes any separator (a newline too).
+_ISO = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"([T ][0-9]{2}(:[0-9]{2}(:[0-9]{2}([.,][0-9]{1,6})?)?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?)?"
+)
 
 
 def _quote(text: object) -> str:
@@ -50,7 +57,9 @@ def parse_instant(text: str, what: str = "instant", *, naive_is_utc: bool = Fals
     if not isinstance(text, str):
         raise ValidationError(f"{what} must be ISO 8601 text, not {type(text).__name__}")
     try:
-        value = dt.datetime.fromisoformat(text.strip())
+        if not _ISO.fullmatch(text.strip(" ")):
+            raise ValueError(text)
+        value = dt.datetime.fromisoformat(text.strip(" "))
     except ValueError:
         like = f"date or date-time like 2027-01-01 or {EXAMPLE}" if naive_is_utc else f"date-time like {EXAMPLE}"
         raise ValidationError(f"{what} {_quote(text)} is not an ISO 8601 {like}") from None
