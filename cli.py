@@ -12,7 +12,6 @@ never with the SQL or its parameters; a file-system error as one line too.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
@@ -123,4 +122,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()
