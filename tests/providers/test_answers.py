@@ -201,3 +201,37 @@ def test_no_malformed_answer_escapes_the_error_tree(mock_client) -> None:  # typ
                     continue  # a signed 404 there means NOT_FOUND, whatever the body
                 with pytest.raises(TransferWalletError):
                     call(client)
+
+
+# -- the whole story: what a session books from such answers (both databases) ------------------
+
+
+def _session_over(db, client):  # type: ignore[no-untyped-def]
+    from transfer_wallet.sessions import SessionManager, SessionPolicy
+    from transfer_wallet.wallet import Wallet
+
+    wallet = Wallet(db)
+    wallet.create_player("P1", "EUR")
+    wallet.deposit("P1", "100.00", reference="dep-1")
+    return wallet, SessionManager(db, {"acme": client}, {"acme": SessionPolicy("EUR")})
+
+
+def test_a_session_whose_transfer_in_answer_says_failed_is_failed_and_its_money_back(db, mock_client) -> None:  # type: ignore[no-untyped-def]
+    from transfer_wallet.ledger import check_ledger
+
+    answer = Answer(201, lambda r: json.dumps(transfer_answer(r, state="FAILED", error_code="PLAYER_BLOCKED")).encode())
+    wallet, manager = _session_over(db, mock_client(answer))
+    session = manager.open_session("P1", "acme", "30.00")
+    assert (session.status, session.transfers[0].status) == ("failed", "refused")
+    assert "PLAYER_BLOCKED" in (session.failure_reason or "")
+    balance = wallet.balance("P1")
+    assert (balance.available.format(), balance.locked.format()) == ("100.00", "0.00")
+    assert check_ledger(db).clean
+
+
+def test_a_session_whose_transfer_in_answer_is_malformed_stays_in_doubt_with_the_money_locked(db, mock_client) -> None:  # type: ignore[no-untyped-def]
+    wallet, manager = _session_over(db, mock_client(Answer(201, b'{"transfer": null}')))
+    session = manager.open_session("P1", "acme", "30.00")
+    assert (session.status, session.transfers[0].status) == ("opening", "in_doubt")
+    balance = wallet.balance("P1")
+    assert (balance.available.format(), balance.locked.format()) == ("70.00", "30.00")
