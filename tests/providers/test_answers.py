@@ -26,7 +26,7 @@ from transfer_wallet.errors import (
     TransferWalletError,
 )
 from transfer_wallet.providers.http import MAX_RESPONSE_BYTES
-from transfer_wallet.providers.signing import HEADER_KEY_ID, HEADER_REQUEST_ID, KeyRing, sign_response
+from transfer_wallet.providers.signing import HEADER_KEY_ID, HEADER_REQUEST_ID, HEADER_SIGNATURE, KeyRing, sign_response
 
 from .conftest import SECRETS, eur
 
@@ -235,3 +235,21 @@ def test_a_session_whose_transfer_in_answer_is_malformed_stays_in_doubt_with_the
     assert (session.status, session.transfers[0].status) == ("opening", "in_doubt")
     balance = wallet.balance("P1")
     assert (balance.available.format(), balance.locked.format()) == ("70.00", "30.00")
+
+
+@pytest.mark.parametrize("signature", ["é".encode("latin-1") * 64, b"\xff" * 64, b"abc"],
+                         ids=["latin-1", "0xff", "short"])
+def test_a_signature_header_with_odd_characters_is_an_invalid_signature_not_a_type_error(
+        mock_client, signature: bytes) -> None:  # type: ignore[no-untyped-def]
+    def handler(request: httpx.Request) -> httpx.Response:
+        document = transfer_answer(request) if request.method == "POST" else {"balance": {"amount": "1.00", "currency": "EUR"}}
+        good = signed(request, 201 if request.method == "POST" else 200, json.dumps(document).encode())
+        headers = [(k.encode(), signature if k.lower() == HEADER_SIGNATURE.lower() else v.encode())
+                   for k, v in good.headers.items()]
+        return httpx.Response(good.status_code, content=good.content, headers=headers)
+
+    client = mock_client(handler)
+    with pytest.raises(OutcomeUnknownError, match="signature invalid"):
+        client.transfer_in("t-1", "P1", eur("10.00"))
+    with pytest.raises(ProviderError, match="signature invalid"):
+        client.balance("P1")

@@ -186,6 +186,11 @@ def _header(headers: Mapping[str, str], name: str) -> str:
     return value
 
 
+def _same(expected: str, signature: str) -> bool:
+    """Constant-time comparison; a signature with non-ASCII characters simply does not match."""
+    return hmac.compare_digest(expected.encode("ascii"), signature.encode("utf-8", "replace"))
+
+
 def _check_timestamp(text: str, now_s: float, window_s: float) -> None:
     if not (text.isascii() and text.isdigit()) or len(text) > 12:
         raise SignatureError("bad_timestamp", "timestamp must be unix seconds")
@@ -215,7 +220,7 @@ def verify_response(
         raise SignatureError("unknown_key", "response signed with an unknown key")
     _check_timestamp(timestamp, now_s, window_s)
     expected = hmac_hex(secret, response_message(body, timestamp, status, request_id))
-    if not hmac.compare_digest(expected, signature):
+    if not _same(expected, signature):
         raise SignatureError("bad_signature", "response signature does not match")
 
 
@@ -251,7 +256,7 @@ class Verifier:
         now_s = self._clock()
         _check_timestamp(timestamp, now_s, self.window_s)
         expected = hmac_hex(secret, request_message(body, timestamp, method, target, request_id))
-        if not hmac.compare_digest(expected, signature):
+        if not _same(expected, signature):
             raise SignatureError("bad_signature", "signature does not match")
         self._remember(request_id, now_s)
         return key_id
