@@ -20,8 +20,22 @@ def tw(db):  # type: ignore[no-untyped-def]
     return lambda *args: runner.invoke(cli, ["--db", url, *args])
 
 
+@pytest.fixture
+def frozen_players(db):  # type: ignore[no-untyped-def]
+    """A trigger that makes the database itself refuse a write (a real error, not a mock); dropped after.
+
+    The PostgreSQL test database is shared by the run (tables are truncated between tests),
+    so the trigger must not outlive this test.
+    """
+    _refuse_inserts_into_players(db)
+    yield
+    with db.engine.begin() as connection:
+        connection.execute(text("DROP TRIGGER IF EXISTS refuse_players" + ("" if db.engine.dialect.name == "sqlite" else " ON players")))
+        if db.engine.dialect.name != "sqlite":
+            connection.execute(text("DROP FUNCTION IF EXISTS refuse_players()"))
+
+
 def _refuse_inserts_into_players(db) -> None:  # type: ignore[no-untyped-def]
-    """A trigger that makes the database itself refuse a write (a real error, not a mock)."""
     with db.engine.begin() as connection:
         if db.engine.dialect.name == "sqlite":
             connection.execute(text(
@@ -39,8 +53,7 @@ def _refuse_inserts_into_players(db) -> None:  # type: ignore[no-untyped-def]
             ))
 
 
-def test_a_database_error_is_one_line_without_the_sql_or_its_parameters(tw, db) -> None:  # type: ignore[no-untyped-def]
-    _refuse_inserts_into_players(db)
+def test_a_database_error_is_one_line_without_the_sql_or_its_parameters(tw, frozen_players) -> None:  # type: ignore[no-untyped-def]
     result = tw("player", "create", "P-secret-id", "--currency", "EUR")
     assert result.exit_code == 1
     assert result.stderr.startswith("error: database error: ") and "players are frozen" in result.stderr
