@@ -105,7 +105,7 @@ class KeyRing:
     def from_secrets(cls, secrets: Mapping[str, bytes], created: Mapping[str, dt.date] | None = None) -> KeyRing:
         """A ring from in-memory secrets (tests, benchmarks); later entries count as newer."""
         dates = created or {}
-        return cls(_RingKey(k, dates.get(k), (lambda s=s: s)) for k, s in secrets.items())
+        return cls(_RingKey(k, dates.get(k), _constant(s)) for k, s in secrets.items())
 
     def resolved(self) -> KeyRing:
         """A ring holding the secrets available *now* (a server reads its environment once, at start)."""
@@ -113,7 +113,7 @@ class KeyRing:
         for key in self._keys:
             secret = key.source()
             if secret:
-                keys.append(_RingKey(key.key_id, key.created, (lambda s=secret: s), key.secret_env))
+                keys.append(_RingKey(key.key_id, key.created, _constant(secret), key.secret_env))
         return KeyRing(keys)
 
     @property
@@ -177,6 +177,11 @@ def sign_response(
         HEADER_REQUEST_ID: request_id,
         HEADER_SIGNATURE: signature,
     }
+
+
+def _constant(secret: bytes) -> Callable[[], bytes | None]:
+    """A secret source that always gives ``secret``."""
+    return lambda: secret
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:
