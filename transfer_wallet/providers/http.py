@@ -377,22 +377,8 @@ class HttpProvider:
             request.headers["Content-Type"] = "application/json"
         request_id = request.headers[HEADER_REQUEST_ID]
         started = time.perf_counter()
-        try:
-            response = self._client.send(request, stream=True)
-            try:
-                body = _read_capped(response, max_body_bytes)
-            finally:
-                response.close()
-        except httpx.TimeoutException as exc:
-            raise ProviderUnavailableError(f"{self.name}: {method} {path}: timed out ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
-            raise ProviderUnavailableError(f"{self.name}: {method} {path}: network error ({type(exc).__name__})") from exc
+        response, body = self._exchange(request, f"{self.name}: {method} {path}", transfer_id, max_body_bytes)
         status = response.status_code
-        if body is None:
-            oversize = f"{self.name}: {method} {path}: answer larger than {max_body_bytes} bytes, not read"
-            if transfer_id is not None:
-                raise OutcomeUnknownError(f"{oversize}; transfer {transfer_id}: ask transfer_status")
-            raise ProviderError(oversize)
         log.debug("%s %s %s -> %d in %.1f ms (request %s)", self.name, method, path, status,
                   (time.perf_counter() - started) * 1000, request_id)
         try:
@@ -428,6 +414,26 @@ class HttpProvider:
             402: ProviderInsufficientFundsError, 409: TransferConflictError,
         }
         raise errors.get(status, RejectedError)(message)
+
+    def _exchange(self, request: httpx.Request, where: str, transfer_id: str | None,
+                  max_body_bytes: int) -> tuple[httpx.Response, bytes]:
+        """Send ``request`` and read at most ``max_body_bytes`` of the answer (network errors mapped)."""
+        try:
+            response = self._client.send(request, stream=True)
+            try:
+                body = _read_capped(response, max_body_bytes)
+            finally:
+                response.close()
+        except httpx.TimeoutException as exc:
+            raise ProviderUnavailableError(f"{where}: timed out ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise ProviderUnavailableError(f"{where}: network error ({type(exc).__name__})") from exc
+        if body is None:
+            oversize = f"{where}: answer larger than {max_body_bytes} bytes, not read"
+            if transfer_id is not None:
+                raise OutcomeUnknownError(f"{oversize}; transfer {transfer_id}: ask transfer_status")
+            raise ProviderError(oversize)
+        return response, body
 
 
 def _segment(value: str) -> str:
