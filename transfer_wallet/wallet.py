@@ -84,6 +84,7 @@ class WalletResult:
 
 
 def validate_player_id(player_id: str) -> str:
+    """``player_id`` if the whole of it is a valid player id, else ``ValidationError`` (value quoted)."""
     if not isinstance(player_id, str) or not PLAYER_ID_PATTERN.fullmatch(player_id):
         raise ValidationError(
             f"invalid player id {player_id!r}: 1-64 letters, digits or . _ : @ -, starting with a letter or digit"
@@ -92,6 +93,7 @@ def validate_player_id(player_id: str) -> str:
 
 
 def validate_reference(reference: str) -> str:
+    """``reference`` if the whole of it is a valid cashier reference or key, else ``ValidationError``."""
     if not isinstance(reference, str) or not REFERENCE_PATTERN.fullmatch(reference):
         raise ValidationError(
             f"invalid reference {reference!r}: 1-128 letters, digits or . _ : / @ -, starting with a letter or digit"

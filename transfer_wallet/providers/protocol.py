@@ -10,14 +10,19 @@ talk HTTP themselves.
 
 Failures are exceptions of the tree in ``transfer_wallet.errors``::
 
-    OutcomeUnknownError                 we cannot tell whether it was applied: NOT a failure
+    OutcomeUnknownError                     we cannot tell whether it was applied: NOT a failure
     ProviderError
-    ├── AuthenticationFailedError       401, never retried
-    ├── ProviderInsufficientFundsError  402, never retried
-    ├── RateLimitedError                429 (retry_after_s)
-    ├── ProviderUnavailableError        5xx / network / timeout
-    ├── RejectedError                   other 4xx
-    └── TransferConflictError           409: same transfer id, different content
+    ├── ProviderRefusedError                definitive: not applied, never will be under this id
+    │   ├── AuthenticationFailedError       401, never retried
+    │   ├── ProviderInsufficientFundsError  402, never retried
+    │   ├── RejectedError                   other 4xx, or a transfer answer whose state is FAILED
+    │   └── TransferConflictError           409: same transfer id, different content
+    └── ProviderTransientError              may pass: retried with backoff
+        ├── RateLimitedError                429 (retry_after_s)
+        └── ProviderUnavailableError        5xx / network / timeout
+
+Identifiers are checked by a full match (``check_identifier``): a trailing newline is not
+part of an id.
 
 Amounts are ``Money`` (integer minor units); times are timezone-aware UTC.
 """
