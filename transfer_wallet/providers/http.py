@@ -298,7 +298,7 @@ class HttpProvider:
     def _decode(self, reply: _Reply, parse: Callable[[dict[str, Any]], Any]) -> Any:
         try:
             return parse(wire.loads(reply.body))
-        except wire.WireError as exc:
+        except (wire.WireError, KeyError, TypeError) as exc:  # KeyError/TypeError: ad-hoc parsers of extras
             raise ProviderUnavailableError(f"{self.name}: unreadable response ({exc})") from exc
 
     def _call(
