@@ -4,16 +4,19 @@ Thin by design: each command parses, calls one service of the library and
 renders a table (or one JSON document with ``--json``). Library errors become a
 one-line message on stderr and exit code 1; usage errors exit 2. Nothing here
 holds business logic.
+
+The boundary refuses what the library must never see: arguments that are not
+valid UTF-8 or hold a NUL byte. A database error is shown as its first line,
+never with the SQL or its parameters; a file-system error as one line too.
 """
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
 
-from commands._common import CliContext, fail
+from commands._common import CliContext, bad_arguments, fail
 
 GROUPS: dict[str, str] = {
     # command name -> "module:attribute"; imported when the root group is built.
@@ -35,7 +38,13 @@ GROUPS: dict[str, str] = {
 
 
 class TwGroup(click.Group):
-    """Root group: turns library errors into one line on stderr and exit 1."""
+    """Root group: refuses unusable arguments and turns library errors into one line on stderr, exit 1."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        problem = bad_arguments(args)
+        if problem is not None:
+            fail(problem)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         from transfer_wallet.errors import TransferWalletError
@@ -46,8 +55,10 @@ class TwGroup(click.Group):
             fail(str(exc))
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
+        except OSError as exc:  # a file that cannot be written, a full disk ...
+            fail(f"{exc.strerror or type(exc).__name__}: {exc.filename!r}" if exc.filename else str(exc))
         except Exception as exc:  # database unreachable, schema missing ...
-            message = _describe_operational_error(exc)
+            message = _describe_database_error(exc)
             if message is None:
                 raise
             fail(message)
@@ -57,16 +68,19 @@ class TwGroup(click.Group):
                 obj.close()
 
 
-def _describe_operational_error(exc: Exception) -> str | None:
-    """A one-line operator message for database errors that are not bugs, else None."""
+def _describe_database_error(exc: Exception) -> str | None:
+    """A one-line operator message for a database error (never its SQL or parameters), else None."""
     try:
-        from sqlalchemy.exc import OperationalError, ProgrammingError
+        from sqlalchemy.exc import OperationalError, ProgrammingError, StatementError
     except ImportError:  # pragma: no cover
         return None
-    if not isinstance(exc, (OperationalError, ProgrammingError)):
+    if not isinstance(exc, StatementError):
         return None
-    text = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-    if "no such table" in text or "does not exist" in text and "relation" in text:
+    lines = str(exc.orig if exc.orig is not None else type(exc).__name__).strip().splitlines()
+    text = lines[0] if lines else type(exc.orig).__name__
+    if isinstance(exc, (OperationalError, ProgrammingError)) and (
+        "no such table" in text or "does not exist" in text and "relation" in text
+    ):
         return f"database schema missing ({text}); run `tw db upgrade` first"
     return f"database error: {text}"
 
@@ -92,17 +106,12 @@ def cli(ctx: click.Context, database_url: str | None, as_json: bool, providers_f
 
 
 def _register() -> None:
+    """Add every command group; a module that fails to import is a bug and fails loudly."""
     import importlib
 
     for name, target in GROUPS.items():
         module_name, attr = target.split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:  # group not built yet
-                continue
-            raise
-        cli.add_command(getattr(module, attr), name)
+        cli.add_command(getattr(importlib.import_module(module_name), attr), name)
 
 
 _register()
@@ -114,4 +123,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -1,9 +1,10 @@
-"""Shared CLI plumbing: the context object, output rendering and error mapping."""
+"""Shared CLI plumbing: the context object, output rendering, parameter types and error lines."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -93,22 +94,80 @@ def emit(
     console.print(table)
 
 
-def parse_instant(text: str | None, option: str) -> "dt.datetime | None":
-    """An aware datetime from an ISO 8601 option value (None stays None); one-line errors."""
-    if text is None:
-        return None
-    from transfer_wallet.errors import ValidationError
+class InstantType(click.ParamType):
+    """An ISO 8601 date-time with a UTC offset, in UTC (``transfer_wallet.timeutil.parse_instant``).
 
+    A bad value is the library's ``ValidationError``, so it ends as one ``error:`` line, exit 1.
+    """
+
+    name = "INSTANT"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> dt.datetime:
+        if isinstance(value, dt.datetime):
+            return value
+        from transfer_wallet.timeutil import parse_instant
+
+        return parse_instant(value, _option_name(param))
+
+
+class OutputFileType(click.ParamType):
+    """A file to write: its folder must exist and its name fit the file system (checked before any work)."""
+
+    name = "FILE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from transfer_wallet.errors import ValidationError
+
+        what, path = _option_name(param), os.fspath(value)
+        folder, name = os.path.split(os.path.abspath(path))
+        if not name or os.path.isdir(path):
+            raise ValidationError(f"{what} {path!r} must name a file, not a folder")
+        if not os.path.isdir(folder):
+            raise ValidationError(f"{what} {path!r}: folder {folder!r} does not exist")
+        if len(os.fsencode(name)) > _name_max(folder):
+            raise ValidationError(f"{what} {path[:40]!r}...: file name longer than {_name_max(folder)} bytes")
+        if not os.access(folder, os.W_OK):
+            raise ValidationError(f"{what} {path!r}: folder {folder!r} is not writable")
+        return path
+
+
+def _name_max(folder: str) -> int:
     try:
-        value = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise ValidationError(f"{option} {text!r} is not an ISO 8601 date-time") from None
-    if value.tzinfo is None:
-        raise ValidationError(f"{option} needs a UTC offset, e.g. 2026-11-24T12:00:00+00:00")
-    return value
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # pragma: no cover - not POSIX
+        return 255
+
+
+def _option_name(param: click.Parameter | None) -> str:
+    if param is None:
+        return "value"
+    options = getattr(param, "opts", None) or [param.human_readable_name]
+    return str(max(options, key=len))
+
+
+INSTANT = InstantType()
+OUTPUT_FILE = OutputFileType()
+
+
+def bad_arguments(args: Sequence[str]) -> str | None:
+    """Why the raw command-line ``args`` cannot be used (not UTF-8, a NUL byte), or None."""
+    for position, arg in enumerate(args, start=1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"argument {position} ({one_line(repr(arg)[:40])}) is not valid UTF-8"
+        if "\x00" in arg:
+            return f"argument {position} ({one_line(repr(arg)[:40])}) contains a NUL byte"
+    return None
+
+
+def one_line(message: str) -> str:
+    """``message`` printable on one line: line breaks and other control characters escaped."""
+    text = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def fail(message: str, code: int = 1) -> None:
-    """Print one line on stderr and exit with ``code`` (1: user error)."""
-    click.echo(f"error: {message}", err=True)
+    """Print ``error: message`` as exactly one line on stderr and exit with ``code`` (1: user error)."""
+    click.echo(f"error: {one_line(message)}", err=True)
     sys.exit(code)

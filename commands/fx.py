@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
-from commands._common import CliContext, emit, parse_instant, pass_cli
+import datetime as dt
+
+from commands._common import INSTANT, CliContext, emit, pass_cli
 
 
 @click.group()
@@ -21,9 +23,9 @@ def fx() -> None:
 @click.argument("base")
 @click.argument("quote")
 @click.argument("rate")
-@click.option("--effective-at", help="ISO 8601 instant with offset (default: now), e.g. 2026-11-24T00:00:00+00:00.")
+@click.option("--effective-at", type=INSTANT, help="ISO 8601 instant with offset (default: now), e.g. 2026-11-24T00:00:00+00:00.")
 @pass_cli
-def set_rate(ctx: CliContext, base: str, quote: str, rate: str, effective_at: str | None) -> None:
+def set_rate(ctx: CliContext, base: str, quote: str, rate: str, effective_at: dt.datetime | None) -> None:
     """Store RATE: how many QUOTE one BASE buys (major units).
 
     \b
@@ -32,8 +34,7 @@ def set_rate(ctx: CliContext, base: str, quote: str, rate: str, effective_at: st
     """
     from transfer_wallet import fx as fx_service
 
-    when = parse_instant(effective_at, "--effective-at")
-    stored = fx_service.set_rate(ctx.database(), base, quote, rate, effective_at=when)
+    stored = fx_service.set_rate(ctx.database(), base, quote, rate, effective_at=effective_at)
     emit(ctx, stored.as_dict(), text=f"1 {stored.base} = {stored.rate} {stored.quote} from {stored.effective_at.isoformat()}")
 
 

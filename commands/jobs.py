@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
-from commands._common import CliContext, emit, fail, parse_instant, pass_cli
+import datetime as dt
+
+from commands._common import INSTANT, CliContext, emit, fail, pass_cli
 
 JOB_NAMES = ("timeouts", "in-doubt")
 
@@ -21,9 +23,9 @@ def jobs() -> None:
 
 @jobs.command()
 @click.argument("name", type=click.Choice(JOB_NAMES))
-@click.option("--now", "now_text", help="Pretend it is this ISO 8601 instant (with offset); default: now.")
+@click.option("--now", type=INSTANT, help="Pretend it is this ISO 8601 instant (with offset); default: now.")
 @pass_cli
-def run(ctx: CliContext, name: str, now_text: str | None) -> None:
+def run(ctx: CliContext, name: str, now: dt.datetime | None) -> None:
     """Run job NAME once under its lease.
 
     If another live process holds the lease, the run is skipped and says who
@@ -41,7 +43,6 @@ def run(ctx: CliContext, name: str, now_text: str | None) -> None:
     from jobs import in_doubt, timeouts
     from transfer_wallet.runtime import session_manager
 
-    now = parse_instant(now_text, "--now")
     job = {"timeouts": timeouts.run, "in-doubt": in_doubt.run}[name]
     with session_manager(ctx.database(), ctx.providers_file) as manager:
         outcome = job(manager, now=now)

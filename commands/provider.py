@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from commands._common import CliContext, emit, pass_cli
+from commands._common import OUTPUT_FILE, CliContext, emit, pass_cli
 
 
 @click.group()
@@ -146,7 +146,7 @@ def keys(ctx: CliContext, name: str | None) -> None:
 @click.argument("name")
 @click.option("--date", "business_date", required=True, type=click.DateTime(["%Y-%m-%d"]),
               help="Business date (YYYY-MM-DD) in the provider's timezone.")
-@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False, writable=True),
+@click.option("--out", "out_file", required=True, type=OUTPUT_FILE,
               help="File to write the CSV report to.")
 @_url_option
 @pass_cli

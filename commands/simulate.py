@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from commands._common import CliContext, emit, pass_cli
+from commands._common import OUTPUT_FILE, CliContext, emit, pass_cli
 
 
 @click.command()
@@ -21,11 +21,11 @@ from commands._common import CliContext, emit, pass_cli
 @click.option("--rounds", "rounds", default=10, show_default=True, type=int, help="Rounds played per session.")
 @click.option("--funding", default="500.00", show_default=True, help="Deposit per player (major units).")
 @click.option("--url", help="Use a simulator already running (tw provider serve) instead of starting one.")
-@click.option("--report-out", type=click.Path(dir_okay=False, path_type=Path), help="Write the provider's transfer report of the day here.")
+@click.option("--report-out", type=OUTPUT_FILE, help="Write the provider's transfer report of the day here.")
 @click.option("--store", "store_dir", type=click.Path(file_okay=False, path_type=Path), help="Folder for the simulator's SQLite store.")
 @pass_cli
 def simulate(ctx: CliContext, provider_name: str, players: int, sessions: int, seed: int, faults: tuple[str, ...],
-             timeout_share: float, rounds: int, funding: str, url: str | None, report_out: Path | None,
+             timeout_share: float, rounds: int, funding: str, url: str | None, report_out: str | None,
              store_dir: Path | None) -> None:
     """Run seeded sessions (open, play, close; some time out) through the real HTTP client.
 
@@ -44,7 +44,8 @@ def simulate(ctx: CliContext, provider_name: str, players: int, sessions: int, s
 
     rules = split_rules(faults)
     plan = SimulationPlan(players=players, sessions=sessions, seed=seed, faults=rules, timeout_share=timeout_share,
-                          rounds_per_session=rounds, funding=funding, url=url, report_out=report_out)
+                          rounds_per_session=rounds, funding=funding, url=url,
+                          report_out=Path(report_out) if report_out is not None else None)
     if store_dir is not None:
         store_dir.mkdir(parents=True, exist_ok=True)
     summary = run_simulation(ctx.database(), provider_config(provider_name, ctx.providers_file), plan, store_dir=store_dir)

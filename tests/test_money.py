@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from transfer_wallet.errors import TransferWalletError, ValidationError
 from transfer_wallet.money import (
     MAX_AMOUNT_MINOR,
+    MAX_RATE,
     Conversion,
     Currency,
     CurrencyMismatchError,
@@ -303,7 +304,7 @@ def test_adding_a_bare_number_to_money_is_a_type_error() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [("1.0854", "1.0854"), (" 161.23 ", "161.23"), ("1.085400000000000", "1.0854"), ("100", "100"),
-     ("0.000000000001", "0.000000000001"), ("123456789012.123456789012", "123456789012.123456789012"),
+     ("0.000000000001", "0.000000000001"), ("123456.123456789012", "123456.123456789012"), ("1000000", "1000000"),
      (Decimal("1.0854"), "1.0854"), (Decimal("1E+2"), "100"), (Decimal("0.50"), "0.5")],
 )
 def test_a_rate_is_a_plain_positive_decimal(text: str | Decimal, expected: str) -> None:
@@ -322,6 +323,7 @@ def test_a_rate_is_a_plain_positive_decimal(text: str | Decimal, expected: str) 
      (Decimal("NaN"), "must be a positive decimal"), (Decimal("Infinity"), "must be a positive decimal"),
      ("0.0000000000001", "at most 12 decimal places"), (Decimal("1E-13"), "at most 12 decimal places"),
      ("1234567890123.123456789012", "at most 24 significant digits"),
+     ("1000000.000000000001", "of at most 1000000"), ("92233720368547758.08", "of at most 1000000"),
      (1.0854, "not float")],
 )
 def test_a_bad_rate_is_refused(text: object, reason: str) -> None:
@@ -400,12 +402,12 @@ def test_a_conversion_with_bad_input_is_refused(source: Money, target_code: str,
 
 currencies = st.sampled_from(all_currencies())
 user_amounts_minor = st.integers(min_value=1, max_value=MAX_AMOUNT_MINOR)
-# Any rate parse_rate accepts (<= 24 digits, <= 12 decimals) plus a dense band of everyday rates.
+# Any rate parse_rate accepts (<= 24 digits, <= 12 decimals, <= MAX_RATE) plus a dense band of everyday rates.
 rates = st.one_of(
     st.builds(lambda coefficient, places: Decimal(f"{coefficient}E-{places}"),
               st.integers(min_value=1, max_value=10**24 - 1), st.integers(min_value=0, max_value=12)),
     st.decimals(min_value=Decimal("0.000001"), max_value=Decimal("100000"), places=6),
-).filter(lambda rate: rate > 0)
+).filter(lambda rate: 0 < rate <= MAX_RATE)
 
 
 @given(unit=currencies, amount_minor=user_amounts_minor)
@@ -450,11 +452,15 @@ def test_every_conversion_keeps_its_invariants(
     if source_currency == target_currency:
         rate = Decimal(1)
     source = Money(amount_minor, source_currency)
-    conversion = convert(source, target_currency, rate)
-
     source_unit = Fraction(1, 10**source_currency.exponent)
     target_unit = Fraction(1, 10**target_currency.exponent)
     exact = amount_minor * source_unit * Fraction(rate)
+    if math.floor(exact / target_unit) > MAX_AMOUNT_MINOR:  # a result that could not be stored
+        with pytest.raises(MoneyError, match="too large to convert"):
+            convert(source, target_currency, rate)
+        return
+    conversion = convert(source, target_currency, rate)
+
     target_major = conversion.target.amount_minor * target_unit
     consumed_minor = conversion.consumed.amount_minor
 

@@ -81,8 +81,8 @@ DEFAULT_STUCK_AFTER_ATTEMPTS = 8
 #: A transfer-out above this multiple of the session's transfer-in is flagged for review.
 DEFAULT_REVIEW_OUT_MULTIPLE = Decimal(10)
 
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-_ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_NAME_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+_ENV_NAME_RE = re.compile(r"[A-Z_][A-Z0-9_]*")
 
 
 def database_url(override: str | None = None) -> str:
@@ -165,7 +165,7 @@ def _parse_provider(name: str, raw: object) -> ProviderConfig:
     from transfer_wallet.money import MoneyError, currency
 
     where = f"providers.{name}"
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise ConfigError(f"{where}: provider names are lower-case letters, digits, '-' and '_'")
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: must be a table")
@@ -185,7 +185,7 @@ def _parse_provider(name: str, raw: object) -> ProviderConfig:
         if "secret" in key:
             raise ConfigError(f"{key_where}: secrets never go in the file; name an env var with secret_env")
         secret_env = str(_require(key, "secret_env", key_where, str))
-        if not _ENV_NAME_RE.match(secret_env):
+        if not _ENV_NAME_RE.fullmatch(secret_env):
             raise ConfigError(f"{key_where}: secret_env must be an environment variable name")
         created = _optional(key, "created", key_where, dt.date, None)
         keys.append(ProviderKey(str(_require(key, "key_id", key_where, str)), secret_env, created))  # type: ignore[arg-type]

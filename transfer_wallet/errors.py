@@ -88,6 +88,7 @@ class ProviderError(TransferWalletError):
     """A provider answered with a definite error (or could not be reached, for reads)."""
 
     status_code: int | None = None
+    error_code: str | None = None  # the provider's own code, when its answer gave one
 
 
 class ProviderRefusedError(ProviderError):

@@ -1,10 +1,17 @@
-"""Stored FX rates and conversion at the rate in force.
+"""Stored FX rates: set them, read the one in force, convert at it.
 
 A rate says how many ``quote`` major units one ``base`` major unit buys and is
 effective from ``effective_at`` until a later rate for the same pair. Rates are
-stored as exact decimal text. Conversion rounds in the operator's favour and
-reports the residue (see :func:`transfer_wallet.money.convert`); the ledger
-books it with :func:`transfer_wallet.ledger.conversion_legs`.
+stored as exact decimal text, between ``MIN_STORED_RATE`` and ``MAX_RATE`` so
+that a rate and its inverse are both valid (settlement falls back to the
+inverse of the transfer-in rate when no reverse rate is stored).
+
+The session manager reads the rate in force with :func:`rate_at` when it opens a
+session (wallet -> game currency) and when it settles (game -> wallet, at the
+instant the provider applied the transfer-out), converts with
+:func:`transfer_wallet.money.convert` (rounding in the operator's favour) and
+books the residue to the FX rounding account itself. :func:`convert_at` does
+the read and the conversion in one call for other callers.
 """
 
 from __future__ import annotations
@@ -19,9 +26,13 @@ from sqlalchemy.engine import Connection
 from transfer_wallet.db import Database
 from transfer_wallet.errors import NotFoundError, ValidationError
 from transfer_wallet.models import FxRate, utc_now
-from transfer_wallet.money import Conversion, Currency, Money, convert, currency, parse_rate
+from transfer_wallet.money import MAX_RATE, Conversion, Currency, Money, convert, currency, parse_rate
+from transfer_wallet.timeutil import check_instant
 
 _rates = FxRate.__table__
+
+MIN_STORED_RATE = 1 / MAX_RATE
+"""The smallest rate stored: its inverse is at most ``MAX_RATE``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +56,16 @@ def _pair(base: str, quote: str) -> tuple[Currency, Currency]:
 
 
 def set_rate(db: Database, base: str, quote: str, rate: str | Decimal, *, effective_at: dt.datetime | None = None) -> Rate:
-    """Store a rate; a second rate for the same pair and instant is a ``ValidationError``."""
+    """Store a rate; a second rate for the same pair and instant is a ``ValidationError``.
+
+    The rate must be between ``MIN_STORED_RATE`` and ``MAX_RATE``; ``effective_at`` (default
+    now) must be aware and within the years 2000-2999.
+    """
     base_ccy, quote_ccy = _pair(base, quote)
     value = parse_rate(rate)
-    when = effective_at or utc_now()
-    if when.tzinfo is None:
-        raise ValidationError("effective_at must carry a timezone")
+    if value < MIN_STORED_RATE:
+        raise ValidationError(f"rate {value} must be at least {MIN_STORED_RATE:f}: its inverse must be a valid rate too")
+    when = check_instant(effective_at or utc_now(), "effective_at")
 
     def work(connection: Connection) -> Rate:
         exists = connection.execute(

@@ -216,8 +216,6 @@ def validate_legs(legs: Sequence[Leg]) -> None:
         raise ValueError("an entry has at most one leg per account")
 
 
-_INSERT_ENTRY_COLUMNS = ("kind", "idempotency_key", "request_hash", "memo", "reverses_entry_id", "created_at")
-
 _DEBIT_OR_CREDIT = (
     update(_accounts)
     .where(_accounts.c.id == bindparam("account_id"))

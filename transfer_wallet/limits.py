@@ -12,9 +12,9 @@ Windows are ROLLING and end now: a day is the last 24 h, a week the last 7 days,
 the last 30 days. That is stricter than calendar windows (no fresh allowance at midnight or
 on the 1st) and free of timezone questions (whose midnight?).
 
-A change is a new row, never an update. The limit in force at ``now`` is the row with the
-latest ``effective_from <= now`` per (player, kind) (on a tie, the later row); a NULL
-value/until means "no limit". A stricter limit -- lowering one, setting one where there was
+A change is a new row; a row that has come into force is never updated or deleted. The
+limit in force at ``now`` is the row with the latest ``effective_from <= now`` per
+(player, kind) (on a tie, the later row); a NULL value/until means "no limit". A stricter limit -- lowering one, setting one where there was
 none, extending a self-exclusion -- takes effect at once. A looser one -- raising, removing,
 shortening or ending a self-exclusion -- only after a 24 h cooling-off
 (``effective_from = now + 24h``; for a self-exclusion at its own end if that comes sooner).
@@ -40,6 +40,7 @@ from transfer_wallet.db import Database
 from transfer_wallet.errors import LimitExceededError, NotFoundError, ValidationError
 from transfer_wallet.models import CLOSED, FAILED, LIMIT_KINDS, OPEN_STATES, GameSession, Player, PlayerLimit, utc_now
 from transfer_wallet.money import Currency, Money, MoneyError, currency
+from transfer_wallet.timeutil import parse_instant
 from transfer_wallet.wallet import validate_player_id
 
 _limits = PlayerLimit.__table__
@@ -186,15 +187,8 @@ def _parse_duration_s(text: str) -> int:
 
 
 def _parse_until(text: str, now: dt.datetime) -> dt.datetime:
-    """An ISO 8601 date (start of that day, UTC) or date-time (naive = UTC) in the future."""
-    try:
-        parsed = dt.datetime.fromisoformat(text.strip())
-        until = parsed.replace(tzinfo=dt.timezone.utc) if parsed.tzinfo is None else parsed.astimezone(dt.timezone.utc)
-    except (ValueError, OverflowError):
-        raise ValidationError(
-            f"self-exclusion end {_quote(text)} is not an ISO 8601 date or date-time like 2027-01-01"
-            " or 2027-01-01T12:00:00+00:00"
-        ) from None
+    """An ISO 8601 date (start of that day, UTC) or date-time (naive = UTC) in the future, before year 3000."""
+    until = parse_instant(text, "self-exclusion end", naive_is_utc=True)
     if until <= now:
         raise ValidationError(f"self-exclusion end {until.isoformat()} is not in the future")
     return until

@@ -165,9 +165,12 @@ OPENING, ACTIVE, CLOSING, CLOSED, FAILED = "opening", "active", "closing", "clos
 SESSION_STATES = (OPENING, ACTIVE, CLOSING, CLOSED, FAILED)
 OPEN_STATES = (OPENING, ACTIVE, CLOSING)
 
-#: Transfer states: a pending transfer ends completed, failed (refused, funds back) or void, once.
-PENDING, IN_DOUBT, COMPLETED, REFUSED, VOID = "pending", "in_doubt", "completed", "refused", "void"
-TRANSFER_STATES = (PENDING, IN_DOUBT, COMPLETED, REFUSED, VOID)
+#: Transfer states: a pending (or in-doubt) transfer ends completed or refused (funds back), once.
+PENDING, IN_DOUBT, COMPLETED, REFUSED = "pending", "in_doubt", "completed", "refused"
+TRANSFER_STATES = (PENDING, IN_DOUBT, COMPLETED, REFUSED)
+#: What the ``ck_transfers_status`` constraint of migration 0002 allows: the states, and a
+#: "void" that no code writes any more (dropping it from the constraint needs a migration).
+_TRANSFER_STATUS_CHECK = (*TRANSFER_STATES, "void")
 
 
 class GameSession(SQLModel, table=True):
@@ -225,7 +228,7 @@ class Transfer(SQLModel, table=True):
     __tablename__ = "transfers"
     __table_args__ = (
         CheckConstraint("direction IN ('IN', 'OUT')", name="direction"),
-        CheckConstraint(f"status IN ({', '.join(repr(s) for s in TRANSFER_STATES)})", name="status"),
+        CheckConstraint(f"status IN ({', '.join(repr(s) for s in _TRANSFER_STATUS_CHECK)})", name="status"),
         Index("ix_transfers_status_next_attempt", "status", "next_attempt_at"),
     )
 

@@ -40,6 +40,8 @@ MAX_AMOUNT_MINOR: int = 10**15
 
 MAX_RATE_DECIMALS = 12
 MAX_RATE_DIGITS = 24
+MAX_RATE = Decimal(10**6)
+"""The largest FX rate accepted: no two currencies are a million times apart; more is a typo."""
 
 _PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
 _EXPONENT_NOTATION = re.compile(r"[+-]?[0-9]*\.?[0-9]*[eE][+-]?[0-9]+")
@@ -222,6 +224,9 @@ class Money:
     def __str__(self) -> str:
         return f"{self.format()} {self.currency.code}"
 
+    def __repr__(self) -> str:
+        return f"Money('{self}')"
+
     def _minor_of(self, other: object, operation: str) -> int:
         """``other.amount_minor`` once ``other`` is known to be Money in this currency."""
         if not isinstance(other, Money):
@@ -285,7 +290,7 @@ def parse_rate(text: str | Decimal) -> Decimal:
     """An FX rate (target major units per source major unit) as a plain positive ``Decimal``.
 
     Text must be a plain decimal ("1.0854"); at most 12 decimals and 24 significant digits
-    once trailing zeros are dropped. Anything else raises ``MoneyError``.
+    once trailing zeros are dropped, and at most ``MAX_RATE``. Anything else raises ``MoneyError``.
     """
     if isinstance(text, str):
         stripped = text.strip()
@@ -313,6 +318,8 @@ def parse_rate(text: str | Decimal) -> Decimal:
         raise MoneyError(f"rate {quoted} must be a positive decimal with at most {MAX_RATE_DECIMALS} decimal places")
     if len(digits) > MAX_RATE_DIGITS:
         raise MoneyError(f"rate {quoted} must be a positive decimal with at most {MAX_RATE_DIGITS} significant digits")
+    if rate > MAX_RATE:
+        raise MoneyError(f"rate {quoted} must be a positive decimal of at most {MAX_RATE:f}")
     return rate
 
 
@@ -336,7 +343,8 @@ class Conversion:
 def convert(source: Money, target_currency: Currency | str, rate: Decimal) -> Conversion:
     """Convert ``source`` at ``rate`` (target major units per source major unit), rounding down.
 
-    ``source`` must be >= 0 and within ``MAX_AMOUNT_MINOR``; ``rate`` goes through ``parse_rate``.
+    ``source`` must be >= 0 and within ``MAX_AMOUNT_MINOR``; ``rate`` goes through ``parse_rate``;
+    a result above ``MAX_AMOUNT_MINOR`` is a ``MoneyError`` (it could not be stored).
     In the same currency the rate must be 1 and nothing is rounded.
     """
     rate = parse_rate(rate)
@@ -353,6 +361,8 @@ def convert(source: Money, target_currency: Currency | str, rate: Decimal) -> Co
     exact = Context(prec=_PRECISION, traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
     exact_target = exact.multiply(source.to_decimal(), rate)  # Inexact is trapped: this is exact
     target = Money(_minor_units(exact_target, unit, ROUND_FLOOR), unit)
+    if target.amount_minor > MAX_AMOUNT_MINOR:
+        raise MoneyError(f"{source} at rate {rate} is more than {Money(MAX_AMOUNT_MINOR, unit)}: too large to convert")
     # The least whole source amount s with floor(s * rate) == target is ceil(target / rate).
     # The quotient is rounded up as well, so the ceiling can never land one unit short.
     upward = Context(prec=_PRECISION, rounding=ROUND_CEILING, traps=[InvalidOperation, DivisionByZero, Overflow])

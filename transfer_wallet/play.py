@@ -92,10 +92,13 @@ class PlayMirror:
 
     def _play(self, kind: str, session_id: str, provider_tx_id: str, round_id: str, amount: Money | str | None,
               refund_of: str | None, game_id: str | None, now: dt.datetime | None) -> PlayResult:
+        check_identifier(session_id, "session id")
         check_identifier(provider_tx_id, "provider transaction id")
         check_identifier(round_id, "round id")
         if refund_of is not None:
             check_identifier(refund_of, "bet transaction id")
+        if game_id is not None:
+            check_identifier(game_id, "game id")  # stored in game_rounds.game_id, 64 characters
         when = now or utc_now()
 
         def work(connection: Connection) -> PlayResult:

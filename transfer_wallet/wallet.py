@@ -31,8 +31,8 @@ from transfer_wallet.money import Currency, Money, currency
 _players = Player.__table__
 _accounts = Account.__table__
 
-PLAYER_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$")
-REFERENCE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,127}$")
+PLAYER_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}")
+REFERENCE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,127}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +84,8 @@ class WalletResult:
 
 
 def validate_player_id(player_id: str) -> str:
-    if not isinstance(player_id, str) or not PLAYER_ID_PATTERN.match(player_id):
+    """``player_id`` if the whole of it is a valid player id, else ``ValidationError`` (value quoted)."""
+    if not isinstance(player_id, str) or not PLAYER_ID_PATTERN.fullmatch(player_id):
         raise ValidationError(
             f"invalid player id {player_id!r}: 1-64 letters, digits or . _ : @ -, starting with a letter or digit"
         )
@@ -92,7 +93,8 @@ def validate_player_id(player_id: str) -> str:
 
 
 def validate_reference(reference: str) -> str:
-    if not isinstance(reference, str) or not REFERENCE_PATTERN.match(reference):
+    """``reference`` if the whole of it is a valid cashier reference or key, else ``ValidationError``."""
+    if not isinstance(reference, str) or not REFERENCE_PATTERN.fullmatch(reference):
         raise ValidationError(
             f"invalid reference {reference!r}: 1-128 letters, digits or . _ : / @ -, starting with a letter or digit"
         )

@@ -12,6 +12,11 @@ instead). A retried transfer re-sends the same transfer id and body. 401, 402,
 raises ``OutcomeUnknownError`` (the last cause chained) — never a failure — and a
 read raises the last ``RateLimitedError``/``ProviderUnavailableError``.
 
+An answer is trusted only as far as it proves: a transfer counts as applied only
+when its signed answer says ``APPLIED``; ``FAILED`` is a definitive refusal
+(``RejectedError`` with the provider's error code); any other state, a malformed
+body or one larger than ``MAX_RESPONSE_BYTES`` leaves a transfer's outcome unknown.
+
 The game list is cached for 1 h and the provider status for 5 min. Sleep, clocks
 and the jitter source are injectable so tests control time.
 """
@@ -38,6 +43,8 @@ from transfer_wallet.errors import (
     OutcomeUnknownError,
     ProviderError,
     ProviderInsufficientFundsError,
+    ProviderRefusedError,
+    ProviderTransientError,
     ProviderUnavailableError,
     RateLimitedError,
     RejectedError,
@@ -72,6 +79,10 @@ log = logging.getLogger("transfer_wallet.providers.http")
 GAMES_TTL_S = 3600.0
 STATUS_TTL_S = 300.0
 MAX_ROUNDS_PER_CALL = 1000
+MAX_RESPONSE_BYTES = 1 << 20
+"""The largest answer read (1 MiB): a bigger body is refused, never buffered whole."""
+MAX_REPORT_BYTES = 256 << 20
+"""The largest daily transfer report read (256 MiB)."""
 
 
 class TtlCache:
@@ -203,7 +214,7 @@ class HttpProvider:
 
     def balance(self, player_id: str) -> Money:
         """The player's game-wallet balance."""
-        return self._get(_player_path(player_id, "balance"), lambda d: wire.parse_money(d["balance"]))
+        return self._get(_player_path(player_id, "balance"), lambda d: wire.parse_money(wire.field(d, "balance")))
 
     def transfer_status(self, transfer_id: str) -> TransferStatus:
         """APPLIED, FAILED or NOT_FOUND for ``transfer_id``."""
@@ -222,7 +233,7 @@ class HttpProvider:
 
     def games(self) -> list[Game]:
         """The game catalogue (cached 1 h)."""
-        load = lambda: self._get("/v1/games", lambda d: [wire.parse_game(g) for g in d["games"]])  # noqa: E731
+        load = lambda: self._get("/v1/games", lambda d: [wire.parse_game(g) for g in wire.items(d, "games")])  # noqa: E731
         return list(self._cache.get_or_load("games", GAMES_TTL_S, load))
 
     def status(self) -> ProviderStatus:
@@ -233,7 +244,8 @@ class HttpProvider:
 
     def transfer_report(self, business_date: dt.date) -> bytes:
         """The provider's daily transfer report (CSV bytes in its own format)."""
-        return self._call("GET", "/v1/reports/transfers", query={"date": business_date.isoformat()}).body
+        query = {"date": business_date.isoformat()}
+        return self._call("GET", "/v1/reports/transfers", query=query, max_body_bytes=MAX_REPORT_BYTES).body
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -247,10 +259,22 @@ class HttpProvider:
         }
         path = "/v1/transfers/in" if direction is Direction.IN else "/v1/transfers/out"
         reply = self._call("POST", path, body=body, transfer_id=transfer_id)
+        where = f"{self.name}: transfer {transfer_id}"
         try:
-            return wire.parse_transfer_result(wire.loads(reply.body), replayed=reply.status == 200)
+            document = wire.loads(reply.body)
+            state, error_code = wire.transfer_state(document)
+            if state is TransferState.APPLIED:
+                result = wire.parse_transfer_result(document, replayed=reply.status == 200)
+                if (result.transfer_id, result.direction, result.player_id) != (transfer_id, direction, player_id):
+                    raise wire.WireError("it answers for another transfer, direction or player")
+                return result
         except wire.WireError as exc:
-            raise OutcomeUnknownError(f"{self.name}: transfer {transfer_id}: unreadable response ({exc})") from exc
+            raise OutcomeUnknownError(f"{where}: unreadable response ({exc})") from exc
+        if state is TransferState.FAILED:
+            refusal = RejectedError(f"{where}: the provider says FAILED ({_one_line(error_code or '?')})")
+            refusal.error_code = error_code
+            raise refusal
+        raise OutcomeUnknownError(f"{where}: the answer's state is not APPLIED or FAILED; ask transfer_status")
 
     def _get(self, path: str, parse: Callable[[dict[str, Any]], Any], query: dict[str, str] | None = None) -> Any:
         return self._decode(self._call("GET", path, query=query), parse)
@@ -258,7 +282,7 @@ class HttpProvider:
     def _decode(self, reply: _Reply, parse: Callable[[dict[str, Any]], Any]) -> Any:
         try:
             return parse(wire.loads(reply.body))
-        except (wire.WireError, KeyError, TypeError) as exc:
+        except (wire.WireError, KeyError, TypeError) as exc:  # KeyError/TypeError: ad-hoc parsers of extras
             raise ProviderUnavailableError(f"{self.name}: unreadable response ({exc})") from exc
 
     def _call(
@@ -271,6 +295,7 @@ class HttpProvider:
         transfer_id: str | None = None,
         not_found_ok: bool = False,
         max_attempts: int | None = None,
+        max_body_bytes: int = MAX_RESPONSE_BYTES,
     ) -> _Reply:
         """Send with retries; a transfer whose retries run out becomes ``OutcomeUnknownError``."""
         target = path + ("?" + urllib.parse.urlencode(query) if query else "")
@@ -291,7 +316,7 @@ class HttpProvider:
         retrying = tenacity.Retrying(
             stop=stop,
             wait=_Backoff(*self._backoff, self._rng),
-            retry=tenacity.retry_if_exception_type((RateLimitedError, ProviderUnavailableError)),
+            retry=tenacity.retry_if_exception_type(ProviderTransientError),
             sleep=self._sleep,
             before_sleep=before_sleep,
             reraise=True,
@@ -300,14 +325,14 @@ class HttpProvider:
 
         def attempt() -> _Reply:
             try:
-                return self._attempt(method, target, content, transfer_id, not_found_ok)
+                return self._attempt(method, target, content, transfer_id, not_found_ok, max_body_bytes)
             except ProviderUnavailableError as exc:  # a 5xx, timeout or network error may have applied it
                 ambiguous.append(exc)
                 raise
 
         try:
             return retrying(attempt)
-        except (AuthenticationFailedError, ProviderInsufficientFundsError, TransferConflictError, RejectedError) as exc:
+        except ProviderRefusedError as exc:
             if transfer_id is None or not ambiguous:
                 raise
             # An earlier attempt may have been applied: a later refusal no longer proves that
@@ -316,7 +341,7 @@ class HttpProvider:
                 f"{self.name}: transfer {transfer_id}: refused ({type(exc).__name__}) after an attempt whose "
                 f"outcome is unknown ({type(ambiguous[-1]).__name__}); ask transfer_status"
             ) from exc
-        except (RateLimitedError, ProviderUnavailableError) as exc:
+        except ProviderTransientError as exc:
             if transfer_id is None:
                 raise
             raise OutcomeUnknownError(
@@ -325,7 +350,8 @@ class HttpProvider:
                 f"({type(exc).__name__}); ask transfer_status or re-send the same transfer id"
             ) from exc
 
-    def _attempt(self, method: str, target: str, content: bytes, transfer_id: str | None, not_found_ok: bool) -> _Reply:
+    def _attempt(self, method: str, target: str, content: bytes, transfer_id: str | None, not_found_ok: bool,
+                 max_body_bytes: int) -> _Reply:
         """One signed HTTP exchange, its failure mapped onto the error tree."""
         path = target.split("?", 1)[0]
         request = self._client.build_request(method, target, content=content)
@@ -335,13 +361,8 @@ class HttpProvider:
             request.headers["Content-Type"] = "application/json"
         request_id = request.headers[HEADER_REQUEST_ID]
         started = time.perf_counter()
-        try:
-            response = self._client.send(request)
-        except httpx.TimeoutException as exc:
-            raise ProviderUnavailableError(f"{self.name}: {method} {path}: timed out ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
-            raise ProviderUnavailableError(f"{self.name}: {method} {path}: network error ({type(exc).__name__})") from exc
-        status, body = response.status_code, response.content
+        response, body = self._exchange(request, f"{self.name}: {method} {path}", transfer_id, max_body_bytes)
+        status = response.status_code
         log.debug("%s %s %s -> %d in %.1f ms (request %s)", self.name, method, path, status,
                   (time.perf_counter() - started) * 1000, request_id)
         try:
@@ -378,6 +399,26 @@ class HttpProvider:
         }
         raise errors.get(status, RejectedError)(message)
 
+    def _exchange(self, request: httpx.Request, where: str, transfer_id: str | None,
+                  max_body_bytes: int) -> tuple[httpx.Response, bytes]:
+        """Send ``request`` and read at most ``max_body_bytes`` of the answer (network errors mapped)."""
+        try:
+            response = self._client.send(request, stream=True)
+            try:
+                body = _read_capped(response, max_body_bytes)
+            finally:
+                response.close()
+        except httpx.TimeoutException as exc:
+            raise ProviderUnavailableError(f"{where}: timed out ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise ProviderUnavailableError(f"{where}: network error ({type(exc).__name__})") from exc
+        if body is None:
+            oversize = f"{where}: answer larger than {max_body_bytes} bytes, not read"
+            if transfer_id is not None:
+                raise OutcomeUnknownError(f"{oversize}; transfer {transfer_id}: ask transfer_status")
+            raise ProviderError(oversize)
+        return response, body
+
 
 def _segment(value: str) -> str:
     return urllib.parse.quote(value, safe="")
@@ -388,14 +429,34 @@ def _player_path(player_id: str, action: str) -> str:
 
 
 def _parse_rounds(document: dict[str, Any]) -> list[Round]:
-    return [wire.parse_round(r) for r in document["rounds"]]
+    return [wire.parse_round(r) for r in wire.items(document, "rounds")]
+
+
+def _read_capped(response: httpx.Response, max_bytes: int) -> bytes | None:
+    """The body of a streamed ``response``, or None once it is known to exceed ``max_bytes``."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _one_line(text: object) -> str:
+    """``text`` from a provider, short, printable and on one line."""
+    return "".join(c if c.isprintable() else " " for c in str(text)).strip()[:200]
 
 
 def _error_text(body: bytes) -> str:
     """``CODE: message`` from an error body, short and on one line."""
     try:
-        error = wire.loads(body).get("error") or {}
+        error = wire.field(wire.loads(body), "error")
         text = f"{error.get('code', '?')}: {error.get('message', '')}"
     except wire.WireError:
         text = body[:80].decode("utf-8", "replace")
-    return " ".join(text.split())[:200]
+    return " ".join(_one_line(text).split())[:200]

@@ -10,14 +10,19 @@ talk HTTP themselves.
 
 Failures are exceptions of the tree in ``transfer_wallet.errors``::
 
-    OutcomeUnknownError                 we cannot tell whether it was applied: NOT a failure
+    OutcomeUnknownError                     we cannot tell whether it was applied: NOT a failure
     ProviderError
-    ├── AuthenticationFailedError       401, never retried
-    ├── ProviderInsufficientFundsError  402, never retried
-    ├── RateLimitedError                429 (retry_after_s)
-    ├── ProviderUnavailableError        5xx / network / timeout
-    ├── RejectedError                   other 4xx
-    └── TransferConflictError           409: same transfer id, different content
+    ├── ProviderRefusedError                definitive: not applied, never will be under this id
+    │   ├── AuthenticationFailedError       401, never retried
+    │   ├── ProviderInsufficientFundsError  402, never retried
+    │   ├── RejectedError                   other 4xx, or a transfer answer whose state is FAILED
+    │   └── TransferConflictError           409: same transfer id, different content
+    └── ProviderTransientError              may pass: retried with backoff
+        ├── RateLimitedError                429 (retry_after_s)
+        └── ProviderUnavailableError        5xx / network / timeout
+
+Identifiers are checked by a full match (``check_identifier``): a trailing newline is not
+part of an id.
 
 Amounts are ``Money`` (integer minor units); times are timezone-aware UTC.
 """
@@ -34,7 +39,7 @@ from transfer_wallet.errors import ValidationError
 from transfer_wallet.money import Currency, Money
 
 #: Transfer ids, player ids and game ids: printable, no spaces, at most 64 characters.
-IDENTIFIER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$")
+IDENTIFIER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}")
 
 
 class Direction(str, enum.Enum):
@@ -174,7 +179,7 @@ class Provider(Protocol):
 
 def check_identifier(value: str, what: str) -> str:
     """``value`` if it is a valid wire identifier, else ``ValidationError`` naming ``what``."""
-    if not isinstance(value, str) or not IDENTIFIER_RE.match(value):
+    if not isinstance(value, str) or not IDENTIFIER_RE.fullmatch(value):
         raise ValidationError(
             f"{what} must be 1-64 characters of letters, digits and . _ : @ - (got {value!r:.70})"
         )

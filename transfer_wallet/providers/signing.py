@@ -105,7 +105,7 @@ class KeyRing:
     def from_secrets(cls, secrets: Mapping[str, bytes], created: Mapping[str, dt.date] | None = None) -> KeyRing:
         """A ring from in-memory secrets (tests, benchmarks); later entries count as newer."""
         dates = created or {}
-        return cls(_RingKey(k, dates.get(k), (lambda s=s: s)) for k, s in secrets.items())
+        return cls(_RingKey(k, dates.get(k), _constant(s)) for k, s in secrets.items())
 
     def resolved(self) -> KeyRing:
         """A ring holding the secrets available *now* (a server reads its environment once, at start)."""
@@ -113,7 +113,7 @@ class KeyRing:
         for key in self._keys:
             secret = key.source()
             if secret:
-                keys.append(_RingKey(key.key_id, key.created, (lambda s=secret: s), key.secret_env))
+                keys.append(_RingKey(key.key_id, key.created, _constant(secret), key.secret_env))
         return KeyRing(keys)
 
     @property
@@ -179,11 +179,21 @@ def sign_response(
     }
 
 
+def _constant(secret: bytes) -> Callable[[], bytes | None]:
+    """A secret source that always gives ``secret``."""
+    return lambda: secret
+
+
 def _header(headers: Mapping[str, str], name: str) -> str:
     value = headers.get(name) or headers.get(name.lower())
     if not value:
         raise SignatureError("missing_headers", f"missing header {name}")
     return value
+
+
+def _same(expected: str, signature: str) -> bool:
+    """Constant-time comparison; a signature with non-ASCII characters simply does not match."""
+    return hmac.compare_digest(expected.encode("ascii"), signature.encode("utf-8", "replace"))
 
 
 def _check_timestamp(text: str, now_s: float, window_s: float) -> None:
@@ -215,7 +225,7 @@ def verify_response(
         raise SignatureError("unknown_key", "response signed with an unknown key")
     _check_timestamp(timestamp, now_s, window_s)
     expected = hmac_hex(secret, response_message(body, timestamp, status, request_id))
-    if not hmac.compare_digest(expected, signature):
+    if not _same(expected, signature):
         raise SignatureError("bad_signature", "response signature does not match")
 
 
@@ -251,7 +261,7 @@ class Verifier:
         now_s = self._clock()
         _check_timestamp(timestamp, now_s, self.window_s)
         expected = hmac_hex(secret, request_message(body, timestamp, method, target, request_id))
-        if not hmac.compare_digest(expected, signature):
+        if not _same(expected, signature):
             raise SignatureError("bad_signature", "signature does not match")
         self._remember(request_id, now_s)
         return key_id

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 from typing import Any
 
+from transfer_wallet.errors import ValidationError
 from transfer_wallet.money import Money, MoneyError, currency
 from transfer_wallet.providers.protocol import (
     Direction,
@@ -23,6 +24,7 @@ from transfer_wallet.providers.protocol import (
     TransferState,
     TransferStatus,
 )
+from transfer_wallet.timeutil import parse_instant
 
 
 class WireError(ValueError):
@@ -44,6 +46,8 @@ def loads(body: bytes) -> dict[str, Any]:
         document = json.loads(body.decode("utf-8"), parse_float=no_float)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise WireError(f"body is not JSON: {exc}") from None
+    except RecursionError:  # "[[[[...": nesting deeper than the parser's stack
+        raise WireError("body is nested too deeply") from None
     if not isinstance(document, dict):
         raise WireError("body must be a JSON object")
     return document
@@ -59,12 +63,9 @@ def parse_time(text: Any) -> dt.datetime:
     if not isinstance(text, str):
         raise WireError(f"expected an ISO 8601 time, got {type(text).__name__}")
     try:
-        value = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise WireError(f"bad time {text!r:.40}") from None
-    if value.tzinfo is None:
-        raise WireError(f"time {text!r:.40} has no offset")
-    return value.astimezone(dt.timezone.utc)
+        return parse_instant(text, "time")
+    except ValidationError as exc:
+        raise WireError(str(exc)) from None
 
 
 def money_fields(value: Money) -> dict[str, str]:
@@ -85,11 +86,49 @@ def parse_money(document: Any, *, allow_zero: bool = True) -> Money:
         raise WireError(str(exc)) from None
 
 
-def _str(document: dict[str, Any], key: str) -> str:
+def field(document: Any, key: str) -> dict[str, Any]:
+    """The object at ``document[key]``; ``WireError`` when either is not a JSON object."""
+    if not isinstance(document, dict):
+        raise WireError("expected a JSON object")
+    value = document.get(key)
+    if not isinstance(value, dict):
+        raise WireError(f"'{key}' must be an object, got {type(value).__name__}")
+    return value
+
+
+def items(document: Any, key: str) -> list[Any]:
+    """The array at ``document[key]``; ``WireError`` when either is of another type."""
+    if not isinstance(document, dict) or not isinstance(document.get(key), list):
+        raise WireError(f"'{key}' must be an array")
+    return list(document[key])
+
+
+def _str(document: Any, key: str) -> str:
+    if not isinstance(document, dict):
+        raise WireError(f"expected an object with '{key}'")
     value = document.get(key)
     if not isinstance(value, str):
         raise WireError(f"'{key}' must be a string")
     return value
+
+
+def _optional_str(document: dict[str, Any], key: str) -> str | None:
+    value = document.get(key)
+    if value is not None and not isinstance(value, str):
+        raise WireError(f"'{key}' must be a string")
+    return value
+
+
+def transfer_state(document: Any) -> tuple[TransferState | None, str | None]:
+    """The ``state`` and ``error_code`` of a transfer response's ``transfer`` object.
+
+    An unknown state is ``None`` (the caller decides what it means; for a transfer it
+    is "outcome unknown"); a missing ``transfer`` object is a ``WireError``.
+    """
+    transfer = field(document, "transfer")
+    text = _str(transfer, "state")
+    known = {state.value: state for state in TransferState}
+    return known.get(text), _optional_str(transfer, "error_code")
 
 
 def transfer_document(
@@ -118,16 +157,16 @@ def transfer_document(
 
 
 def parse_transfer_result(document: dict[str, Any], *, replayed: bool) -> TransferResult:
-    """A ``TransferResult`` from a transfer response body."""
+    """A ``TransferResult`` from a transfer response body (its state is checked by the caller)."""
     try:
-        transfer = document["transfer"]
+        transfer = field(document, "transfer")
         return TransferResult(
             transfer_id=_str(transfer, "transfer_id"),
             provider_tx_id=_str(transfer, "provider_tx_id"),
             player_id=_str(transfer, "player_id"),
             direction=Direction(_str(transfer, "direction")),
             amount=parse_money(transfer["amount"]),
-            balance_after=parse_money(document["balance"]),
+            balance_after=parse_money(field(document, "balance")),
             created_at=parse_time(transfer.get("created_at")),
             replayed=replayed,
         )
@@ -138,7 +177,7 @@ def parse_transfer_result(document: dict[str, Any], *, replayed: bool) -> Transf
 def parse_transfer_status(document: dict[str, Any]) -> TransferStatus:
     """A ``TransferStatus`` from a ``GET /v1/transfers/{id}`` body."""
     try:
-        transfer = document["transfer"]
+        transfer = field(document, "transfer")
         return TransferStatus(
             transfer_id=_str(transfer, "transfer_id"),
             state=TransferState(_str(transfer, "state")),
@@ -147,7 +186,7 @@ def parse_transfer_status(document: dict[str, Any]) -> TransferStatus:
             amount=parse_money(transfer["amount"]),
             provider_tx_id=_str(transfer, "provider_tx_id"),
             created_at=parse_time(transfer.get("created_at")),
-            error_code=transfer.get("error_code"),
+            error_code=_optional_str(transfer, "error_code"),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise WireError(f"bad transfer status: {exc}") from None
@@ -168,8 +207,10 @@ def round_document(item: Round) -> dict[str, Any]:
     }
 
 
-def parse_round(document: dict[str, Any]) -> Round:
+def parse_round(document: Any) -> Round:
     """A ``Round`` from one element of ``rounds``."""
+    if not isinstance(document, dict):
+        raise WireError("a round must be an object")
     try:
         code = _str(document, "currency")
         return Round(
@@ -217,7 +258,7 @@ def parse_status(document: dict[str, Any]) -> ProviderStatus:
             state=ProviderState(_str(document, "state")),
             currency=_str(document, "currency"),
             server_time=parse_time(document.get("server_time")),
-            version=str(document.get("version", "")),
+            version=_optional_str(document, "version") or "",
         )
     except (TypeError, ValueError) as exc:
         raise WireError(f"bad status: {exc}") from None
