@@ -37,7 +37,7 @@ import pandas as pd  # type: ignore[import-untyped]
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from transfer_wallet.models import VOID, Transfer
+from transfer_wallet.models import Transfer
 
 _transfers = Transfer.__table__  # type: ignore[attr-defined]
 
@@ -104,7 +104,5 @@ def ledger_frame(rows: Sequence[Any], start: dt.datetime, end: dt.datetime) -> p
              "created_at"]
     frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=names)
     frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
-    # A void transfer never reached the provider: for the comparison it is "not applied".
-    frame["status"] = frame["status"].where(frame["status"] != VOID, NOT_APPLIED)
     frame["in_window"] = (frame["created_at"] >= pd.Timestamp(start)) & (frame["created_at"] < pd.Timestamp(end))
     return frame.astype(LEDGER_DTYPES)
