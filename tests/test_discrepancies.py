@@ -76,6 +76,7 @@ def test_a_break_seen_again_keeps_finance_work_then_clears_and_reopens(db):
     assert history(db, first) == [
         ("system", "recorded", None, "open"),
         ("anna.berg", "transition", "open", "investigating"),
+        ("system", "changed", "investigating", "investigating"),
         ("system", "cleared", "investigating", "cleared"),
         ("system", "reopened", "cleared", "open"),
     ]
@@ -87,6 +88,28 @@ def test_a_resolved_break_stays_resolved_when_seen_again(db):
     put(db, amount_mismatch(), MONDAY_7AM + dt.timedelta(days=1))
     view = discrepancies.get(db, found)
     assert (view.status, view.times_seen, view.note) == ("resolved", 2, "acme credited 1.00 on 25 Nov")
+    assert [e.action for e in view.history] == ["recorded", "transition"]
+
+
+def test_a_resolved_break_seen_again_with_another_amount_is_finance_business_again(db):
+    found = put(db, amount_mismatch(actual_minor=1001, difference_minor=1), MONDAY_7AM)
+    discrepancies.transition(db, found, to_status="resolved", note="rounding at provider, 0.01 accepted", actor="anna")
+    tuesday = MONDAY_7AM + dt.timedelta(days=1)
+    assert put(db, amount_mismatch(actual_minor=401000, difference_minor=400000), tuesday) == found
+    view = discrepancies.get(db, found, now=tuesday)
+    assert (view.status, view.closed_at, view.note) == ("open", None, "rounding at provider, 0.01 accepted")
+    assert view.difference == Money(400000, currency("EUR"))
+    reopened = view.history[-1]
+    assert (reopened.actor, reopened.action, reopened.from_status, reopened.to_status) == (
+        "system", "reopened", "resolved", "open")
+    assert "difference_minor 1 -> 400000" in (reopened.note or "")
+
+
+def test_a_written_off_break_seen_again_unchanged_stays_written_off(db):
+    found = put(db, amount_mismatch(), MONDAY_7AM)
+    discrepancies.transition(db, found, to_status="written_off", note="below threshold", actor="anna")
+    put(db, amount_mismatch(), MONDAY_7AM + dt.timedelta(days=1))
+    assert discrepancies.get(db, found).status == "written_off"
 
 
 def test_clear_absent_keeps_what_is_still_seen_and_leaves_closed_ones_alone(db):

@@ -98,7 +98,9 @@ def record(connection: Connection, finding: Finding, *, now: dt.datetime, actor:
 
     New: inserted ``open`` with a ``recorded`` event. Seen before: last seen and
     times seen move on, computed columns refresh, finance's status and note stay;
-    a ``cleared`` one is reopened (``reopened`` event). Safe against a concurrent
+    a ``cleared`` one is reopened (``reopened`` event), and so is a resolved or
+    written-off one whose amounts or differing fields changed (what finance
+    accepted is not this); a change on an open one is a ``changed`` event. Safe against a concurrent
     writer of the same fingerprint (``INSERT ... ON CONFLICT DO NOTHING``).
     """
     fingerprint = finding.identity()
@@ -112,17 +114,37 @@ def record(connection: Connection, finding: Finding, *, now: dt.datetime, actor:
     if inserted is not None:
         _event(connection, inserted.id, now, actor, "recorded", None, "open")
         return int(inserted.id)
-    query = select(_discrepancies.c.id, _discrepancies.c.status).where(_discrepancies.c.fingerprint == fingerprint)
+    query = select(_discrepancies.c.id, _discrepancies.c.status, *(_discrepancies.c[name] for name in MATERIAL)).where(
+        _discrepancies.c.fingerprint == fingerprint)
     if connection.dialect.name == "postgresql":
         query = query.with_for_update()
     row = connection.execute(query).one()
+    computed = finding.computed_values()
     values: dict[str, Any] = {"last_seen_at": now, "times_seen": _discrepancies.c.times_seen + 1, "updated_at": now}
-    values.update(finding.computed_values())
-    if row.status == "cleared":
+    values.update(computed)
+    changed = _changes(row, computed)
+    if row.status in REOPENED_WHEN_SEEN or (changed and row.status in REOPENED_WHEN_CHANGED):
         values.update(status="open", closed_at=None)
-        _event(connection, row.id, now, actor, "reopened", "cleared", "open")
+        _event(connection, row.id, now, actor, "reopened", row.status, "open", changed or "seen again")
+    elif changed:
+        _event(connection, row.id, now, actor, "changed", row.status, row.status, changed)
     connection.execute(update(_discrepancies).where(_discrepancies.c.id == row.id).values(**values))
     return int(row.id)
+
+
+#: What makes a re-seen break a different break for finance: its amounts, currency and differing fields.
+MATERIAL = ("currency", "expected_minor", "actual_minor", "difference_minor", "fields")
+#: A cleared break that shows up again is open again.
+REOPENED_WHEN_SEEN = frozenset({"cleared"})
+#: A break finance closed comes back to them if it is seen again with other values (what they accepted is not this).
+REOPENED_WHEN_CHANGED = frozenset({"resolved", "written_off"})
+
+
+def _changes(row: Any, computed: Mapping[str, Any]) -> str | None:
+    """``"difference_minor 1 -> 400000; ..."`` for the material values that differ, or None."""
+    differences = [f"{name} {getattr(row, name)!r} -> {computed[name]!r}"
+                   for name in MATERIAL if getattr(row, name) != computed[name]]
+    return "values changed: " + "; ".join(differences) if differences else None
 
 
 def clear_absent(
