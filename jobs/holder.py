@@ -6,9 +6,12 @@ so that a pid reused by a later process is not taken for the dead holder.
 Where ``/proc`` is missing the start time is left out (``host:pid``), and rows
 written by older versions (``host:pid``) are read the same way.
 
-Liveness can only be known for a holder on this host: a holder elsewhere, or a
-holder string we cannot parse (a name given by a test or an operator), counts as
-alive and its lease is respected until it expires.
+Liveness can only be known for a holder on this host **in this PID namespace**:
+the host part is ``hostname@pidns`` (the inode of ``/proc/self/ns/pid``), because
+two containers may share a host name (host networking) while their pids mean
+different processes. A holder elsewhere, in another namespace, written by an
+older version (plain ``hostname``), or a string we cannot parse (a name given by a
+test or an operator) counts as alive and its lease is respected until it expires.
 """
 
 from __future__ import annotations
@@ -55,10 +58,19 @@ def process_start_ticks(pid: int) -> int | None:
         return None
 
 
+def host_identity() -> str:
+    """``hostname@pidns``: where a pid names one process; plain ``hostname`` without ``/proc``."""
+    host = socket.gethostname()
+    try:
+        return f"{host}@{os.stat(PROC / 'self' / 'ns' / 'pid').st_ino}"
+    except OSError:
+        return host
+
+
 def this_holder() -> Holder:
     """This process as a lease holder."""
     pid = os.getpid()
-    return Holder(socket.gethostname(), pid, process_start_ticks(pid))
+    return Holder(host_identity(), pid, process_start_ticks(pid))
 
 
 def parse_holder(text: str) -> Holder | None:
@@ -75,7 +87,7 @@ def parse_holder(text: str) -> Holder | None:
 def holder_is_dead(text: str) -> bool:
     """True only when ``text`` names a process on this host that certainly no longer runs."""
     holder = parse_holder(text)
-    if holder is None or holder.host != socket.gethostname() or holder.pid <= 0:
+    if holder is None or holder.host != host_identity() or holder.pid <= 0:
         return False
     if PROC.is_dir():
         ticks = process_start_ticks(holder.pid)

@@ -76,7 +76,7 @@ def test_a_lease_held_by_a_live_process_is_respected_and_the_skip_names_it(db, l
     assert run.skipped and run.report is None
     assert run.lease.holder == lease_holder.holder
     assert holder.parse_holder(lease_holder.holder) == holder.Holder(
-        socket.gethostname(), lease_holder.pid, holder.process_start_ticks(lease_holder.pid))
+        holder.host_identity(), lease_holder.pid, holder.process_start_ticks(lease_holder.pid))
     assert before < run.lease.expires_at <= before + dt.timedelta(seconds=lease.DEFAULT_TTL_S + 1)
     assert run.summary() == (f"in-doubt: skipped, lease held by {lease_holder.holder} "
                              f"until {run.lease.expires_at.isoformat(timespec='seconds')}")
@@ -135,7 +135,7 @@ def _dead_holder() -> str:
     ticks = holder.process_start_ticks(child.pid)
     child.kill()
     child.wait()
-    return str(holder.Holder(socket.gethostname(), child.pid, ticks))
+    return str(holder.Holder(holder.host_identity(), child.pid, ticks))
 
 
 def test_concurrent_takeovers_of_a_dead_holders_lease_one_wins(db):
@@ -145,7 +145,7 @@ def test_concurrent_takeovers_of_a_dead_holders_lease_one_wins(db):
 
 
 def test_which_holders_count_as_dead():
-    host, me = socket.gethostname(), os.getpid()
+    host, me = holder.host_identity(), os.getpid()
     my_ticks = holder.process_start_ticks(me)
     assert lease.holder_name() == f"{host}:{me}:{my_ticks}"
     assert not holder.holder_is_dead(lease.holder_name())
@@ -155,6 +155,17 @@ def test_which_holders_count_as_dead():
     assert holder.holder_is_dead(f"{host}:{me}:{my_ticks + 1}")  # our pid, reused: another process
     assert not holder.holder_is_dead(f"elsewhere-{host}:{me}:1")  # another host: cannot know
     assert not holder.holder_is_dead("scheduler-a")  # not host:pid: respected until it expires
+
+
+def test_a_holder_in_another_pid_namespace_of_the_same_host_name_is_never_taken_for_dead():
+    """Two containers with host networking share a host name, not their pids (review finding)."""
+    name = socket.gethostname()
+    assert holder.host_identity().startswith(f"{name}@")
+    dead_here = holder.parse_holder(_dead_holder())
+    assert dead_here is not None and holder.holder_is_dead(str(dead_here))
+    other_namespace = holder.Holder(f"{name}@1", dead_here.pid, dead_here.start_ticks)
+    assert not holder.holder_is_dead(str(other_namespace))
+    assert not holder.holder_is_dead(f"{name}:{dead_here.pid}")  # a row of an older version: only expiry frees it
 
 
 def test_a_lease_taken_from_under_a_running_job_is_reported_lost(db):
