@@ -92,8 +92,9 @@ def test_an_applied_status_with_another_amount_is_not_booked_but_flagged(manager
     session, transfer_id = in_doubt_open(manager, acme)
     acme.script_status(transfer_id, TransferStatus(transfer_id, TransferState.APPLIED, Direction.IN, "P1", moved, "x1", T0))
 
-    manager.resolve_in_doubt(LATER)
+    report = manager.resolve_in_doubt(LATER)
 
+    assert (report.examined, report.completed, report.still_in_doubt) == (1, 0, 1)  # not "completed" (review finding)
     view = manager.get(session.id)
     assert view.in_doubt and view.transfers[0].status == "in_doubt"
     assert (view.status, balances(manager)) == ("opening", ("70.00", "30.00"))

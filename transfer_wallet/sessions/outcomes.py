@@ -82,23 +82,27 @@ class Outcomes(Settlement):
     def _applied(
         self, connection: Connection, policy: SessionPolicy, transfer_id: str, game_amount: Money,
         provider_tx_id: str, now: dt.datetime, *, applied_at: dt.datetime | None = None,
-    ) -> None:
-        """The provider applied the transfer: activate (IN) or settle (OUT), once."""
+    ) -> bool:
+        """The provider applied the transfer: activate (IN) or settle (OUT), once.
+
+        False when the answer could not be booked (it stays in doubt, flagged);
+        True when it is booked, by this call or by another worker before it.
+        """
         transfer, session = locked_transfer(connection, transfer_id)
         if transfer.status not in (PENDING, IN_DOUBT):
-            return  # another worker finished it first
+            return True  # another worker finished it first
         problem = amount_problem(transfer, session, game_amount)
         if problem:  # never book an answer that does not fit what we asked
             self._in_doubt(connection, policy, transfer_id, OutcomeUnknownError(problem), now)
             _flag(connection, session, transfer, "PROVIDER_ANSWER_MISMATCH", problem, now)
-            return
+            return False
         if transfer.direction == "IN":
-            if not guard_transfer(connection, transfer_id, COMPLETED, now, provider_tx_id=provider_tx_id, completed_at=now):
-                return
-            move(connection, session, ACTIVE, game_balance_minor=session.game_amount_in_minor, last_activity_at=now,
-                 stuck=False, deadline_at=session_deadline(session, now))
-            return
+            if guard_transfer(connection, transfer_id, COMPLETED, now, provider_tx_id=provider_tx_id, completed_at=now):
+                move(connection, session, ACTIVE, game_balance_minor=session.game_amount_in_minor, last_activity_at=now,
+                     stuck=False, deadline_at=session_deadline(session, now))
+            return True
         self._settle(connection, session, transfer, game_amount, provider_tx_id, now, rate_at_time=applied_at or now)
+        return True
 
     def _refused(self, connection: Connection, policy: SessionPolicy, transfer_id: str, error: BaseException, now: dt.datetime) -> None:
         """The provider definitively did not apply the transfer."""

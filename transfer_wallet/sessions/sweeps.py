@@ -98,10 +98,10 @@ class Sweeps(Closing):
             return "in_doubt"
         if status.state == TransferState.APPLIED and status.amount is not None:
             applied = status.amount
-            self.db.transaction(lambda c: self._applied(
+            booked = self.db.transaction(lambda c: self._applied(
                 c, policy, row.id, applied, status.provider_tx_id or "", now, applied_at=status.created_at
             ))
-            return "applied"
+            return "applied" if booked else "in_doubt"  # an answer that does not fit stays in doubt
         if status.state == TransferState.FAILED:
             failed = RejectedError(f"provider reports transfer {row.id} failed ({status.error_code or 'no code'})")
             self.db.transaction(lambda c: self._refused(c, policy, row.id, failed, now))
