@@ -45,7 +45,7 @@ from transfer_wallet.models import (
     Posting,
     utc_now,
 )
-from transfer_wallet.money import Conversion, Money, currency
+from transfer_wallet.money import Money, currency
 
 _accounts = Account.__table__
 _entries = Entry.__table__
@@ -361,35 +361,6 @@ def _raise_insufficient(connection: Connection, leg: Leg) -> None:
         f"insufficient funds in {leg.account.code}: {Money(available, ccy).format()} {ccy.code} available, "
         f"{Money(-leg.amount_minor, ccy).format()} {ccy.code} needed"
     )
-
-
-def conversion_legs(
-    db: Database, connection: Connection, conversion: Conversion, debit: AccountRef, credit: AccountRef
-) -> list[Leg]:
-    """Legs that move ``conversion.source`` out of ``debit`` and ``conversion.target`` into ``credit``.
-
-    Each currency balances through the FX account of that currency; the
-    source residue (the part of the debit that bought nothing after rounding
-    in the operator's favour) goes to the FX rounding account::
-
-        debit            -source            (source currency)
-        fx:SRC           +consumed
-        fx_rounding:SRC  +residue           (only if residue > 0)
-        fx:TGT           -target            (target currency)
-        credit           +target
-    """
-    source, target = conversion.source, conversion.target
-    if debit.currency != source.currency.code or credit.currency != target.currency.code:
-        raise ValueError("conversion currencies do not match the accounts")
-    legs = [Leg(debit, -source.amount_minor)]
-    if conversion.consumed.amount_minor:
-        legs.append(Leg(system_account(db, connection, FX, source.currency.code), conversion.consumed.amount_minor))
-    if conversion.residue.amount_minor:
-        legs.append(Leg(system_account(db, connection, FX_ROUNDING, source.currency.code), conversion.residue.amount_minor))
-    if target.amount_minor:
-        legs.append(Leg(system_account(db, connection, FX, target.currency.code), -target.amount_minor))
-        legs.append(Leg(credit, target.amount_minor))
-    return legs
 
 
 # -- balances and the ledger check ------------------------------------------------------------
