@@ -50,7 +50,7 @@ def run(ctx: CliContext, name: str, now: dt.datetime | None) -> None:
         emit(ctx, outcome.as_dict(), text=outcome.summary())
         return
     report = outcome.report
-    emit(ctx, outcome.as_dict(), text=f"{name}: " + ", ".join(f"{k} {v}" for k, v in report.as_dict().items() if k != "errors")
+    emit(ctx, outcome.as_dict(), text=f"{name}: " + ", ".join(f"{k} {v}" for k, v in report.as_dict().items() if k not in ("errors", "stopped_early"))
          + "".join(f"\n  error: {e}" for e in report.errors))
     if outcome.lease_lost:
         fail(f"{name}: the lease was lost during the run ({outcome.lease_lost}); another process may have run it too")

@@ -50,7 +50,7 @@ class JobRun:
             until = self.lease.expires_at.isoformat(timespec="seconds") if self.lease.expires_at else "unknown"
             return f"{self.job}: skipped, lease held by {self.lease.holder or 'another process'} until {until}"
         assert self.report is not None
-        counts = ", ".join(f"{k} {v}" for k, v in self.report.as_dict().items() if k != "errors")
+        counts = ", ".join(f"{k} {v}" for k, v in self.report.as_dict().items() if k not in ("errors", "stopped_early"))
         line = f"{self.job}: {counts}, errors {len(self.report.errors)}"
         if self.report.errors:
             line += " (" + "; ".join(e.replace("\n", " ") for e in self.report.errors[:3]) + ("; ..." if len(self.report.errors) > 3 else "") + ")"

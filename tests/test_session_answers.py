@@ -145,3 +145,24 @@ def test_a_sweep_reports_a_session_it_cannot_handle_and_goes_on(manager, acme, d
         f"{doubtful.transfers[0].id}: NotFoundError: unknown provider 'acme' (known: none configured)"]
     assert balances(manager) == ("70.00", "30.00")  # nothing moved: the next pass with acme finishes it
     assert manager.expire_sessions(T0 + dt.timedelta(hours=5)).closed == 1
+
+
+def test_a_sweep_told_to_stop_stops_before_the_next_item_and_says_so(manager, acme, db):
+    """A job whose lease was lost must not go on sweeping rows another process may hold."""
+    Wallet(db).create_player("P2", "EUR")
+    Wallet(db).deposit("P2", "100.00", reference="dep-2")
+    for player in ("P1", "P2"):
+        manager.open_session(player, "acme", "10.00", now=T0)
+    asked = []
+
+    def keep_going() -> bool:
+        asked.append(True)
+        return len(asked) == 1  # the lease is lost after the first session
+
+    report = manager.expire_sessions(T0 + dt.timedelta(hours=5), keep_going=keep_going)
+
+    assert (report.examined, report.closed, report.stopped_early) == (1, 1, True)
+    assert sorted(s.status for s in manager.list()) == ["active", "closed"]
+    finished = manager.expire_sessions(T0 + dt.timedelta(hours=5), keep_going=lambda: True)
+    assert (finished.examined, finished.closed, finished.stopped_early) == (1, 1, False)
+    assert check_ledger(db).clean

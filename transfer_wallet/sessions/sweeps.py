@@ -2,11 +2,14 @@
 
 Both are bounded (``limit`` per pass) and idempotent: one bad session never stops a
 pass (its error is reported), and a crash anywhere is finished by the next pass.
+``keep_going`` is asked before each item: a job whose lease was lost stops there
+(another process may be sweeping the same rows), and says so in the report.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Callable
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import Row
@@ -30,7 +33,8 @@ from transfer_wallet.sessions.views import SweepReport
 class Sweeps(Closing):
     """``expire_sessions`` and ``resolve_in_doubt``."""
 
-    def expire_sessions(self, now: dt.datetime | None = None, *, limit: int = MAX_BATCH) -> SweepReport:
+    def expire_sessions(self, now: dt.datetime | None = None, *, limit: int = MAX_BATCH,
+                        keep_going: Callable[[], bool] | None = None) -> SweepReport:
         """Close every active session past its deadline; retry closings that are due."""
         now = now or self.clock()
         report = SweepReport()
@@ -42,6 +46,9 @@ class Sweeps(Closing):
             .order_by(s.deadline_at).limit(limit)
         ).all(), readonly=True)
         for row in due:
+            if keep_going is not None and not keep_going():
+                report.stopped_early = True
+                break
             report.examined += 1
             reason = timeout_reason(row, self.policies.get(row.provider)) if row.status == ACTIVE else "retry"
             try:
@@ -53,7 +60,8 @@ class Sweeps(Closing):
             report.stuck += view.stuck
         return report
 
-    def resolve_in_doubt(self, now: dt.datetime | None = None, *, limit: int = MAX_BATCH) -> SweepReport:
+    def resolve_in_doubt(self, now: dt.datetime | None = None, *, limit: int = MAX_BATCH,
+                         keep_going: Callable[[], bool] | None = None) -> SweepReport:
         """Finish transfers whose outcome is unknown: ask the provider, re-send the same id if unseen."""
         now = now or self.clock()
         report = SweepReport()
@@ -66,6 +74,9 @@ class Sweeps(Closing):
             .order_by(t.created_at).limit(limit)
         ).all(), readonly=True)
         for row in rows:
+            if keep_going is not None and not keep_going():
+                report.stopped_early = True
+                break
             report.examined += 1
             try:
                 outcome = self._resolve_one(row, now)

@@ -101,9 +101,11 @@ class SweepReport:
     still_in_doubt: int = 0
     stuck: int = 0
     errors: list[str] = field(default_factory=list)
+    #: True when ``keep_going`` said stop before the batch was done (the job's lease was lost).
+    stopped_early: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        """The counters and errors as a plain dict."""
+        """The counters, the errors and ``stopped_early`` as a plain dict."""
         return {k: v for k, v in self.__dict__.items()}
 
 
