@@ -89,7 +89,7 @@ def job_specs(manager: SessionManager, providers: Mapping[str, ProviderConfig],
         specs.append(JobSpec(
             f"reconcile-retry:{name}", "reconcile", IntervalTrigger(seconds=schedule.retry_every_s, timezone="UTC"),
             lambda c=config: reconcile.run_if_due(manager.db, c, ttl_s=ttl_s),  # type: ignore[misc]
-            f"every {schedule.retry_every_s} s", schedule.retry_every_s, provider=name,
+            f"every {schedule.retry_every_s} s", max(schedule.retry_every_s, 60), provider=name,
             interval_s=schedule.retry_every_s, run_at_start=True, listed=False))
     return specs
 
