@@ -14,4 +14,4 @@ def run(manager: SessionManager, *, now: dt.datetime | None = None, ttl_s: float
 
     ``JobRun.skipped`` when another live process holds the lease.
     """
-    return run_sweep(manager.db, "in-doubt", lambda: manager.resolve_in_doubt(now), ttl_s=ttl_s)
+    return run_sweep(manager.db, "in-doubt", lambda keep_going: manager.resolve_in_doubt(now, keep_going=keep_going), ttl_s=ttl_s)

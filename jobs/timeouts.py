@@ -14,4 +14,4 @@ def run(manager: SessionManager, *, now: dt.datetime | None = None, ttl_s: float
 
     ``JobRun.skipped`` when another live process holds the lease.
     """
-    return run_sweep(manager.db, "timeouts", lambda: manager.expire_sessions(now), ttl_s=ttl_s)
+    return run_sweep(manager.db, "timeouts", lambda keep_going: manager.expire_sessions(now, keep_going=keep_going), ttl_s=ttl_s)

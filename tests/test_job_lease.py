@@ -169,14 +169,19 @@ def test_a_holder_in_another_pid_namespace_of_the_same_host_name_is_never_taken_
 
 
 def test_a_lease_taken_from_under_a_running_job_is_reported_lost(db):
-    def thief() -> SweepReport:
+    told_to_stop = []
+
+    def thief(keep_going) -> SweepReport:
+        assert keep_going()
         db.transaction(lambda c: c.execute(
             update(JobLease.__table__).where(JobLease.__table__.c.name == "sweep:stolen")  # type: ignore[attr-defined]
             .values(holder="thief-host:9")))
         time.sleep(0.8)  # a few heartbeats
+        told_to_stop.append(not keep_going())
         return SweepReport(examined=1)
 
     run = run_sweep(db, "stolen", thief, ttl_s=1.0)
+    assert told_to_stop == [True]  # the sweep is told to stop once the lease is gone
     assert run.lease_lost == "taken by thief-host:9"
     assert run.summary() == "stolen: examined 1, closed 0, completed 0, refunded 0, still_in_doubt 0, stuck 0, " \
                             "errors 0; LEASE LOST during the run: taken by thief-host:9"

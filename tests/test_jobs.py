@@ -52,7 +52,7 @@ def test_the_scheduler_registers_each_job_once_coalesced(db):
     manager = SessionManager(db, {}, {})
     built = scheduler.build(manager)
     jobs = {job.id: job for job in built.get_jobs()}
-    assert set(jobs) == {"timeouts", "in-doubt"}
+    assert set(jobs) == {"timeouts", "in-doubt", "key-age"}
     assert all(job.max_instances == 1 and job.coalesce for job in jobs.values())
 
 

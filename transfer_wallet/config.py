@@ -70,6 +70,7 @@ from transfer_wallet.reconcile.profile import parse_report_format
 
 if TYPE_CHECKING:
     from transfer_wallet.money import Money
+    from transfer_wallet.reconcile_schedule import ReconcileSchedule
 
 DEFAULT_DATABASE_URL = "sqlite:///transfer_wallet.db"
 DEFAULT_PROVIDERS_FILE = "providers.toml"
@@ -139,6 +140,8 @@ class ProviderConfig:
     review_out_amount: dict[str, Money] = field(default_factory=dict)
     allowed_ips: tuple[str, ...] = ("127.0.0.1", "::1")
     extra: dict[str, object] = field(default_factory=dict)
+    #: ``[providers.NAME.reconcile]``: the nightly reconciliation (None: no nightly run).
+    reconcile: ReconcileSchedule | None = None
 
 
 def _require(table: dict, key: str, where: str, kind: type | tuple[type, ...]) -> object:
@@ -208,6 +211,7 @@ def _parse_provider(name: str, raw: object) -> ProviderConfig:
         numbers[key] = value
     allowed = tuple(str(ip) for ip in _optional(raw, "allowed_ips", where, list, ["127.0.0.1", "::1"]))  # type: ignore[union-attr]
     known = {"base_url", "currency", "keys", "report", "allowed_ips", "review_out_multiple", "review_out_amount", *numbers}
+    known.add("reconcile")
     extra = {k: v for k, v in raw.items() if k not in known}
     return ProviderConfig(
         name=name,
@@ -219,6 +223,7 @@ def _parse_provider(name: str, raw: object) -> ProviderConfig:
         review_out_multiple=_parse_review_multiple(raw, where),
         review_out_amount=_parse_review_amounts(raw, where),
         extra=extra,
+        reconcile=_parse_reconcile(name, raw),
         **numbers,  # type: ignore[arg-type]
     )
 
@@ -285,3 +290,14 @@ def provider_config(name: str, path: str | Path | None = None) -> ProviderConfig
         known = ", ".join(sorted(providers)) or "none configured"
         raise ConfigError(f"unknown provider '{name}' (known: {known})")
     return providers[name]
+
+
+def _parse_reconcile(name: str, raw: dict) -> ReconcileSchedule | None:
+    """``[providers.NAME.reconcile]`` (see ``transfer_wallet.reconcile_schedule``); None when absent."""
+    from transfer_wallet.reconcile_schedule import parse_reconcile_schedule
+
+    if "reconcile" not in raw:
+        return None
+    report = raw.get("report")
+    timezone = str(report.get("timezone", "UTC")) if isinstance(report, dict) else "UTC"
+    return parse_reconcile_schedule(name, raw["reconcile"], timezone)

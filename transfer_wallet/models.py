@@ -485,3 +485,41 @@ __all__ = [
     "metadata",
     "utc_now",
 ]
+
+
+# -- job history -------------------------------------------------------------------------------
+
+JOB_RUN_OUTCOMES = ("running", "succeeded", "failed", "file_missing", "lease_lost")
+
+
+class JobRunRecord(SQLModel, table=True):
+    """One run of a scheduled job: which window, who ran it, when, how it ended (``tw jobs list``).
+
+    Inserted ``running`` when the run starts (under its lease) and finished with
+    its outcome; a row left ``running`` with no ``finished_at`` is a run that
+    crashed. ``window_key`` is ``PROVIDER:DATE`` for reconcile, the date for
+    key-age and empty for the sweeps; ``holder`` is ``host:pid:starttime``.
+    """
+
+    __tablename__ = "job_runs"
+    __table_args__ = (
+        CheckConstraint("outcome IN ('running', 'succeeded', 'failed', 'file_missing', 'lease_lost')",
+                        name="outcome"),
+        Index("ix_job_runs_job_window_key", "job", "window_key"),
+        Index("ix_job_runs_started_at", "started_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    job: str = Field(max_length=32)
+    window_key: str = Field(default="", max_length=120)
+    provider: str | None = Field(default=None, max_length=32)
+    business_date: dt.date | None = Field(default=None)
+    holder: str = Field(max_length=120)
+    started_at: dt.datetime = Field(sa_type=UtcDateTime)
+    finished_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime)
+    outcome: str = Field(default="running", max_length=16)
+    summary: str | None = Field(default=None, max_length=500)
+    error: str | None = Field(default=None, max_length=1000)
+
+
+__all__ += ["JOB_RUN_OUTCOMES", "JobRunRecord"]
