@@ -55,7 +55,8 @@ def render(document: dict[str, Any]) -> str:
         faults = ", ".join(f"{k} {v}" for k, v in day["faults_met"].items()) or "none"
         lines += [
             f"{day['provider']} {day['business_date']}: {day['sessions']} sessions ({states}), {day['rounds']} rounds, "
-            f"{day['crossing_midnight']} crossing midnight",
+            f"{day['crossing_midnight']} crossing midnight"
+            + (" (day compressed: too close to midnight for timeouts to run)" if day["compressed"] else ""),
             f"  money in {day['moved_in']} {day['currency']}, out {day['moved_out']} {day['currency']}",
             f"  in doubt during the day (resolved by the in-doubt job): {day['in_doubt_during_the_day']}; "
             f"outcomes other than ok: {faults}",

@@ -75,6 +75,7 @@ class ProviderDay:
     business_date: dt.date
     simulation: SimulationSummary
     crossing_midnight: int = 0
+    compressed: bool = False
     planted: list[PlantedMistake] = field(default_factory=list)
     reconciliation: dict[str, Any] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
@@ -125,7 +126,7 @@ def _day_document(day: ProviderDay) -> dict[str, Any]:
         "moved_out": Money(sim.moved_out, currency(sim.currency)).format(),
         "rounds": sim.rounds, "in_doubt_during_the_day": sum(n for k, n in sim.failures.items() if "in doubt" in k),
         "faults_met": dict(sorted(sim.failures.items())),
-        "crossing_midnight": day.crossing_midnight, "simulated_from": sim.as_dict()["started_at"],
+        "crossing_midnight": day.crossing_midnight, "compressed": day.compressed, "simulated_from": sim.as_dict()["started_at"],
         "simulated_to": sim.as_dict()["ended_at"], "planted": [p.as_dict() for p in day.planted],
         "discrepancies_by_type": day.reconciliation.get("discrepancies_by_type", {}),
         "reconciliation": day.reconciliation, "files": [str(p) for p in day.files],
@@ -160,7 +161,7 @@ def _provider_day(db: Database, config: ProviderConfig, options: DemoOptions, ru
 
     now = utc_now()
     business_date = now.astimezone(config.report.tzinfo).date() - dt.timedelta(days=1)
-    plan, _ = day_plan(config, business_date, now, options)
+    plan, planned_crossing = day_plan(config, business_date, now, options)
     clock = RunClock(plan.open_at[0], limit=now)
     ensure_throwaway_secrets(config)
     store = simulator_store_path(db, options.out_dir, config.name)
@@ -183,7 +184,8 @@ def _provider_day(db: Database, config: ProviderConfig, options: DemoOptions, ru
         report = render_report(transfers, config.report)
     finally:
         server.stop()
-    day = ProviderDay(config.name, business_date, summary, crossing_midnight=crossed, planted=planted)
+    day = ProviderDay(config.name, business_date, summary, crossing_midnight=crossed, planted=planted,
+                      compressed=planned_crossing == 0)
     out = options.out_dir / f"{config.name}-{business_date.isoformat()}"
     day.reconciliation, day.files = reconcile_day(db, config, business_date, report, out_dir=out)
     return day
