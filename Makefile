@@ -18,16 +18,13 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 
 install: $(VENV)/.installed
 
-DEMO_FAULTS ?= transfer:500=0.2,transfer:429=0.1:0,transfer:lost=0.05
+DEMO_OUT ?= demo-out
 
-## A seeded day of sessions against a local provider simulator with faults, on an
-## embedded SQLite file (./transfer_wallet.db), ending with a clean ledger check.
+## The whole story in one command: yesterday at two simulated providers (acme, betsul) on
+## loopback, sweeps, report mistakes, the nightly reconciliation, the files finance reads.
+## Runs the migrations itself on $(DEMO_DB) (SQLite); can be run again on the same file.
 demo: install
-	$(TW) --db sqlite:///$(DEMO_DB) db upgrade
-	$(TW) --db sqlite:///$(DEMO_DB) simulate --provider acme --players 8 --sessions 60 --seed 7 \
-		--faults $(DEMO_FAULTS) --report-out demo-acme-transfers.csv
-	$(TW) --db sqlite:///$(DEMO_DB) session list --limit 5
-	$(TW) --db sqlite:///$(DEMO_DB) ledger check
+	$(TW) --db sqlite:///$(DEMO_DB) demo
 
 ## Run the whole test suite (PostgreSQL tests too when TW_TEST_POSTGRES_URL is set).
 test: install
@@ -40,4 +37,4 @@ bench: install
 	$(TW) bench sessions --clients 1,4 --seconds 10
 
 clean:
-	rm -rf $(VENV) $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm demo-acme-transfers.csv
+	rm -rf $(VENV) $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm $(DEMO_DB).simulators $(DEMO_OUT)

@@ -34,6 +34,7 @@ GROUPS: dict[str, str] = {
     "simulate": "commands.simulate:simulate",
     "discrepancy": "commands.discrepancy:discrepancy",
     "reconcile": "commands.reconcile:reconcile",
+    "demo": "commands.demo:demo",
 }
 
 

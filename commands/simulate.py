@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from commands._common import OUTPUT_FILE, CliContext, emit, pass_cli
+from commands._common import OUTPUT_FILE, CliContext, emit, fail, pass_cli
+from commands.progress import progress_bar
 
 
 @click.command()
@@ -22,33 +23,56 @@ from commands._common import OUTPUT_FILE, CliContext, emit, pass_cli
 @click.option("--funding", default="500.00", show_default=True, help="Deposit per player (major units).")
 @click.option("--url", help="Use a simulator already running (tw provider serve) instead of starting one.")
 @click.option("--report-out", type=OUTPUT_FILE, help="Write the provider's transfer report of the day here.")
+@click.option("--start", "start_text", metavar="ISO",
+              help="Simulate from this past instant (with a UTC offset); refused if the plan would run past now. "
+                   "Default: far enough in the past for the plan to end before now.")
+@click.option("--gap", "gap_s", default=30, show_default=True, type=click.IntRange(0, 86_400),
+              help="Simulated seconds between two session openings.")
 @click.option("--store", "store_dir", type=click.Path(file_okay=False, path_type=Path), help="Folder for the simulator's SQLite store.")
 @pass_cli
 def simulate(ctx: CliContext, provider_name: str, players: int, sessions: int, seed: int, faults: tuple[str, ...],
              timeout_share: float, rounds: int, funding: str, url: str | None, report_out: str | None,
-             store_dir: Path | None) -> None:
+             start_text: str | None, gap_s: int, store_dir: Path | None) -> None:
     """Run seeded sessions (open, play, close; some time out) through the real HTTP client.
 
     Starts a simulator on loopback (or uses --url), resolves whatever is in
     doubt, then checks that every player's money adds up to the cent and the
     ledger is clean. Exits 1 if it does not.
 
+    Every time the run writes comes from one simulated clock that starts at
+    --start (or early enough) and never passes now; a --start too late for
+    the plan is refused (exit 2) before anything is written.
+
     \b
     Example:
       tw simulate --provider acme --players 20 --sessions 200 --seed 7 \\
          --faults transfer:500=0.2,transfer:429=0.1,transfer:lost=0.05 --report-out acme-report.csv
+      tw simulate --provider acme --start 2026-11-24T08:00:00+00:00 --sessions 100 --gap 120
     """
     from transfer_wallet.config import provider_config
+    from transfer_wallet.errors import ValidationError
     from transfer_wallet.simulator.faults import split_rules
-    from transfer_wallet.simulator.loadgen import SimulationPlan, run_simulation
+    from transfer_wallet.simulator.loadgen import SimulationPlan, prepare_clock, run_simulation
+    from transfer_wallet.timeutil import parse_instant
 
     rules = split_rules(faults)
+    try:
+        start = parse_instant(start_text, "--start") if start_text is not None else None
+    except ValidationError as error:
+        fail(str(error), 2)
     plan = SimulationPlan(players=players, sessions=sessions, seed=seed, faults=rules, timeout_share=timeout_share,
                           rounds_per_session=rounds, funding=funding, url=url,
-                          report_out=Path(report_out) if report_out is not None else None)
+                          report_out=Path(report_out) if report_out is not None else None,
+                          start=start, session_gap_s=gap_s)
+    config = provider_config(provider_name, ctx.providers_file)
+    try:
+        prepare_clock(config, plan)  # a --start that would run past now is a usage error, found before any write
+    except ValidationError as error:
+        fail(str(error), 2)
     if store_dir is not None:
         store_dir.mkdir(parents=True, exist_ok=True)
-    summary = run_simulation(ctx.database(), provider_config(provider_name, ctx.providers_file), plan, store_dir=store_dir)
+    with progress_bar("simulating sessions") as progress:
+        summary = run_simulation(ctx.database(), config, plan, store_dir=store_dir, progress=progress)
     document = summary.as_dict()
 
     def text() -> str:
@@ -59,6 +83,7 @@ def simulate(ctx: CliContext, provider_name: str, players: int, sessions: int, s
             f"  in doubt {document['in_doubt']}, stuck {document['stuck']}, discrepancies {document['discrepancies']}, "
             f"resolution passes {document['resolution_passes']}",
             "  failures: " + (", ".join(f"{k} {v}" for k, v in document["failures"].items()) or "none"),
+            f"  simulated from {document['started_at']} to {document['ended_at']}",
             f"  money conserved: {'yes' if summary.conserved else 'NO'}; ledger check: {'clean' if summary.ledger_clean else 'FINDINGS'}",
         ]
         lines += [f"  mismatch: {m}" for m in document["mismatches"]]

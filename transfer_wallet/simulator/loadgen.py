@@ -3,14 +3,27 @@
 A run funds fresh players, then for each session: opens it (transfer-in over
 HTTP, signed, retried), plays seeded rounds at the simulator and mirrors them
 into the session, and closes it (transfer-out) — except a share that is left
-to time out. Then it lets the timeout and in-doubt jobs run (advancing a
-simulated clock past every backoff) until nothing is in doubt, and verifies the
-scenario: for every player, main wallet + locked + game balance at the
-simulator equals the funding plus what the simulator's rounds paid, to the
-cent; and the ledger check is clean.
+to time out. The timeout and in-doubt jobs run every simulated minute during the
+run, and after it until nothing of the run is left unfinished. Then it verifies
+the scenario: for every player, main wallet + locked + game balance at the
+simulator equals the funding plus what the simulator's rounds paid, to the cent;
+and the ledger check is clean.
 
-The jobs it runs during and after the run (timeouts, in-doubt) sweep the whole
-database, not only this run's sessions, as the scheduled jobs would.
+**One clock per run** (``clock.RunClock``): sessions open at ``start``, then every
+``session_gap_s`` (or at the instants of ``open_at``); a session plays for
+``rounds x round_s`` simulated seconds; time jumps only to the next due timeout or
+retry. The in-process simulator takes its time from the same clock, so its
+transfers and rounds fall inside the sessions that made them. The clock never
+passes the wall clock of the run's start: a plan that does not fit between
+``start`` and now is refused before anything is written, and a run without a
+start begins far enough in the past. A simulator named by ``url`` keeps its own
+(wall) clock: our database is still consistent, its own store is not ours to set.
+Ledger entries and player rows carry their booking time (the wall clock).
+
+The jobs it runs sweep the whole database, not only this run's sessions, as the
+scheduled jobs would. Every id a run creates carries its run id (players, keys,
+the in-process simulator's round ids), so a second run on the same database
+never collides with the first.
 
 The simulator is started in-process on a loopback port with its own SQLite
 store, unless ``url`` names one already running (``tw provider serve``). When it
@@ -30,7 +43,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from transfer_wallet import migrations
 from transfer_wallet.config import ProviderConfig
@@ -41,20 +54,25 @@ from transfer_wallet.models import utc_now
 from transfer_wallet.money import Money, currency
 from transfer_wallet.play import PlayMirror
 from transfer_wallet.sessions import SessionManager, SessionPolicy, SessionView
+from transfer_wallet.simulator.clock import RunClock, check_fits, next_due, tail_s
 from transfer_wallet.wallet import Wallet
 
 if TYPE_CHECKING:  # pragma: no cover
     from transfer_wallet.simulator.admin import SimulatorAdmin
 
-#: Resolution passes after the run; each advances the simulated clock past every backoff.
+#: Resolution passes after the run; each jumps the clock to the next due timeout or retry.
 RESOLUTION_PASSES = 60
 #: Sessions per ``SessionManager.list`` call (its own cap); the run pages through all of its sessions.
 PAGE_SIZE = 10_000
+#: The jobs run whenever this much simulated time has passed (the scheduler's sweep interval).
+SWEEP_EVERY_S = 60
+#: Progress callback: (step name, done, total).
+Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
 class SimulationPlan:
-    """What to simulate."""
+    """What to simulate, and when (``start`` / ``open_at`` in the past; see the module docstring)."""
 
     players: int = 10
     sessions: int = 50
@@ -65,8 +83,14 @@ class SimulationPlan:
     funding: str = "500.00"
     url: str | None = None
     report_out: Path | None = None
+    start: dt.datetime | None = None
+    open_at: tuple[dt.datetime, ...] = ()
+    session_gap_s: int = 30
+    round_s: int = 6
+    timeout_last: int = 0
 
     def check(self) -> None:
+        """``ValidationError`` for a plan out of bounds (before anything is written)."""
         from transfer_wallet.errors import ValidationError
 
         if not 1 <= self.players <= 100_000:
@@ -77,11 +101,35 @@ class SimulationPlan:
             raise ValidationError("--timeout-share must be between 0 and 1")
         if not 0 <= self.rounds_per_session <= 1000:
             raise ValidationError("--rounds must be 0..1000")
+        if not 0 <= self.session_gap_s <= 86_400 or not 0 <= self.round_s <= 3600:
+            raise ValidationError("--gap must be 0..86400 s and the round time 0..3600 s")
+        if self.open_at and (len(self.open_at) != self.sessions or list(self.open_at) != sorted(self.open_at)):
+            raise ValidationError("open_at must hold one instant per session, in order")
+        if self.start is not None and self.start.tzinfo is None:
+            raise ValidationError("--start needs a UTC offset, e.g. 2026-11-24T00:00:00+00:00")
 
+    def needed_s(self, config: ProviderConfig) -> int:
+        """Simulated seconds from the first opening to the last resolution, without forced waits."""
+        span = (self.open_at[-1] - self.open_at[0]).total_seconds() if self.open_at else \
+            (self.sessions - 1) * self.session_gap_s
+        return int(span) + tail_s(self.rounds_per_session, self.round_s, config.idle_timeout_s)
+
+    def first_instant(self, config: ProviderConfig, now: dt.datetime) -> dt.datetime:
+        """When the run starts: ``open_at[0]``, ``start``, or far enough before ``now`` for the plan.
+
+        Without a start, room is left for the waits of sessions left to time out too
+        (each may hold its player for an idle timeout), so the run ends before now.
+        """
+        if self.open_at:
+            return self.open_at[0]
+        if self.start is not None:
+            return self.start
+        waits = int(self.sessions * self.timeout_share + 1) * (config.idle_timeout_s + 1)
+        return (now - dt.timedelta(seconds=self.needed_s(config) + waits)).replace(microsecond=0)
 
 @dataclass
 class SimulationSummary:
-    """What happened, for people and for ``--json``."""
+    """What happened, for people and for ``--json``; ``session_ids`` are the run's sessions."""
 
     provider: str
     run_id: str
@@ -99,8 +147,12 @@ class SimulationSummary:
     mismatches: list[str] = field(default_factory=list)
     ledger_clean: bool = False
     currency: str = ""
+    started_at: dt.datetime | None = None
+    ended_at: dt.datetime | None = None
+    session_ids: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
+        """The summary as JSON-ready values (amounts as decimal strings in major units, times ISO 8601)."""
         ccy = currency(self.currency)
         return {
             "provider": self.provider, "run_id": self.run_id, "sessions": self.sessions,
@@ -110,6 +162,8 @@ class SimulationSummary:
             "failures": dict(sorted(self.failures.items())), "discrepancies": self.discrepancies,
             "resolution_passes": self.resolution_passes, "conserved": self.conserved,
             "mismatches": self.mismatches[:20], "ledger_clean": self.ledger_clean,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
         }
 
 
@@ -123,20 +177,41 @@ def ensure_throwaway_secrets(config: ProviderConfig) -> list[str]:
     return created
 
 
-def run_simulation(db: Database, config: ProviderConfig, plan: SimulationPlan, *, store_dir: Path | None = None) -> SimulationSummary:
-    """Run ``plan`` against ``config``'s provider; see the module docstring."""
+def prepare_clock(config: ProviderConfig, plan: SimulationPlan, *, now: dt.datetime | None = None) -> RunClock:
+    """The run's clock, limited to ``now``; ``ValidationError`` if the plan would run past now."""
+    plan.check()
+    now = now or utc_now()
+    first = plan.first_instant(config, now)
+    check_fits(first, plan.needed_s(config), now)
+    return RunClock(first, limit=now)
+
+
+def run_simulation(db: Database, config: ProviderConfig, plan: SimulationPlan, *, store_dir: Path | None = None,
+                   progress: Progress | None = None, clock: RunClock | None = None,
+                   run_id: str | None = None) -> SimulationSummary:
+    """Run ``plan`` against ``config``'s provider; see the module docstring.
+
+    ``store_dir`` keeps the in-process simulator's store (``sim-NAME.db``); ``progress``
+    is told of each session. A caller that runs its own simulator on the run's clock
+    (the demo) passes ``plan.url`` and that ``clock``; ``run_id`` names the run's ids.
+    """
     from transfer_wallet.simulator.admin import SimulatorAdmin
     from transfer_wallet.simulator.faults import FaultPlan, parse_rule
     from transfer_wallet.simulator.server import SimulatorServer
 
-    plan.check()
-    rules = [parse_rule(text) for text in plan.faults]  # bad rules fail before anything is written
+    if clock is None:
+        clock = prepare_clock(config, plan)  # a bad plan or start fails before anything is written
+    else:
+        plan.check()
+    rules = [parse_rule(text) for text in plan.faults]
     migrations.upgrade(db)
+    run_id = run_id or uuid.uuid4().hex[:8]
     server = None
     if plan.url is None:
         ensure_throwaway_secrets(config)
         folder = store_dir or Path(tempfile.mkdtemp(prefix="tw-sim-"))
-        server = SimulatorServer(config, folder / f"sim-{config.name}.db", faults=FaultPlan(rules, seed=plan.seed), seed=plan.seed)
+        server = SimulatorServer(config, folder / f"sim-{config.name}.db", faults=FaultPlan(rules, seed=plan.seed),
+                                 seed=plan.seed, now=clock, round_prefix=f"{config.name}-{run_id}")
         server.start()
     # A fast client: small backoff so the run does not sleep for minutes; same semantics.
     client_config = dataclasses.replace(config, max_retry_s=min(config.max_retry_s, 3.0))
@@ -145,63 +220,92 @@ def run_simulation(db: Database, config: ProviderConfig, plan: SimulationPlan, *
     try:
         if plan.url is not None and rules:
             admin.set_faults(list(plan.faults), seed=plan.seed)
-        return _run(db, config, admin, plan)
+        return _run(db, config, admin, plan, clock, run_id, progress)
     finally:
         admin.close()
         if server is not None:
             server.stop()
 
 
-def _run(db: Database, config: ProviderConfig, admin: SimulatorAdmin, plan: SimulationPlan) -> SimulationSummary:
-    client = admin.provider
-    rng = random.Random(plan.seed)
-    run_id = uuid.uuid4().hex[:8]
-    clock = {"now": utc_now()}
+@dataclass
+class _Run:
+    """What the steps of one run share."""
+
+    manager: SessionManager
+    mirror: PlayMirror
+    clock: RunClock
+    policy: SessionPolicy
+    summary: SimulationSummary
+    rng: random.Random
+    last_sweep: dt.datetime
+
+
+def _run(db: Database, config: ProviderConfig, admin: SimulatorAdmin, plan: SimulationPlan, clock: RunClock,
+         run_id: str, progress: Progress | None) -> SimulationSummary:
     policy = SessionPolicy.from_config(config)
-    manager = SessionManager(db, {config.name: client}, {config.name: policy}, clock=lambda: clock["now"])
-    mirror = PlayMirror(db)
+    manager = SessionManager(db, {config.name: admin.provider}, {config.name: policy}, clock=clock)
+    summary = SimulationSummary(provider=config.name, run_id=run_id, currency=config.currency, started_at=clock())
+    run = _Run(manager, PlayMirror(db), clock, policy, summary, random.Random(plan.seed), clock())
     wallet = Wallet(db)
     players = [f"sim{run_id}-{n}" for n in range(plan.players)]
     funding = Money.parse(plan.funding, config.currency)
-    start = clock["now"]
-    summary = SimulationSummary(provider=config.name, run_id=run_id, currency=config.currency)
     for player in players:
         wallet.create_player(player, config.currency)
         wallet.deposit(player, funding, reference=f"sim-{run_id}-fund-{player}")
-
-    session_ids: list[str] = []
     busy: dict[str, str] = {}  # player -> their session that is not final yet
-    for number in range(plan.sessions):
-        clock["now"] += dt.timedelta(seconds=1)
-        _free_players(manager, busy, clock, policy, force=len(busy) >= len(players))
-        player = rng.choice([p for p in players if p not in busy] or players)
-        amount = Money(rng.randint(1, max(1, funding.amount_minor // 5)), funding.currency)
-        try:
-            view = manager.open_session(player, config.name, amount, key=f"sim-{run_id}-open-{number}")
-        except (InvalidStateError, TransferWalletError) as error:
-            summary.failures[f"open:{type(error).__name__}"] += 1
-            continue
-        session_ids.append(view.id)
-        busy[player] = view.id
-        if view.status != "active":
-            summary.failures[f"open:{view.display_status}"] += 1
-            continue
-        summary.rounds += _play(admin, mirror, view.id, player, plan.rounds_per_session, rng, summary)
-        if rng.random() < plan.timeout_share:
-            continue  # left to time out
-        try:
-            closed = manager.close_session(view.id, key=f"sim-{run_id}-close-{number}")
-        except TransferWalletError as error:
-            summary.failures[f"close:{type(error).__name__}"] += 1
-            continue
-        if closed.status != "closed":
-            summary.failures[f"close:{closed.display_status}"] += 1
-
-    _resolve(manager, clock, policy, summary, session_ids)
-    _verify(db, client, manager, players, funding, start, summary, session_ids)
+    opens = plan.open_at or tuple(clock.start + dt.timedelta(seconds=n * plan.session_gap_s)
+                                  for n in range(plan.sessions))
+    for number, when in enumerate(opens):
+        clock.advance_to(when)
+        _sweep_if_due(run)
+        _free_players(run, busy, force=len(busy) >= len(players))
+        _one_session(run, admin, plan, number, players, busy, funding)
+        if progress is not None:
+            progress("sessions", number + 1, plan.sessions)
+    _resolve(db, run)
+    summary.ended_at = clock()
+    _verify(db, admin.provider, manager, players, funding, summary.started_at or clock(), summary)
     if plan.report_out is not None:
-        plan.report_out.write_bytes(client.transfer_report(start.date()))
+        plan.report_out.write_bytes(admin.provider.transfer_report(summary.started_at.date()))  # type: ignore[union-attr]
     return summary
+
+
+def _one_session(run: _Run, admin: SimulatorAdmin, plan: SimulationPlan, number: int, players: list[str],
+                 busy: dict[str, str], funding: Money) -> None:
+    """Open one session for a free player, play it, and close it (or leave it to time out)."""
+    summary, rng, config_name = run.summary, run.rng, run.summary.provider
+    player = rng.choice([p for p in players if p not in busy] or players)
+    amount = Money(rng.randint(1, max(1, funding.amount_minor // 5)), funding.currency)
+    try:
+        view = run.manager.open_session(player, config_name, amount, key=f"sim-{summary.run_id}-open-{number}")
+    except (InvalidStateError, TransferWalletError) as error:
+        summary.failures[f"open:{type(error).__name__}"] += 1
+        return
+    summary.session_ids.append(view.id)
+    busy[player] = view.id
+    if view.status != "active":
+        summary.failures[f"open:{view.display_status}"] += 1
+        return
+    run.clock.advance(1)
+    summary.rounds += _play(admin, run, view.id, player, plan.rounds_per_session)
+    run.clock.advance(plan.rounds_per_session * plan.round_s)
+    if rng.random() < plan.timeout_share or number >= plan.sessions - plan.timeout_last:
+        return  # left to time out
+    try:
+        closed = run.manager.close_session(view.id, key=f"sim-{summary.run_id}-close-{number}")
+    except TransferWalletError as error:
+        summary.failures[f"close:{type(error).__name__}"] += 1
+        return
+    if closed.status != "closed":
+        summary.failures[f"close:{closed.display_status}"] += 1
+
+
+def _sweep_if_due(run: _Run) -> None:
+    """Run the in-doubt and timeout jobs once per ``SWEEP_EVERY_S`` of simulated time, as the scheduler would."""
+    if (run.clock() - run.last_sweep).total_seconds() >= SWEEP_EVERY_S:
+        run.manager.resolve_in_doubt()
+        run.manager.expire_sessions()
+        run.last_sweep = run.clock()
 
 
 def run_sessions(manager: SessionManager, wanted: set[str], *, page_size: int = PAGE_SIZE) -> list[SessionView]:
@@ -222,51 +326,56 @@ def run_sessions(manager: SessionManager, wanted: set[str], *, page_size: int = 
     return found
 
 
-def _free_players(manager: SessionManager, busy: dict[str, str], clock: dict[str, dt.datetime],
-                  policy: SessionPolicy, *, force: bool) -> None:
-    """Forget players whose session is final; when all are busy, let the jobs run past the timeouts."""
+def _free_players(run: _Run, busy: dict[str, str], *, force: bool) -> None:
+    """Forget players whose session is final; when all are busy, let time pass to the next timeout and sweep."""
     if force:
-        clock["now"] += dt.timedelta(seconds=max(policy.idle_timeout_s, policy.retry_base_s) + 1)
-        manager.resolve_in_doubt()
-        manager.expire_sessions()
+        run.clock.advance(max(run.policy.idle_timeout_s, run.policy.retry_base_s) + 1)
+        run.manager.resolve_in_doubt()
+        run.manager.expire_sessions()
+        run.last_sweep = run.clock()
     for player, session_id in list(busy.items()):
-        if manager.get(session_id).status in ("closed", "failed"):
+        if run.manager.get(session_id).status in ("closed", "failed"):
             del busy[player]
 
 
-def _play(admin: SimulatorAdmin, mirror: PlayMirror, session_id: str, player: str, rounds: int, rng: random.Random,
-          summary: SimulationSummary) -> int:
+def _play(admin: SimulatorAdmin, run: _Run, session_id: str, player: str, rounds: int) -> int:
     """Play at the simulator and mirror each round; a lost answer leaves a gap the close will flag."""
     if rounds <= 0:
         return 0
     try:
-        played = admin.play(player, rounds, seed=rng.randrange(2**31))
+        played = admin.play(player, rounds, seed=run.rng.randrange(2**31))
     except (ProviderError, OutcomeUnknownError) as error:
-        summary.failures[f"play:{type(error).__name__}"] += 1
+        run.summary.failures[f"play:{type(error).__name__}"] += 1
         return 0
     for item in played:
-        mirror.mirror_round(session_id, item)
+        try:
+            run.mirror.mirror_round(session_id, item, now=run.clock())
+        except TransferWalletError as error:  # not mirrored: the close flags the difference
+            run.summary.failures[f"mirror:{type(error).__name__}"] += 1
     return len(played)
 
 
-def _resolve(manager: SessionManager, clock: dict[str, dt.datetime], policy: SessionPolicy,
-             summary: SimulationSummary, session_ids: list[str]) -> None:
-    """Let time pass and the jobs run until every session is final (or the passes run out)."""
-    step = dt.timedelta(seconds=max(policy.retry_max_s, policy.idle_timeout_s, policy.max_session_s) + 1)
-    wanted = set(session_ids)
+def _resolve(db: Database, run: _Run) -> None:
+    """Let time pass to the next due timeout or retry and run the jobs, until the run's sessions are final.
+
+    Stops early when the clock reaches now: what is still open then is a session
+    running at this moment, left to the scheduled jobs.
+    """
+    wanted = set(run.summary.session_ids)
     for number in range(RESOLUTION_PASSES):
-        pending = [v for v in run_sessions(manager, wanted) if v.status not in ("closed", "failed")]
-        if not pending:
+        pending = [v.id for v in run_sessions(run.manager, wanted) if v.status not in ("closed", "failed")]
+        if not pending or run.clock.at_limit:
             break
-        summary.resolution_passes = number + 1
-        clock["now"] += step
-        manager.resolve_in_doubt()
-        manager.expire_sessions()
+        run.summary.resolution_passes = number + 1
+        due = next_due(db, pending, run.clock())
+        run.clock.advance_to(max(due, run.clock() + dt.timedelta(seconds=1)))
+        run.manager.resolve_in_doubt()
+        run.manager.expire_sessions()
 
 
 def _verify(db: Database, client: Any, manager: SessionManager, players: list[str], funding: Money,
-            start: dt.datetime, summary: SimulationSummary, session_ids: list[str]) -> None:
-    wanted = set(session_ids)
+            start: dt.datetime, summary: SimulationSummary) -> None:
+    wanted = set(summary.session_ids)
     views = run_sessions(manager, wanted)
     summary.sessions = len(views)
     for view in views:

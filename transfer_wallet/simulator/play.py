@@ -40,8 +40,10 @@ def simulate_rounds(
     first_number: int,
     count: int,
     now: dt.datetime,
+    *,
+    round_prefix: str | None = None,
 ) -> list[Round]:
-    """Up to ``count`` rounds over ``balance_minor``; ids ``{provider}-r{n}`` from ``first_number``."""
+    """Up to ``count`` rounds over ``balance_minor``; ids ``{round_prefix or provider}-r{n}`` from ``first_number``."""
     games = catalogue(provider)
     multipliers = [m for m, _ in _PAYOUTS]
     weights = [w for _, w in _PAYOUTS]
@@ -59,7 +61,7 @@ def simulate_rounds(
         started = now + dt.timedelta(microseconds=index)
         rounds.append(
             Round(
-                round_id=f"{provider}-r{first_number + index}",
+                round_id=f"{round_prefix or provider}-r{first_number + index}",
                 player_id=player_id,
                 game_id=game.game_id,
                 bet=Money(bet, unit),

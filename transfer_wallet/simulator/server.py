@@ -75,6 +75,7 @@ class SimulatorServer(ThreadingHTTPServer):
         seed: int = 0,
         now: Callable[[], dt.datetime] | None = None,
         verify_window_s: float = DEFAULT_WINDOW_S,
+        round_prefix: str | None = None,
     ) -> None:
         self.config = config
         self.unit = currency(config.currency)
@@ -84,6 +85,8 @@ class SimulatorServer(ThreadingHTTPServer):
         self.verifier = Verifier(self.ring, window_s=verify_window_s)
         self.faults = faults if faults is not None else FaultPlan.from_config(config.extra.get("faults"))
         self.now = now or (lambda: dt.datetime.now(dt.timezone.utc))
+        # Round ids restart at r1 in a new store: a run with a fresh store names its rounds apart.
+        self.round_prefix = round_prefix
         self.allowed = [ipaddress.ip_network(ip, strict=False) for ip in config.allowed_ips]
         self.stopping = threading.Event()
         self._play_rng, self._play_lock = random.Random(seed), threading.Lock()
@@ -142,7 +145,8 @@ class SimulatorServer(ThreadingHTTPServer):
         now = self.now()
         return self.store.play(
             player_id,
-            lambda balance, first: simulate_rounds(rng, self.config.name, self.unit, player_id, balance, first, count, now),
+            lambda balance, first: simulate_rounds(rng, self.config.name, self.unit, player_id, balance, first, count, now,
+                                            round_prefix=self.round_prefix),
         )
 
     def play_in_background(self, every_s: float) -> threading.Thread:
