@@ -19,8 +19,8 @@ migrates first), for each provider (acme and betsul by default, two report forma
 
 Then it checks the ledger. Every id of a run carries the run id, and a run that fails
 half-way closes the sessions it left open, so no money stays locked and the demo can
-run again on the same file. ``reconcile_day`` is the one place the reconciliation is
-called: swap it for the nightly job function when that lands.
+run again on the same file. ``reconcile_day`` runs the reconciliation through the
+nightly job (``jobs.reconcile.run``), as the scheduler would.
 """
 
 from __future__ import annotations
@@ -193,17 +193,17 @@ def _provider_day(db: Database, config: ProviderConfig, options: DemoOptions, ru
 
 def reconcile_day(db: Database, config: ProviderConfig, business_date: dt.date, report: bytes, *,
                   out_dir: Path) -> tuple[dict[str, Any], list[Path]]:
-    """The nightly reconciliation of one provider-day and its exports: ``(run document, file paths)``.
+    """The nightly reconciliation of one provider-day, through the nightly job itself
+    (``jobs.reconcile.run``: its window lease, job history and exports): ``(run document, file paths)``.
 
-    The one call to swap for the nightly job (``jobs.reconcile.run``) when it lands.
+    ``force``: a second demo on the same database reconciles the same window again.
     """
-    from transfer_wallet.reconcile.export import export_run
-    from transfer_wallet.reconcile.run import reconcile
+    from jobs import reconcile
 
-    now = utc_now()
-    result = reconcile(db, config, business_date, report, now=now,
-                       name=f"{config.name}-{business_date.isoformat()}.csv")
-    return result.as_dict(), export_run(db, result, out_dir, now=now)
+    run = reconcile.run(db, config, business_date, now=utc_now(), report=report, out_dir=out_dir, force=True)
+    if not isinstance(run.report, reconcile.ReconcileReport):
+        raise TransferWalletError(f"reconciliation of {config.name} {business_date}: {run.summary()}")
+    return run.report.result.as_dict(), run.report.files
 
 
 def day_plan(config: ProviderConfig, business_date: dt.date, now: dt.datetime,
