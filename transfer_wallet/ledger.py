@@ -43,13 +43,14 @@ from transfer_wallet.models import (
     Account,
     Entry,
     Posting,
+    table_of,
     utc_now,
 )
 from transfer_wallet.money import Conversion, Money, currency
 
-_accounts = Account.__table__
-_entries = Entry.__table__
-_postings = Posting.__table__
+_accounts = table_of(Account)
+_entries = table_of(Entry)
+_postings = table_of(Posting)
 
 #: Upper bound on legs per entry (a limit on everything).
 MAX_LEGS = 16
@@ -500,7 +501,7 @@ def _locked_money_findings(connection: Connection, limit: int) -> list[Finding]:
     money of their sessions that are still opening, active or closing."""
     from transfer_wallet.models import OPEN_STATES, GameSession
 
-    sessions = GameSession.__table__
+    sessions = table_of(GameSession)
     open_money = (
         select(sessions.c.player_id, func.sum(sessions.c.amount_in_minor).label("total"))
         .where(sessions.c.status.in_(OPEN_STATES))

@@ -26,14 +26,14 @@ from sqlalchemy.exc import IntegrityError
 
 from transfer_wallet.db import Database
 from transfer_wallet.errors import IdempotencyConflictError, InsufficientFundsError, InvalidStateError, ValidationError
-from transfer_wallet.models import ACTIVE, GameRound, GameSession, PlayTransaction, utc_now
+from transfer_wallet.models import ACTIVE, GameRound, GameSession, PlayTransaction, table_of, utc_now
 from transfer_wallet.money import Money, currency
 from transfer_wallet.providers.protocol import Round, check_identifier
 from transfer_wallet.sessions import _session_row, request_digest, session_deadline
 
-_sessions = GameSession.__table__
-_plays = PlayTransaction.__table__
-_rounds = GameRound.__table__
+_sessions = table_of(GameSession)
+_plays = table_of(PlayTransaction)
+_rounds = table_of(GameRound)
 
 
 @dataclass(frozen=True, slots=True)
