@@ -33,7 +33,7 @@ import datetime as dt
 from typing import Any
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]
+import pandas as pd
 
 from transfer_wallet.discrepancies import Finding
 from transfer_wallet.money import Money, MoneyError, currency

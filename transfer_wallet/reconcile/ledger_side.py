@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 from zoneinfo import ZoneInfo
 
-import pandas as pd  # type: ignore[import-untyped]
+import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
