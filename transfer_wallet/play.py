@@ -129,10 +129,10 @@ class PlayMirror:
             return _result(session_id, existing, game_ccy, replayed=True)
         if session.status != ACTIVE:
             raise InvalidStateError(f"session {session_id} is {session.status}: play is mirrored into active sessions only")
-        if kind == "bet":
-            return self._bet(connection, session, provider_tx_id, round_id, money, digest, game_id, now)  # type: ignore[arg-type]
-        if kind == "win":
-            return self._win(connection, session, provider_tx_id, round_id, money, digest, game_id, now)  # type: ignore[arg-type]
+        if kind in ("bet", "win"):
+            assert money is not None, "bet() and win() always pass an amount"
+            mirror = self._bet if kind == "bet" else self._win
+            return mirror(connection, session, provider_tx_id, round_id, money, digest, game_id, now)
         return self._refund(connection, session, provider_tx_id, round_id, refund_of or "", digest, now)
 
     # -- the three kinds ---------------------------------------------------------------------
