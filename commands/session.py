@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import click
 
 from commands._common import CliContext, emit, pass_cli
 
+if TYPE_CHECKING:
+    from transfer_wallet.play import PlayResult
+    from transfer_wallet.sessions import SessionView
+
 SESSION_COLUMNS = ["session_id", "player_id", "provider", "status", "currency", "amount_in", "game_balance", "amount_out", "opened_at"]
 
 
-def _render(ctx: CliContext, view, *, rounds: list | None = None) -> None:  # type: ignore[no-untyped-def]
+def _render(ctx: CliContext, view: SessionView, *, rounds: list[dict[str, Any]] | None = None) -> None:
     document = view.as_dict()
     if rounds is not None:
         document["rounds"] = rounds
@@ -142,7 +148,7 @@ def play() -> None:
     """
 
 
-def _play_result(ctx: CliContext, result) -> None:  # type: ignore[no-untyped-def]
+def _play_result(ctx: CliContext, result: PlayResult) -> None:
     document = result.as_dict()
     note = f" ({result.note})" if result.note else ""
     replay = " (replayed)" if result.replayed else ""

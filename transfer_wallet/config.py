@@ -58,7 +58,7 @@ import tomllib
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, overload
 
 from transfer_wallet.errors import ConfigError
 # The report profile lives with reconciliation; re-exported here for the config's readers.
@@ -144,7 +144,20 @@ class ProviderConfig:
     reconcile: ReconcileSchedule | None = None
 
 
-def _require(table: dict, key: str, where: str, kind: type | tuple[type, ...]) -> object:
+_T = TypeVar("_T")
+_U = TypeVar("_U")
+_D = TypeVar("_D")
+_N = TypeVar("_N", int, float)
+
+
+@overload
+def _require(table: dict[str, Any], key: str, where: str, kind: type[_T]) -> _T: ...
+@overload
+def _require(table: dict[str, Any], key: str, where: str, kind: tuple[type[_T], type[_U]]) -> _T | _U: ...
+@overload
+def _require(table: dict[str, Any], key: str, where: str, kind: tuple[type, ...]) -> object: ...
+def _require(table: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...]) -> object:
+    """``table[key]``, checked to be a ``kind`` (a bool is not an int); typed as that kind."""
     if key not in table:
         raise ConfigError(f"{where}: missing '{key}'")
     value = table[key]
@@ -153,7 +166,14 @@ def _require(table: dict, key: str, where: str, kind: type | tuple[type, ...]) -
     return value
 
 
-def _optional(table: dict, key: str, where: str, kind: type | tuple[type, ...], default: object) -> object:
+@overload
+def _optional(table: dict[str, Any], key: str, where: str, kind: type[_T], default: _D) -> _T | _D: ...
+@overload
+def _optional(table: dict[str, Any], key: str, where: str, kind: tuple[type[_T], type[_U]], default: _D) -> _T | _U | _D: ...
+@overload
+def _optional(table: dict[str, Any], key: str, where: str, kind: tuple[type, ...], default: object) -> object: ...
+def _optional(table: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...], default: object) -> object:
+    """Like ``_require``, but ``default`` when the key is absent."""
     if key not in table:
         return default
     return _require(table, key, where, kind)
@@ -181,7 +201,7 @@ def _parse_provider(name: str, raw: object) -> ProviderConfig:
         raise ConfigError(f"{where}: {exc}") from exc
     keys_raw = _optional(raw, "keys", where, list, [])
     keys: list[ProviderKey] = []
-    for index, key in enumerate(keys_raw):  # type: ignore[union-attr]
+    for index, key in enumerate(keys_raw):
         key_where = f"{where}.keys[{index}]"
         if not isinstance(key, dict):
             raise ConfigError(f"{key_where}: must be a table")
@@ -191,25 +211,11 @@ def _parse_provider(name: str, raw: object) -> ProviderConfig:
         if not _ENV_NAME_RE.fullmatch(secret_env):
             raise ConfigError(f"{key_where}: secret_env must be an environment variable name")
         created = _optional(key, "created", key_where, dt.date, None)
-        keys.append(ProviderKey(str(_require(key, "key_id", key_where, str)), secret_env, created))  # type: ignore[arg-type]
+        keys.append(ProviderKey(str(_require(key, "key_id", key_where, str)), secret_env, created))
     if len({k.key_id for k in keys}) != len(keys):
         raise ConfigError(f"{where}: duplicate key_id")
-    numbers: dict[str, object] = {}
-    for key, kind, default in (
-        ("idle_timeout_s", int, DEFAULT_IDLE_TIMEOUT_S),
-        ("max_session_s", int, DEFAULT_MAX_SESSION_S),
-        ("connect_timeout_s", (int, float), 2.0),
-        ("read_timeout_s", (int, float), 10.0),
-        ("max_attempts", int, 4),
-        ("max_retry_s", (int, float), 20.0),
-        ("max_open_sessions", int, DEFAULT_MAX_OPEN_SESSIONS),
-        ("stuck_after_attempts", int, DEFAULT_STUCK_AFTER_ATTEMPTS),
-    ):
-        value = _optional(raw, key, where, kind, default)
-        if value <= 0:  # type: ignore[operator]
-            raise ConfigError(f"{where}: '{key}' must be positive")
-        numbers[key] = value
-    allowed = tuple(str(ip) for ip in _optional(raw, "allowed_ips", where, list, ["127.0.0.1", "::1"]))  # type: ignore[union-attr]
+    numbers = _parse_numbers(raw, where)
+    allowed = tuple(str(ip) for ip in _optional(raw, "allowed_ips", where, list, ["127.0.0.1", "::1"]))
     known = {"base_url", "currency", "keys", "report", "allowed_ips", "review_out_multiple", "review_out_amount", *numbers}
     known.add("reconcile")
     extra = {k: v for k, v in raw.items() if k not in known}
@@ -218,13 +224,52 @@ def _parse_provider(name: str, raw: object) -> ProviderConfig:
         base_url=base_url.rstrip("/"),
         currency=ccy,
         keys=tuple(keys),
-        report=_parse_report(name, dict(_optional(raw, "report", where, dict, {}))),  # type: ignore[arg-type]
+        report=_parse_report(name, dict(_optional(raw, "report", where, dict, {}))),
         allowed_ips=allowed,
         review_out_multiple=_parse_review_multiple(raw, where),
         review_out_amount=_parse_review_amounts(raw, where),
         extra=extra,
         reconcile=_parse_reconcile(name, raw),
-        **numbers,  # type: ignore[arg-type]
+        **numbers,
+    )
+
+
+class _Numbers(TypedDict):
+    """The positive numeric settings of a provider, as ``ProviderConfig`` fields."""
+
+    idle_timeout_s: int
+    max_session_s: int
+    connect_timeout_s: float
+    read_timeout_s: float
+    max_attempts: int
+    max_retry_s: float
+    max_open_sessions: int
+    stuck_after_attempts: int
+
+
+def _parse_numbers(raw: dict[str, Any], where: str) -> _Numbers:
+    """The numeric settings, each positive; whole numbers where a count is meant, else int or float."""
+
+    def whole(key: str, default: int) -> int:
+        return positive(key, _optional(raw, key, where, int, default))
+
+    def number(key: str, default: float) -> float:
+        return positive(key, _optional(raw, key, where, (int, float), default))
+
+    def positive(key: str, value: _N) -> _N:
+        if value <= 0:
+            raise ConfigError(f"{where}: '{key}' must be positive")
+        return value
+
+    return _Numbers(
+        idle_timeout_s=whole("idle_timeout_s", DEFAULT_IDLE_TIMEOUT_S),
+        max_session_s=whole("max_session_s", DEFAULT_MAX_SESSION_S),
+        connect_timeout_s=number("connect_timeout_s", 2.0),
+        read_timeout_s=number("read_timeout_s", 10.0),
+        max_attempts=whole("max_attempts", 4),
+        max_retry_s=number("max_retry_s", 20.0),
+        max_open_sessions=whole("max_open_sessions", DEFAULT_MAX_OPEN_SESSIONS),
+        stuck_after_attempts=whole("stuck_after_attempts", DEFAULT_STUCK_AFTER_ATTEMPTS),
     )
 
 

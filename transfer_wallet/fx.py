@@ -25,11 +25,11 @@ from sqlalchemy.engine import Connection
 
 from transfer_wallet.db import Database
 from transfer_wallet.errors import NotFoundError, ValidationError
-from transfer_wallet.models import FxRate, utc_now
+from transfer_wallet.models import FxRate, table_of, utc_now
 from transfer_wallet.money import MAX_RATE, Conversion, Currency, Money, convert, currency, parse_rate
 from transfer_wallet.timeutil import check_instant
 
-_rates = FxRate.__table__
+_rates = table_of(FxRate)
 
 MIN_STORED_RATE = 1 / MAX_RATE
 """The smallest rate stored: its inverse is at most ``MAX_RATE``."""

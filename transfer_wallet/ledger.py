@@ -25,7 +25,7 @@ import hashlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NoReturn, Sequence
 
 from functools import lru_cache
 
@@ -43,13 +43,14 @@ from transfer_wallet.models import (
     Account,
     Entry,
     Posting,
+    table_of,
     utc_now,
 )
 from transfer_wallet.money import Money, currency
 
-_accounts = Account.__table__
-_entries = Entry.__table__
-_postings = Posting.__table__
+_accounts = table_of(Account)
+_entries = table_of(Entry)
+_postings = table_of(Posting)
 
 #: Upper bound on legs per entry (a limit on everything).
 MAX_LEGS = 16
@@ -97,10 +98,12 @@ def system_account_code(kind: str, currency_code: str, provider: str | None = No
 
 def _insert_ignore(connection: Connection, table: Any, index_elements: list[str]) -> Any:
     if connection.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    return dialect_insert(table).on_conflict_do_nothing(index_elements=index_elements)
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(table).on_conflict_do_nothing(index_elements=index_elements)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing(index_elements=index_elements)
 
 
 def _ref(row: Any) -> AccountRef:
@@ -352,7 +355,7 @@ def _replay(connection: Connection, idempotency_key: str, digest: str) -> Posted
     return Posted(entry_id=row.id, replayed=True, balances_after=balances)
 
 
-def _raise_insufficient(connection: Connection, leg: Leg) -> None:
+def _raise_insufficient(connection: Connection, leg: Leg) -> NoReturn:
     available = connection.execute(
         select(_accounts.c.balance_minor).where(_accounts.c.id == leg.account.id)
     ).scalar_one()
@@ -471,7 +474,7 @@ def _locked_money_findings(connection: Connection, limit: int) -> list[Finding]:
     money of their sessions that are still opening, active or closing."""
     from transfer_wallet.models import OPEN_STATES, GameSession
 
-    sessions = GameSession.__table__
+    sessions = table_of(GameSession)
     open_money = (
         select(sessions.c.player_id, func.sum(sessions.c.amount_in_minor).label("total"))
         .where(sessions.c.status.in_(OPEN_STATES))

@@ -38,14 +38,14 @@ from sqlalchemy.engine import Connection
 
 from transfer_wallet.db import Database
 from transfer_wallet.errors import LimitExceededError, NotFoundError, ValidationError
-from transfer_wallet.models import CLOSED, FAILED, LIMIT_KINDS, OPEN_STATES, GameSession, Player, PlayerLimit, utc_now
+from transfer_wallet.models import CLOSED, FAILED, LIMIT_KINDS, OPEN_STATES, GameSession, Player, PlayerLimit, table_of, utc_now
 from transfer_wallet.money import Currency, Money, MoneyError, currency
 from transfer_wallet.timeutil import parse_instant
 from transfer_wallet.wallet import validate_player_id
 
-_limits = PlayerLimit.__table__
-_sessions = GameSession.__table__
-_players = Player.__table__
+_limits = table_of(PlayerLimit)
+_sessions = table_of(GameSession)
+_players = table_of(Player)
 
 COOLING_OFF = dt.timedelta(hours=24)
 #: Rolling windows, each ending now.

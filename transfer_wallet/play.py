@@ -26,14 +26,14 @@ from sqlalchemy.exc import IntegrityError
 
 from transfer_wallet.db import Database
 from transfer_wallet.errors import IdempotencyConflictError, InsufficientFundsError, InvalidStateError, ValidationError
-from transfer_wallet.models import ACTIVE, GameRound, GameSession, PlayTransaction, utc_now
+from transfer_wallet.models import ACTIVE, GameRound, GameSession, PlayTransaction, table_of, utc_now
 from transfer_wallet.money import Money, currency
 from transfer_wallet.providers.protocol import Round, check_identifier
 from transfer_wallet.sessions import _session_row, request_digest, session_deadline
 
-_sessions = GameSession.__table__
-_plays = PlayTransaction.__table__
-_rounds = GameRound.__table__
+_sessions = table_of(GameSession)
+_plays = table_of(PlayTransaction)
+_rounds = table_of(GameRound)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,10 +129,10 @@ class PlayMirror:
             return _result(session_id, existing, game_ccy, replayed=True)
         if session.status != ACTIVE:
             raise InvalidStateError(f"session {session_id} is {session.status}: play is mirrored into active sessions only")
-        if kind == "bet":
-            return self._bet(connection, session, provider_tx_id, round_id, money, digest, game_id, now)  # type: ignore[arg-type]
-        if kind == "win":
-            return self._win(connection, session, provider_tx_id, round_id, money, digest, game_id, now)  # type: ignore[arg-type]
+        if kind in ("bet", "win"):
+            assert money is not None, "bet() and win() always pass an amount"
+            mirror = self._bet if kind == "bet" else self._win
+            return mirror(connection, session, provider_tx_id, round_id, money, digest, game_id, now)
         return self._refund(connection, session, provider_tx_id, round_id, refund_of or "", digest, now)
 
     # -- the three kinds ---------------------------------------------------------------------

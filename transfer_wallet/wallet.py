@@ -25,11 +25,11 @@ from sqlalchemy.engine import Connection
 from transfer_wallet import ledger
 from transfer_wallet.db import Database
 from transfer_wallet.errors import IdempotencyConflictError, NotFoundError, ValidationError
-from transfer_wallet.models import CASHIER, Account, Player, utc_now
+from transfer_wallet.models import CASHIER, Account, Player, table_of, utc_now
 from transfer_wallet.money import Currency, Money, currency
 
-_players = Player.__table__
-_accounts = Account.__table__
+_players = table_of(Player)
+_accounts = table_of(Account)
 
 PLAYER_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}")
 REFERENCE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,127}")

@@ -27,11 +27,12 @@ from transfer_wallet.models import (
     OPEN_DISCREPANCY_STATUSES,
     Discrepancy,
     DiscrepancyEvent,
+    table_of,
     utc_now,
 )
 
-_discrepancies = Discrepancy.__table__  # type: ignore[attr-defined]
-_events = DiscrepancyEvent.__table__  # type: ignore[attr-defined]
+_discrepancies = table_of(Discrepancy)
+_events = table_of(DiscrepancyEvent)
 
 UNRESOLVED = "unresolved"
 """Pseudo-status for filters: every discrepancy that still needs someone (open or investigating)."""

@@ -23,10 +23,10 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from transfer_wallet.models import OPEN_DISCREPANCY_STATUSES, Discrepancy, DiscrepancyEvent
+from transfer_wallet.models import OPEN_DISCREPANCY_STATUSES, Discrepancy, DiscrepancyEvent, table_of
 
-_discrepancies = Discrepancy.__table__  # type: ignore[attr-defined]
-_events = DiscrepancyEvent.__table__  # type: ignore[attr-defined]
+_discrepancies = table_of(Discrepancy)
+_events = table_of(DiscrepancyEvent)
 
 SYSTEM_ACTOR = "system"
 

@@ -36,9 +36,9 @@ from transfer_wallet.discrepancies.queries import read
 from transfer_wallet.discrepancies.recording import SYSTEM_ACTOR, _event
 from transfer_wallet.discrepancies.views import DiscrepancyView
 from transfer_wallet.errors import ConcurrencyError, InvalidStateError, NotFoundError, ValidationError
-from transfer_wallet.models import DISCREPANCY_STATUSES, Discrepancy, utc_now
+from transfer_wallet.models import DISCREPANCY_STATUSES, Discrepancy, table_of, utc_now
 
-_discrepancies = Discrepancy.__table__  # type: ignore[attr-defined]
+_discrepancies = table_of(Discrepancy)
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "open": frozenset({"investigating", "resolved", "written_off"}),

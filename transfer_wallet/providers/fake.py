@@ -21,7 +21,7 @@ import datetime as dt
 import itertools
 import threading
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable
 
 from transfer_wallet.errors import ProviderInsufficientFundsError, TransferConflictError, ValidationError
@@ -193,12 +193,13 @@ class InMemoryProvider:
                 raise TransferConflictError(f"{self.name}: transfer {transfer_id} was used with different content")
             if stored.result is None:
                 raise ProviderInsufficientFundsError(f"{self.name}: transfer {transfer_id}: insufficient game balance")
-            return TransferResult(**{**_fields(stored.result), "replayed": True})
+            return replace(stored.result, replayed=True)
         balance = self._wallets.get(player_id, 0)
         now = utc(self.clock())
         provider_tx_id = f"{self.name}-tx{next(self._ids)}"
         if direction is Direction.IN:
-            moved = amount.amount_minor  # type: ignore[union-attr]
+            assert amount is not None, "a transfer-in always names its amount"
+            moved = amount.amount_minor
         else:
             moved = balance if amount is None else amount.amount_minor
             if moved > balance:
@@ -215,7 +216,3 @@ class InMemoryProvider:
         status = TransferStatus(transfer_id, TransferState.APPLIED, direction, player_id, moved_money, provider_tx_id, now)
         self._transfers[transfer_id] = _Stored(fingerprint, status, result)
         return result
-
-
-def _fields(result: TransferResult) -> dict[str, object]:
-    return {name: getattr(result, name) for name in TransferResult.__dataclass_fields__}

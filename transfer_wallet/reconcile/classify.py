@@ -30,10 +30,11 @@ Keys: our transfer id where the break has one, else the provider tx id
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]
+import pandas as pd
 
 from transfer_wallet.discrepancies import Finding
 from transfer_wallet.money import Money, MoneyError, currency
@@ -57,7 +58,7 @@ _COMPARED = (("currency", "currency"), ("amount", "amount_minor"), ("status", "s
 
 def classify(
     result: MatchResult, invalid: pd.DataFrame, *, margin_s: int, window: tuple[dt.datetime, dt.datetime],
-    reconciled_elsewhere: set[str] = frozenset(),  # type: ignore[assignment]
+    reconciled_elsewhere: Collection[str] = frozenset(),
 ) -> pd.DataFrame:
     """The breaks frame of one run. ``reconciled_elsewhere``: transfer ids a neighbouring day's
     run already paired across the cut-off (not reported again here)."""
@@ -120,7 +121,7 @@ def _duplicates(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _ledger_only(rows: pd.DataFrame, margin_s: int, window: tuple[dt.datetime, dt.datetime],
-                 reconciled_elsewhere: set[str]) -> pd.DataFrame:
+                 reconciled_elsewhere: Collection[str]) -> pd.DataFrame:
     rows = rows[rows["in_window"] & ~rows["transfer_id"].isin(list(reconciled_elsewhere))]
     rows = rows[(rows["status"] == APPLIED) | rows["status"].isin(UNSETTLED)]
     margin = pd.Timedelta(seconds=margin_s)

@@ -13,7 +13,7 @@ unreadable) against the valid rows' amounts per currency.
 
 from __future__ import annotations
 
-import pandas as pd  # type: ignore[import-untyped]
+import pandas as pd
 
 from transfer_wallet.reconcile.frame import TrailerTotals
 from transfer_wallet.reconcile.ledger_side import APPLIED

@@ -33,13 +33,13 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 from zoneinfo import ZoneInfo
 
-import pandas as pd  # type: ignore[import-untyped]
+import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from transfer_wallet.models import Transfer
+from transfer_wallet.models import Transfer, table_of
 
-_transfers = Transfer.__table__  # type: ignore[attr-defined]
+_transfers = table_of(Transfer)
 
 #: Column -> dtype of the ledger-side frame.
 LEDGER_DTYPES: dict[str, str] = {

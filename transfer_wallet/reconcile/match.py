@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pandas as pd  # type: ignore[import-untyped]
+import pandas as pd
 
 DEFAULT_MATCH_WINDOW_S = 900
 METHODS = ("reference", "provider_tx_id", "candidate")

@@ -41,6 +41,7 @@ import codecs
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from transfer_wallet.errors import ConfigError
@@ -130,7 +131,12 @@ class ReportFormat:
         return REPORT_FIELDS + tuple(f for f in OPTIONAL_REPORT_FIELDS if f in self.columns)
 
 
-def _get(table: dict, key: str, where: str, kind: type | tuple[type, ...], default: object) -> object:
+_T = TypeVar("_T")
+_D = TypeVar("_D")
+
+
+def _get(table: dict[str, Any], key: str, where: str, kind: type[_T], default: _D) -> _T | _D:
+    """``table[key]`` checked to be a ``kind`` (a bool is not an int), else ``default``."""
     if key not in table:
         return default
     value = table[key]
@@ -140,7 +146,7 @@ def _get(table: dict, key: str, where: str, kind: type | tuple[type, ...], defau
 
 
 def _parse_columns(raw: dict, where: str) -> dict[str, str]:
-    columns = dict(_get(raw, "columns", where, dict, {}))  # type: ignore[call-overload]
+    columns = dict(_get(raw, "columns", where, dict, {}))
     unknown = set(columns) - set(REPORT_FIELDS) - set(OPTIONAL_REPORT_FIELDS)
     if unknown:
         raise ConfigError(f"{where}.columns: unknown canonical field(s) {sorted(unknown)}")
@@ -153,7 +159,7 @@ def _parse_columns(raw: dict, where: str) -> dict[str, str]:
 
 
 def _parse_values(raw: dict, where: str) -> dict[str, tuple[str, ...]]:
-    table = dict(_get(raw, "values", where, dict, {}))  # type: ignore[call-overload]
+    table = dict(_get(raw, "values", where, dict, {}))
     unknown = set(table) - set(REPORT_VALUES)
     if unknown:
         raise ConfigError(f"{where}.values: unknown canonical value(s) {sorted(unknown)}")
@@ -174,7 +180,7 @@ def _parse_trailer(raw: dict, where: str, columns: dict[str, str]) -> TrailerSpe
     found = _get(raw, "trailer", where, dict, None)
     if found is None:
         return None
-    table: dict = dict(found)  # type: ignore[call-overload]
+    table: dict = dict(found)
     where = f"{where}.trailer"
     known = {"marker", "marker_field", "count_field", "amount_field"}
     if set(table) - known:
@@ -185,8 +191,8 @@ def _parse_trailer(raw: dict, where: str, columns: dict[str, str]) -> TrailerSpe
     spec = TrailerSpec(
         marker=str(marker).strip(),
         marker_field=str(_get(table, "marker_field", where, str, "provider_tx_id")),
-        count_field=_get(table, "count_field", where, str, None),  # type: ignore[arg-type]
-        amount_field=_get(table, "amount_field", where, str, "amount"),  # type: ignore[arg-type]
+        count_field=_get(table, "count_field", where, str, None),
+        amount_field=_get(table, "amount_field", where, str, "amount"),
     )
     readable = set(REPORT_FIELDS) | set(columns)
     for key in ("marker_field", "count_field", "amount_field"):
@@ -258,15 +264,15 @@ def parse_report_format(name: str, raw: dict) -> ReportFormat:
         delimiter=str(_get(raw, "delimiter", where, str, ",")),
         decimal_separator=str(_get(raw, "decimal_separator", where, str, ".")),
         thousands_separator=str(thousands) if thousands else None,
-        amount_scale=int(_get(raw, "amount_scale", where, int, 1)),  # type: ignore[call-overload]
+        amount_scale=int(_get(raw, "amount_scale", where, int, 1)),
         date_format=str(_get(raw, "date_format", where, str, "%Y-%m-%dT%H:%M:%S")),
         timezone=str(_get(raw, "timezone", where, str, "UTC")),
         encoding=str(_get(raw, "encoding", where, str, "utf-8")),
         bom=bool(_get(raw, "bom", where, bool, False)),
-        skip_footer_rows=int(_get(raw, "skip_footer_rows", where, int, 0)),  # type: ignore[call-overload]
+        skip_footer_rows=int(_get(raw, "skip_footer_rows", where, int, 0)),
         trailer=_parse_trailer(raw, where, {**{f: f for f in REPORT_FIELDS}, **columns}),
-        match_window_s=int(_get(raw, "match_window_s", where, int, 900)),  # type: ignore[call-overload]
-        cutoff_margin_s=int(_get(raw, "cutoff_margin_s", where, int, 3600)),  # type: ignore[call-overload]
+        match_window_s=int(_get(raw, "match_window_s", where, int, 900)),
+        cutoff_margin_s=int(_get(raw, "cutoff_margin_s", where, int, 3600)),
     )
     _check_separators(report, where)
     _check_scalars(report, where)

@@ -23,11 +23,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
 from transfer_wallet import discrepancies
-from transfer_wallet.models import OPEN_DISCREPANCY_STATUSES, Discrepancy, ReconciliationRun
+from transfer_wallet.models import OPEN_DISCREPANCY_STATUSES, Discrepancy, ReconciliationRun, table_of
 from transfer_wallet.reconcile.classify import SOURCE, fingerprint, findings
 
-_runs = ReconciliationRun.__table__  # type: ignore[attr-defined]
-_discrepancies = Discrepancy.__table__  # type: ignore[attr-defined]
+_runs = table_of(ReconciliationRun)
+_discrepancies = table_of(Discrepancy)
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ from transfer_wallet.models import (
     Account,
     GameSession,
     Transfer,
+    table_of,
 )
 from transfer_wallet.money import Money
 
@@ -44,9 +45,9 @@ if TYPE_CHECKING:
     from transfer_wallet.db import Database
     from transfer_wallet.providers.protocol import Provider
 
-sessions_table = GameSession.__table__  # type: ignore[attr-defined]
-transfers_table = Transfer.__table__  # type: ignore[attr-defined]
-accounts_table = Account.__table__  # type: ignore[attr-defined]
+sessions_table = table_of(GameSession)
+transfers_table = table_of(Transfer)
+accounts_table = table_of(Account)
 
 #: The allowed session transitions; ``move`` refuses anything else.
 TRANSITIONS: dict[str, frozenset[str]] = {

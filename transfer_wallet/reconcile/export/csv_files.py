@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterable
 
-import pandas as pd  # type: ignore[import-untyped]
+import pandas as pd
 
 from transfer_wallet.reconcile.export.rows import DISCREPANCY_COLUMNS
 

@@ -15,11 +15,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from transfer_wallet.models import Discrepancy
+from transfer_wallet.models import Discrepancy, table_of
 from transfer_wallet.money import Money, MoneyError, currency
 from transfer_wallet.reconcile.classify import SOURCE, fingerprint
 
-_discrepancies = Discrepancy.__table__  # type: ignore[attr-defined]
+_discrepancies = table_of(Discrepancy)
 
 #: The fixed column order of discrepancies.csv (and the Discrepancies sheet).
 DISCREPANCY_COLUMNS: tuple[str, ...] = (

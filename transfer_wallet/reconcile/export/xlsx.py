@@ -12,9 +12,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Sequence
 
-import pandas as pd  # type: ignore[import-untyped]
-from openpyxl import Workbook  # type: ignore[import-untyped]
-from openpyxl.utils import get_column_letter  # type: ignore[import-untyped]
+import pandas as pd
+from openpyxl import Workbook
+from openpyxl.utils import get_column_letter
 
 from transfer_wallet.reconcile.export.csv_files import SUMMARY_COLUMNS, neutralise
 from transfer_wallet.reconcile.export.rows import DISCREPANCY_COLUMNS
