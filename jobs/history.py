@@ -24,9 +24,9 @@ from sqlalchemy import delete, select, update
 
 from jobs.lease import DEFAULT_TTL_S, Lease, leased
 from transfer_wallet.db import Database
-from transfer_wallet.models import JobRunRecord, utc_now
+from transfer_wallet.models import JobRunRecord, table_of, utc_now
 
-_runs = JobRunRecord.__table__  # type: ignore[attr-defined]
+_runs = table_of(JobRunRecord)
 
 #: History rows are kept this long (the sweeps alone add a few thousand a day).
 KEEP_DAYS = 30

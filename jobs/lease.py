@@ -38,9 +38,9 @@ from sqlalchemy.exc import IntegrityError
 
 from jobs.holder import holder_is_dead, this_holder
 from transfer_wallet.db import Database
-from transfer_wallet.models import JobLease, utc_now
+from transfer_wallet.models import JobLease, table_of, utc_now
 
-_leases = JobLease.__table__  # type: ignore[attr-defined]
+_leases = table_of(JobLease)
 log = logging.getLogger("transfer_wallet.jobs")
 
 #: A lease not renewed for this long lapses: how long a dead holder on another host blocks its job.

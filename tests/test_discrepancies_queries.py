@@ -176,3 +176,23 @@ def test_a_clearing_run_racing_a_person_leaves_history_that_matches_the_status(d
         assert (outcomes["cleared"], outcomes["person"]) in {(1, "InvalidStateError"), (1, "ConcurrencyError"),
                                                              (0, "resolved")}, outcomes
         assert view.status == ("resolved" if outcomes["person"] == "resolved" else "cleared")
+
+
+def test_count_for_sessions_counts_only_the_named_sessions_in_chunks(db):
+    from transfer_wallet.models import GameSession, table_of
+    from transfer_wallet.wallet import Wallet
+
+    Wallet(db).create_player("P1", "EUR")
+    sessions = table_of(GameSession)
+    base = dict(player_id="P1", provider="acme", status="closed", wallet_currency="EUR", game_currency="EUR",
+                amount_in_minor=100, game_amount_in_minor=100, game_balance_minor=0, mirrored=False,
+                open_request_hash="h", idle_timeout_s=900, max_session_s=3600, opened_at=NOW,
+                last_activity_at=NOW, deadline_at=NOW, close_attempts=0, stuck=False)
+    ids = [f"s{n:04d}" for n in range(1203)]
+    db.transaction(lambda c: c.execute(sessions.insert(), [dict(base, id=i, open_key=f"k-{i}") for i in ids]))
+    for n in (0, 600, 1202):
+        put(db, Finding(kind="SESSION_CONSERVATION", detail="x", session_id=ids[n], transfer_id=f"{ids[n]}-out1"),
+            NOW)
+    assert discrepancies.count_for_sessions(db, ids) == 3
+    assert discrepancies.count_for_sessions(db, ids[1:1202]) == 1
+    assert discrepancies.count_for_sessions(db, []) == 0

@@ -8,7 +8,7 @@ unknown id a ``NotFoundError``) and every list is bounded by ``limit``.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
@@ -148,6 +148,23 @@ def counts(
     found = [DiscrepancyCount(kind=row.kind, provider=row.provider, status=row.status, count=int(row.total),
                               oldest_first_seen_at=_as_utc(row.oldest)) for row in rows]
     return sorted(found, key=lambda c: (c.kind, c.provider is not None, c.provider or "", c.status))
+
+
+def count_for_sessions(db: Database, session_ids: Collection[str]) -> int:
+    """How many discrepancies name one of ``session_ids`` (read in chunks: any number of ids)."""
+    ids = sorted(set(session_ids))
+
+    def work(connection: Connection) -> int:
+        return sum(
+            connection.execute(select(func.count()).select_from(_discrepancies)
+                               .where(_discrepancies.c.session_id.in_(ids[start:start + _ID_CHUNK]))).scalar_one()
+            for start in range(0, len(ids), _ID_CHUNK)
+        )
+
+    return db.transaction(work, readonly=True)
+
+
+_ID_CHUNK = 500
 
 
 def _as_utc(value: Any) -> dt.datetime:

@@ -87,11 +87,11 @@ def next_due(db: "Database", session_ids: list[str], now: dt.datetime) -> dt.dat
     """The earliest time any of these sessions has work due: a deadline, a close retry, a transfer retry."""
     from sqlalchemy import select
 
-    from transfer_wallet.models import GameSession, Transfer
+    from transfer_wallet.models import GameSession, Transfer, table_of
     from transfer_wallet.sessions.state import PENDING_GRACE_S
 
-    sessions = GameSession.__table__  # type: ignore[attr-defined]
-    transfers = Transfer.__table__  # type: ignore[attr-defined]
+    sessions = table_of(GameSession)
+    transfers = table_of(Transfer)
     grace = dt.timedelta(seconds=PENDING_GRACE_S + 1)
 
     def read(connection: Any) -> list[Any]:

@@ -416,11 +416,6 @@ def _all_rounds(client: Any, player: str, since: dt.datetime) -> list[Any]:
 
 
 def _count_discrepancies(db: Database, session_ids: set[str]) -> int:
-    from sqlalchemy import select
+    from transfer_wallet.discrepancies import count_for_sessions
 
-    from transfer_wallet.models import Discrepancy
-
-    table = Discrepancy.__table__  # type: ignore[attr-defined]
-    with db.engine.connect() as connection:
-        rows = connection.execute(select(table.c.session_id)).all()
-    return sum(1 for r in rows if r.session_id in session_ids)
+    return count_for_sessions(db, session_ids)
