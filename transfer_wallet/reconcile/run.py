@@ -102,6 +102,14 @@ def compare(report_file: ReportFile, ledger: LedgerSide, elsewhere: set[str], *,
     return result, pd.concat([breaks, *[e for e in extra if len(e)]], ignore_index=True), controls
 
 
+def across_days(pairs: pd.DataFrame, breaks: pd.DataFrame) -> tuple[str, ...]:
+    """Transfer ids paired with a row of this report although they belong to another business day
+    (cut-off margin, or found by reference), except those applied a second time (duplicates)."""
+    again = breaks.loc[breaks["kind"] == "DUPLICATE_AT_PROVIDER", "transfer_id"].dropna()
+    other_day = pairs[~pairs["l_in_window"].astype(bool) & ~pairs["l_transfer_id"].isin(list(again))]
+    return tuple(other_day["l_transfer_id"].astype(str))
+
+
 def reconcile(db: Database, provider_config: ProviderConfig, business_date: dt.date,
               report: bytes | Path | ReportFile, *, now: dt.datetime, name: str | None = None) -> RunResult:
     """Reconcile ``report`` against the ledger for (provider, business date); see the module docstring."""
@@ -115,7 +123,8 @@ def reconcile(db: Database, provider_config: ProviderConfig, business_date: dt.d
 
     def read(connection: Any) -> tuple[LedgerSide, set[str]]:
         """The ledger side and the transfers paired across the cut-off by the neighbouring days."""
-        side = read_ledger_side(connection, provider_config.name, business_date, profile.timezone, margin_s=margin_s)
+        side = read_ledger_side(connection, provider_config.name, business_date, profile.timezone, margin_s=margin_s,
+                                references=report_file.rows["reference"])
         return side, store.reconciled_across_cutoff(connection, provider_config.name, business_date)
 
     ledger, elsewhere = db.transaction(read, readonly=True)
@@ -125,7 +134,7 @@ def reconcile(db: Database, provider_config: ProviderConfig, business_date: dt.d
     timings["match_classify"], clock = time.perf_counter() - clock, time.perf_counter()
     rows = ledger.rows
 
-    across = tuple(result.pairs.loc[~result.pairs["l_in_window"].astype(bool), "l_transfer_id"].astype(str))
+    across = across_days(result.pairs, breaks)
     counts = {"report_rows": report_file.data_rows, "valid_rows": len(report_file.rows),
               "invalid_rows": len(report_file.invalid), "ledger_rows": int(rows["in_window"].sum()),
               "ledger_margin_rows": int((~rows["in_window"]).sum()), "across_cutoff": len(across),
