@@ -157,3 +157,24 @@ def test_tw_reconcile_of_an_unreadable_file_is_one_line_and_writes_nothing(db, t
 def test_tw_reconcile_rejects_a_malformed_date_as_a_usage_error(tmp_path):
     result = CliRunner().invoke(cli, ["reconcile", "--provider", "acme", "--date", "01/12/2026"])
     assert result.exit_code == 2
+
+
+def test_a_terminal_sees_one_progress_step_per_stage_and_a_pipe_sees_none(db, tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from commands.reconcile import progress_console, stage_progress
+    from transfer_wallet.reconcile.run import STAGES
+
+    seen: list[str] = []
+    reconcile(db, CONFIG, DAY, report_file(provider_only_rows()), now=NOW, progress=seen.append)
+    assert tuple(seen) == STAGES
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=100)
+    with stage_progress(console, 2) as step:
+        step("ingest")
+        console.print("between")
+        step("exports")
+    assert "reading the report" in screen.getvalue()
+    assert progress_console(tmp_path / "report.csv") is None  # under pytest stderr is not a terminal
