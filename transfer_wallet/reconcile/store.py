@@ -139,10 +139,13 @@ def clear_timing_breaks(connection: Connection, provider: str, transfer_ids: Col
     than ``other_than``: a run paired them across days, so their own day's report need not have them."""
     if not transfer_ids:
         return 0
-    rows = connection.execute(select(_discrepancies.c.fingerprint, _discrepancies.c.business_date).where(
-        _discrepancies.c.source == SOURCE, _discrepancies.c.provider == provider,
-        _discrepancies.c.kind.in_(ABSENCE_KINDS), _discrepancies.c.transfer_id.in_(list(transfer_ids)),
-        _discrepancies.c.status.in_(OPEN_DISCREPANCY_STATUSES))).all()
+    ids = sorted(transfer_ids)
+    rows: list[Any] = []
+    for first in range(0, len(ids), 1000):  # bounded IN lists (SQLite's bound-parameter limit)
+        rows += connection.execute(select(_discrepancies.c.fingerprint, _discrepancies.c.business_date).where(
+            _discrepancies.c.source == SOURCE, _discrepancies.c.provider == provider,
+            _discrepancies.c.kind.in_(ABSENCE_KINDS), _discrepancies.c.transfer_id.in_(ids[first:first + 1000]),
+            _discrepancies.c.status.in_(OPEN_DISCREPANCY_STATUSES))).all()
     by_date: dict[dt.date, set[str]] = {}
     for row in rows:
         if row.business_date != other_than:
