@@ -6,13 +6,14 @@ import datetime as dt
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from commands._common import CliContext, emit, pass_cli
+
+if TYPE_CHECKING:  # rich is imported only when a bar is drawn: `tw --help` stays light
+    from rich.console import Console
 
 #: Exit code when the run leaves discrepancies open for the day (0: nothing open, 1: error).
 EXIT_OPEN = 3
@@ -29,6 +30,8 @@ def stage_progress(console: Console | None, total: int) -> Iterator[Callable[[st
     if console is None:
         yield lambda stage: None
         return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = (TextColumn("{task.description:<26}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
@@ -49,6 +52,8 @@ def progress_console(report_file: Path | None) -> Console | None:
         return None
     if report_file is not None and (not report_file.is_file() or report_file.stat().st_size < LARGE_REPORT_BYTES):
         return None
+    from rich.console import Console
+
     return Console(stderr=True)
 
 
