@@ -7,7 +7,8 @@ the names of the fields that differ joined by ``|``. ``findings`` turns breaks
 into ``discrepancies.Finding`` values (one per break, so a loop over breaks
 only, never over report rows).
 
-Kinds (primary type of a pair, in this order: currency > amount > status > type > player):
+Kinds (primary type of a pair, in this order: pending > duplicate across days > currency > amount >
+status > type > player > provider tx id):
 
 - ``MISSING_IN_LEDGER``: a SUCCESS report row with no ledger counterpart (a
   FAILED one moved no money and is only counted);
@@ -17,7 +18,13 @@ Kinds (primary type of a pair, in this order: currency > amount > status > type 
   run that pairs it across the cut-off clears it (see ``store``);
 - ``AMOUNT_MISMATCH``, ``CURRENCY_MISMATCH``, ``STATUS_MISMATCH`` (applied on
   one side only), ``TYPE_MISMATCH`` (direction), ``PLAYER_MISMATCH``;
-- ``DUPLICATE_AT_PROVIDER``: a later row repeating a provider tx id or reference;
+- ``DUPLICATE_AT_PROVIDER``: a later row repeating a provider tx id or reference; or a
+  row pairing a transfer of **another** business day (across the cut-off or found
+  by reference) under another provider tx id than the one the provider confirmed to
+  us: the same transfer applied a second time (key ``<transfer id>@<provider tx id>``);
+- ``PROVIDER_TX_ID_MISMATCH``: a pair of the day whose provider tx id differs from
+  the one the provider confirmed to us (re-keyed, or a second application whose
+  first one lies in the neighbouring day's report);
 - ``INVALID_RECORD``: a row ingest could not read (row number, column, raw value);
 - ``PENDING_IN_LEDGER``: our side is still pending / in doubt: not a mismatch,
   looked at again by the next run (and cleared once it settled and matched).
@@ -45,7 +52,7 @@ SOURCE = "reconcile"
 KINDS = (
     "MISSING_IN_LEDGER", "MISSING_AT_PROVIDER", "AMOUNT_MISMATCH", "CURRENCY_MISMATCH", "STATUS_MISMATCH",
     "TYPE_MISMATCH", "PLAYER_MISMATCH", "DUPLICATE_AT_PROVIDER", "INVALID_RECORD", "TIMING_CUTOFF",
-    "CONTROL_TOTAL_MISMATCH", "PENDING_IN_LEDGER", "DUPLICATE_FILE",
+    "CONTROL_TOTAL_MISMATCH", "PENDING_IN_LEDGER", "DUPLICATE_FILE", "PROVIDER_TX_ID_MISMATCH",
 )
 _SIDE = ("amount_minor", "currency", "direction", "status", "player_id", "created_at")
 BREAK_COLUMNS: tuple[str, ...] = (
@@ -85,17 +92,29 @@ def _pairs(pairs: pd.DataFrame) -> pd.DataFrame:
                            & (pairs["p_provider_tx_id"] != pairs["l_provider_tx_id"])).fillna(False),
     }
     differs = {name: flag.fillna(False).astype(bool).to_numpy() for name, flag in differs.items()}
-    kind = np.select([unsettled.to_numpy()] + [differs[name] for name, _ in _COMPARED],
-                     ["PENDING_IN_LEDGER"] + [f"{name.upper()}_MISMATCH" for name, _ in _COMPARED], default="")
+    # Another day's transfer under a new provider id: the provider applied it a second time.
+    again = differs["provider_tx_id"] & ~pairs["l_in_window"].astype(bool).to_numpy()
+    kind = np.select(
+        [unsettled.to_numpy(), again] + [differs[name] for name, _ in _COMPARED] + [differs["provider_tx_id"]],
+        ["PENDING_IN_LEDGER", "DUPLICATE_AT_PROVIDER"] + [f"{name.upper()}_MISMATCH" for name, _ in _COMPARED]
+        + ["PROVIDER_TX_ID_MISMATCH"], default="")
     broken = kind != ""  # everything below runs on the breaks only, not on every matched pair
     pairs, kind = pairs[broken], kind[broken]
     fields = _joined({name: flag[broken] for name, flag in differs.items()}, len(pairs))
     frame = _sides(pairs, provider=True, ledger=True)
     frame["kind"], frame["fields"] = kind, fields
     frame["transfer_id"] = pairs["l_transfer_id"]
-    frame["key"] = pairs["l_transfer_id"]
-    frame["detail"] = np.where(kind == "PENDING_IN_LEDGER", "our side is still " + pairs["l_status"].astype(str)
-                               + ": looked at again on the next run", "differs: " + pd.Series(fields, index=pairs.index))
+    rekeyed = np.isin(kind, ("DUPLICATE_AT_PROVIDER", "PROVIDER_TX_ID_MISMATCH"))
+    frame["key"] = np.where(rekeyed, pairs["l_transfer_id"].astype(str) + "@" + pairs["p_provider_tx_id"].astype(str),
+                            pairs["l_transfer_id"].astype(str))
+    ids = ("the provider confirmed it to us as " + pairs["l_provider_tx_id"].astype(str) + ", the report has "
+           + pairs["p_provider_tx_id"].astype(str))
+    frame["detail"] = np.select(
+        [kind == "PENDING_IN_LEDGER", kind == "DUPLICATE_AT_PROVIDER", kind == "PROVIDER_TX_ID_MISMATCH"],
+        ["our side is still " + pairs["l_status"].astype(str) + ": looked at again on the next run",
+         "our transfer of another business day reported again under a new provider id (a second application?): "
+         + ids, ids],
+        default="differs: " + pd.Series(fields, index=pairs.index))
     return frame
 
 

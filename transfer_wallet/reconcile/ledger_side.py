@@ -5,8 +5,17 @@ The business day is the provider's report day in its report timezone (``[00:00,
 ``cutoff_margin_s`` on each side so that a transfer whose counterpart lies
 across the cut-off can still be paired (``TIMING_CUTOFF``). The time used is the
 transfer's ``created_at``: when we sent it, immutable, indexed
-(``ix_transfers_provider_created_at``); when the provider applied it is not
-stored, and the report's own time is compared only within the match window.
+(``ix_transfers_provider_created_at``). **A ledger transfer's business day is the
+day of its ``created_at``** (the day whose run reports it missing). When the
+provider applied it can be later (a transfer in doubt for hours, re-sent and
+applied the next morning, or a day later): such a transfer turns up in another
+day's report under its reference. So the report's references that the window
+does not hold are looked up by id too (``references``: one more query per 1,000
+ids, primary-key lookups), marked ``in_window`` false, and paired across days like
+a cut-off pair (``store`` remembers it, so its own day does not call it missing).
+
+A transfer-out of 0.00 settled here (``provider_tx_id`` ``SETTLED_LOCALLY``)
+never reached the provider and is not read.
 
 Amounts are the **game** amounts (minor units of the game currency): the report is
 in the provider's currency, not the player's wallet currency.
@@ -34,10 +43,11 @@ from typing import Any, Sequence
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.engine import Connection
 
 from transfer_wallet.models import Transfer, table_of
+from transfer_wallet.sessions.state import SETTLED_LOCALLY
 
 _transfers = table_of(Transfer)
 
@@ -56,6 +66,8 @@ LEDGER_DTYPES: dict[str, str] = {
 #: Ledger statuses that mean "the provider applied it" / "it did not apply" / "not known yet".
 APPLIED, NOT_APPLIED, UNSETTLED = "completed", "refused", ("pending", "in_doubt")
 DEFAULT_CUTOFF_MARGIN_S = 3600
+#: Ids per ``IN (...)`` of the by-reference lookup (well under SQLite's bound-parameter limit).
+REFERENCE_BATCH = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,23 +90,37 @@ def business_window(business_date: dt.date, timezone: str) -> tuple[dt.datetime,
 
 def read_ledger_side(
     connection: Connection, provider: str, business_date: dt.date, timezone: str,
-    *, margin_s: int = DEFAULT_CUTOFF_MARGIN_S,
+    *, margin_s: int = DEFAULT_CUTOFF_MARGIN_S, references: Any = (),
 ) -> LedgerSide:
-    """The provider's transfers created in the business day +- ``margin_s``, in one query."""
+    """The provider's transfers created in the business day +- ``margin_s`` (one query), plus those
+    among ``references`` (the report's references) created outside it (one query per 1,000 ids)."""
     if margin_s < 0:
         raise ValueError("margin_s must be >= 0")
     start, end = business_window(business_date, timezone)
     margin = dt.timedelta(seconds=margin_s)
-    query = select(
+    rows = connection.execute(_selected(provider).where(
+        _transfers.c.created_at >= start - margin, _transfers.c.created_at < end + margin)).all()
+    frame = ledger_frame(rows, start, end)
+    wanted = pd.Series(references, dtype="string").dropna()
+    wanted = sorted(wanted[~wanted.isin(frame["transfer_id"])].unique())
+    extra: list[Any] = []
+    for first in range(0, len(wanted), REFERENCE_BATCH):
+        batch = [str(reference) for reference in wanted[first:first + REFERENCE_BATCH]]
+        extra.extend(connection.execute(_selected(provider).where(_transfers.c.id.in_(batch))).all())
+    if extra:
+        frame = pd.concat([frame, ledger_frame(extra, start, end)], ignore_index=True)
+    return LedgerSide(frame, start, end, margin_s)
+
+
+def _selected(provider: str) -> Any:
+    """The ledger-side columns of the provider's transfers that reached it (not settled here)."""
+    return select(
         _transfers.c.id, _transfers.c.provider_tx_id, _transfers.c.player_id, _transfers.c.direction,
         _transfers.c.game_amount_minor, _transfers.c.game_currency, _transfers.c.status, _transfers.c.created_at,
     ).where(
         _transfers.c.provider == provider,
-        _transfers.c.created_at >= start - margin,
-        _transfers.c.created_at < end + margin,
+        or_(_transfers.c.provider_tx_id.is_(None), _transfers.c.provider_tx_id != SETTLED_LOCALLY),
     )
-    rows = connection.execute(query).all()
-    return LedgerSide(ledger_frame(rows, start, end), start, end, margin_s)
 
 
 def ledger_frame(rows: Sequence[Any], start: dt.datetime, end: dt.datetime) -> pd.DataFrame:

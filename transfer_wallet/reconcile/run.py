@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -102,40 +102,67 @@ def compare(report_file: ReportFile, ledger: LedgerSide, elsewhere: set[str], *,
     return result, pd.concat([breaks, *[e for e in extra if len(e)]], ignore_index=True), controls
 
 
+def across_days(pairs: pd.DataFrame, breaks: pd.DataFrame) -> tuple[str, ...]:
+    """Transfer ids paired with a row of this report although they belong to another business day
+    (cut-off margin, or found by reference), except those applied a second time (duplicates)."""
+    again = breaks.loc[breaks["kind"] == "DUPLICATE_AT_PROVIDER", "transfer_id"].dropna()
+    other_day = pairs[~pairs["l_in_window"].astype(bool) & ~pairs["l_transfer_id"].isin(list(again))]
+    return tuple(other_day["l_transfer_id"].astype(str))
+
+
+def run_counts(report_file: ReportFile, rows: pd.DataFrame, result: MatchResult, across: tuple[str, ...],
+               breaks: pd.DataFrame) -> dict[str, int]:
+    """Row counts per stage for the run record."""
+    return {"report_rows": report_file.data_rows, "valid_rows": len(report_file.rows),
+            "invalid_rows": len(report_file.invalid), "ledger_rows": int(rows["in_window"].sum()),
+            "ledger_margin_rows": int((~rows["in_window"]).sum()), "across_cutoff": len(across),
+            **result.counts(), "breaks": len(breaks)}
+
+
+#: The stages ``reconcile`` reports to its ``progress`` callback, in order (before each starts).
+STAGES = ("ingest", "ledger_read", "match_classify", "persist")
+
+
 def reconcile(db: Database, provider_config: ProviderConfig, business_date: dt.date,
-              report: bytes | Path | ReportFile, *, now: dt.datetime, name: str | None = None) -> RunResult:
-    """Reconcile ``report`` against the ledger for (provider, business date); see the module docstring."""
+              report: bytes | Path | ReportFile, *, now: dt.datetime, name: str | None = None,
+              progress: Callable[[str], None] | None = None) -> RunResult:
+    """Reconcile ``report`` against the ledger for (provider, business date); see the module docstring.
+
+    ``progress``, if given, is called with each of ``STAGES`` as it starts (a progress bar)."""
+    step = progress or (lambda stage: None)
     profile = provider_config.report
     window_s = profile.match_window_s
     margin_s = profile.cutoff_margin_s
     timings: dict[str, float] = {}
     clock = time.perf_counter()
+    step("ingest")
     report_file = load_report(report, profile, name=name)
     timings["ingest"], clock = time.perf_counter() - clock, time.perf_counter()
 
     def read(connection: Any) -> tuple[LedgerSide, set[str]]:
         """The ledger side and the transfers paired across the cut-off by the neighbouring days."""
-        side = read_ledger_side(connection, provider_config.name, business_date, profile.timezone, margin_s=margin_s)
+        side = read_ledger_side(connection, provider_config.name, business_date, profile.timezone, margin_s=margin_s,
+                                references=report_file.rows["reference"])
         return side, store.reconciled_across_cutoff(connection, provider_config.name, business_date)
 
+    step("ledger_read")
     ledger, elsewhere = db.transaction(read, readonly=True)
     timings["ledger_read"], clock = time.perf_counter() - clock, time.perf_counter()
 
+    step("match_classify")
     result, breaks, controls = compare(report_file, ledger, elsewhere, window_s=window_s, margin_s=margin_s)
     timings["match_classify"], clock = time.perf_counter() - clock, time.perf_counter()
     rows = ledger.rows
 
-    across = tuple(result.pairs.loc[~result.pairs["l_in_window"].astype(bool), "l_transfer_id"].astype(str))
-    counts = {"report_rows": report_file.data_rows, "valid_rows": len(report_file.rows),
-              "invalid_rows": len(report_file.invalid), "ledger_rows": int(rows["in_window"].sum()),
-              "ledger_margin_rows": int((~rows["in_window"]).sum()), "across_cutoff": len(across),
-              **result.counts(), "breaks": len(breaks)}
+    across = across_days(result.pairs, breaks)
+    counts = run_counts(report_file, rows, result, across, breaks)
     document, digest = profile_document(profile)
     record = store.RunRecord(
         provider=provider_config.name, business_date=business_date, file_name=report_file.name,
         file_size_bytes=report_file.size_bytes, file_sha256=report_file.sha256, data_rows=report_file.data_rows,
         profile=document, profile_digest=digest, counts=counts, timings=timings, across_cutoff=across, started_at=now,
     )
+    step("persist")
     try:
         run_id, open_count, duplicate_file = db.transaction(lambda c: store.persist(c, record, breaks, now=now))
     except Exception as exc:

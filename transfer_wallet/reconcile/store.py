@@ -6,10 +6,12 @@
   ``discrepancies.clear_absent`` (what this run no longer sees closes as cleared).
 - The same file (SHA-256, with data rows) already reconciled for another business
   date of the provider is a ``DUPLICATE_FILE`` discrepancy (key: the hash).
-- A transfer this run paired with a report row across the cut-off closes the
-  neighbouring day's ``TIMING_CUTOFF`` for it (``clear_fingerprints``: clear_absent
-  semantics restricted to chosen fingerprints), and is remembered in the run's
-  ``across_cutoff`` so that day's (re-)run does not report it again.
+- A transfer this run paired with a report row across days (in a cut-off margin, or
+  found by reference: applied late) closes the other day's absence breaks for it
+  (``ABSENCE_KINDS``, via ``clear_fingerprints``: clear_absent semantics restricted
+  to chosen fingerprints), and is remembered in the run's ``across_cutoff`` so that
+  its own day's (re-)run does not report it again. A pair that is a second
+  application (``DUPLICATE_AT_PROVIDER``) is not remembered: it excuses nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ from sqlalchemy.engine import Connection
 from transfer_wallet import discrepancies
 from transfer_wallet.models import OPEN_DISCREPANCY_STATUSES, Discrepancy, ReconciliationRun, table_of
 from transfer_wallet.reconcile.classify import SOURCE, fingerprint, findings
+
+#: How many later business days' runs can have paired a transfer of this day (applied that late).
+LOOKAHEAD_DAYS = 31
+#: Breaks that only say "this day's report lacks the transfer": moot once another day pairs it.
+ABSENCE_KINDS = ("TIMING_CUTOFF", "MISSING_AT_PROVIDER", "PENDING_IN_LEDGER")
 
 _runs = table_of(ReconciliationRun)
 _discrepancies = table_of(Discrepancy)
@@ -49,15 +56,19 @@ class RunRecord:
 
 
 def reconciled_across_cutoff(connection: Connection, provider: str, business_date: dt.date) -> set[str]:
-    """Transfer ids the latest succeeded runs of the neighbouring days paired across the cut-off."""
+    """Transfer ids that the latest succeeded run of another day paired across days: the day
+    before (its end margin) and the ``LOOKAHEAD_DAYS`` after (a margin, or a transfer applied late)."""
+    first, last = business_date - dt.timedelta(days=1), business_date + dt.timedelta(days=LOOKAHEAD_DAYS)
+    rows = connection.execute(
+        select(_runs.c.business_date, _runs.c.across_cutoff).where(
+            _runs.c.provider == provider, _runs.c.business_date >= first, _runs.c.business_date <= last,
+            _runs.c.business_date != business_date, _runs.c.outcome == "succeeded").order_by(_runs.c.id)
+    ).all()
+    latest = {row.business_date: row.across_cutoff for row in rows}  # ordered by id: the last one wins
     found: set[str] = set()
-    for day in (business_date - dt.timedelta(days=1), business_date + dt.timedelta(days=1)):
-        row = connection.execute(
-            select(_runs.c.across_cutoff).where(_runs.c.provider == provider, _runs.c.business_date == day,
-                                                _runs.c.outcome == "succeeded").order_by(_runs.c.id.desc()).limit(1)
-        ).first()
-        if row is not None and row.across_cutoff:
-            found.update(json.loads(row.across_cutoff))
+    for across in latest.values():
+        if across:
+            found.update(json.loads(across))
     return found
 
 
@@ -97,7 +108,7 @@ def persist(connection: Connection, record: RunRecord, breaks: Any, *, now: dt.d
         seen.add(_record_duplicate_file(connection, record, other_dates, run_id, now))
     discrepancies.clear_absent(connection, source=SOURCE, provider=record.provider,
                                business_date=record.business_date, seen=seen, now=now)
-    clear_timing_breaks(connection, record.provider, record.across_cutoff, now=now)
+    clear_timing_breaks(connection, record.provider, record.across_cutoff, now=now, other_than=record.business_date)
     open_count = connection.execute(select(func.count()).select_from(_discrepancies).where(
         _discrepancies.c.source == SOURCE, _discrepancies.c.provider == record.provider,
         _discrepancies.c.business_date == record.business_date,
@@ -123,17 +134,22 @@ def _record_duplicate_file(connection: Connection, record: RunRecord, other_date
 
 
 def clear_timing_breaks(connection: Connection, provider: str, transfer_ids: Collection[str], *,
-                        now: dt.datetime) -> int:
-    """Close as cleared the open ``TIMING_CUTOFF`` discrepancies of ``transfer_ids`` (paired now)."""
+                        now: dt.datetime, other_than: dt.date | None = None) -> int:
+    """Close as cleared the open absence breaks (``ABSENCE_KINDS``) of ``transfer_ids`` on days other
+    than ``other_than``: a run paired them across days, so their own day's report need not have them."""
     if not transfer_ids:
         return 0
-    rows = connection.execute(select(_discrepancies.c.fingerprint, _discrepancies.c.business_date).where(
-        _discrepancies.c.source == SOURCE, _discrepancies.c.provider == provider,
-        _discrepancies.c.kind == "TIMING_CUTOFF", _discrepancies.c.transfer_id.in_(list(transfer_ids)),
-        _discrepancies.c.status.in_(OPEN_DISCREPANCY_STATUSES))).all()
+    ids = sorted(transfer_ids)
+    rows: list[Any] = []
+    for first in range(0, len(ids), 1000):  # bounded IN lists (SQLite's bound-parameter limit)
+        rows += connection.execute(select(_discrepancies.c.fingerprint, _discrepancies.c.business_date).where(
+            _discrepancies.c.source == SOURCE, _discrepancies.c.provider == provider,
+            _discrepancies.c.kind.in_(ABSENCE_KINDS), _discrepancies.c.transfer_id.in_(ids[first:first + 1000]),
+            _discrepancies.c.status.in_(OPEN_DISCREPANCY_STATUSES))).all()
     by_date: dict[dt.date, set[str]] = {}
     for row in rows:
-        by_date.setdefault(row.business_date, set()).add(row.fingerprint)
+        if row.business_date != other_than:
+            by_date.setdefault(row.business_date, set()).add(row.fingerprint)
     return sum(clear_fingerprints(connection, provider, day, targets, now=now) for day, targets in by_date.items())
 
 

@@ -19,6 +19,7 @@ from transfer_wallet.models import ACTIVE, CLOSED, CLOSING, FAILED, IN_DOUBT, OP
 from transfer_wallet.money import Money, currency
 from transfer_wallet.sessions.outcomes import Outcomes
 from transfer_wallet.sessions.state import (
+    SETTLED_LOCALLY,
     TIMEOUT_REASONS,
     move,
     session_row,
@@ -97,7 +98,7 @@ class Closing(Outcomes):
         if amount is not None and amount.amount_minor == 0:
             # Everything of this session was lost at the provider: nothing to withdraw, settle here.
             self._settle(connection, session_row(connection, session_id), transfer_row(connection, transfer_id),
-                         amount, "none", now)
+                         amount, SETTLED_LOCALLY, now)
             return None
         return session.provider, transfer_id, session.player_id, amount
 

@@ -57,6 +57,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     CLOSED: frozenset(),
     FAILED: frozenset(),
 }
+#: ``provider_tx_id`` of a transfer-out of 0.00 settled here without calling the provider (the
+#: session lost everything at the provider): it never reached the provider and is not in its report.
+SETTLED_LOCALLY = "none"
 #: How long a PENDING transfer may wait for its own step 3 before the in-doubt job takes it over.
 PENDING_GRACE_S = 60
 MAX_BATCH = 200

@@ -43,13 +43,14 @@ def _sheet(book: Workbook, title: str, columns: Sequence[str], rows: list[list[A
     assert sheet is not None
     sheet.title = title
     sheet.append(list(columns))
-    for values in rows:
+    # The row number is counted here: ``sheet.max_row`` scans every cell (quadratic over a big day).
+    for row_number, values in enumerate(rows, start=2):
         sheet.append([_value(v) for v in values])
         for index, (column, value) in enumerate(zip(columns, values), start=1):
             if column in _AMOUNTS and isinstance(value, Decimal):
-                sheet.cell(row=sheet.max_row, column=index).number_format = _format(value)
+                sheet.cell(row=row_number, column=index).number_format = _format(value)
     sheet.freeze_panes = "A2"
-    sheet.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{max(1, sheet.max_row)}"
+    sheet.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{len(rows) + 1}"
     for index, column in enumerate(columns, start=1):
         sheet.column_dimensions[get_column_letter(index)].width = max(10, min(40, len(column) + 4))
 
