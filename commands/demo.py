@@ -40,7 +40,7 @@ def demo(ctx: CliContext, sessions: int, players: int, seed: int, out_dir: Path)
     options = DemoOptions(sessions=sessions, players=players, seed=seed, out_dir=out_dir,
                           providers_file=ctx.providers_file)
     with progress_bar("demo") as progress:
-        result = run_demo(ctx.database(), options, progress=progress)
+        result = run_demo(ctx.database(create=True), options, progress=progress)
     document = result.as_dict()
     emit(ctx, document, text=lambda: render(document))
     if not result.ok:
