@@ -49,19 +49,20 @@ def list_providers(ctx: CliContext) -> None:
     Example:
       tw provider list
     """
-    rows = [
+    providers = [
         {
             "name": p.name,
             "base_url": p.base_url,
             "currency": p.currency,
-            "keys": " ".join(k.key_id for k in p.keys),
+            "keys": [k.key_id for k in p.keys],
             "report_timezone": p.report.timezone,
             "delimiter": p.report.delimiter,
             "decimal_separator": p.report.decimal_separator,
         }
         for p in ctx.providers().values()
     ]
-    emit(ctx, {"providers": rows}, rows=rows, columns=["name", "base_url", "currency", "keys", "report_timezone"],
+    rows = [{**p, "keys": " ".join(p["keys"])} for p in providers]  # a table cell holds text
+    emit(ctx, {"providers": providers}, rows=rows, columns=["name", "base_url", "currency", "keys", "report_timezone"],
          title="providers")
 
 
