@@ -160,3 +160,18 @@ def test_errors_stay_one_line_in_a_real_process(tmp_path: Path) -> None:
                             env={**os.environ}, timeout=60)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr == "error: No such option '--nope' (see 'tw wallet balance --help')\n"
+
+
+def test_a_session_length_limit_is_in_seconds_under_an_s_name(db) -> None:  # type: ignore[no-untyped-def]
+    Wallet(db).create_player("P1", "EUR")
+    changed = json.loads(invoke("--db", url_of(db), "--json", "limits", "set", "P1", "--session-length", "2h",
+                                "--loss-week", "200.00").stdout)
+    by_kind = {c["kind"]: c for c in changed["changes"]}
+    assert (by_kind["session_length"]["old_value_s"], by_kind["session_length"]["new_value_s"]) == (None, 7200)
+    assert by_kind["loss_week"]["new_value"] == "200.00" and "new_value_s" not in by_kind["loss_week"]
+    later = json.loads(invoke("--db", url_of(db), "--json", "limits", "set", "P1", "--session-length", "3h").stdout)
+    assert later["changes"][0]["new_value_s"] == 10_800 and later["changes"][0]["immediate"] is False
+    shown = json.loads(invoke("--db", url_of(db), "--json", "limits", "show", "P1").stdout)
+    assert shown["limits"]["session_length_s"] == 7200 and "session_length" not in shown["limits"]
+    assert shown["pending"] == [{"kind": "session_length", "value_s": 10_800,
+                                 "effective_from": later["changes"][0]["effective_from"]}]
