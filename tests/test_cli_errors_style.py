@@ -175,3 +175,10 @@ def test_a_session_length_limit_is_in_seconds_under_an_s_name(db) -> None:  # ty
     assert shown["limits"]["session_length_s"] == 7200 and "session_length" not in shown["limits"]
     assert shown["pending"] == [{"kind": "session_length", "value_s": 10_800,
                                  "effective_from": later["changes"][0]["effective_from"]}]
+
+
+def test_a_deposit_document_gives_the_available_balance_once(db) -> None:  # type: ignore[no-untyped-def]
+    Wallet(db).create_player("P1", "EUR")
+    document = json.loads(invoke("--db", url_of(db), "--json", "wallet", "deposit", "P1", "12.50", "--ref", "d-1").stdout)
+    assert document == {"entry_id": document["entry_id"], "reference": "d-1", "replayed": False, "player_id": "P1",
+                        "currency": "EUR", "available": "12.50", "locked": "0.00", "total": "12.50"}
