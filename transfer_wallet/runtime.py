@@ -50,8 +50,12 @@ def _clients(configs: Mapping[str, ProviderConfig]) -> dict[str, HttpProvider]:
 
 @contextmanager
 def session_manager(db: Database, providers_file: str | Path | None = None) -> Iterator[SessionManager]:
-    """A manager talking to every provider of the providers file over HTTP; closes the clients after."""
-    configs = load_providers(providers_file_path(providers_file))
+    """A manager talking to every provider of the providers file over HTTP; closes the clients after.
+
+    Like ``load_providers``, a missing default file means no providers (a sweep
+    with nothing to call); callers that need providers check with ``providers_file_path``.
+    """
+    configs = load_providers(providers_file)
     clients = _clients(configs)
     try:
         yield SessionManager(db, clients, policies_from_config(configs))
