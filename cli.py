@@ -12,11 +12,12 @@ never with the SQL or its parameters; a file-system error as one line too.
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import Any, Sequence
 
 import click
 
-from commands._common import CliContext, bad_arguments, fail
+from commands._common import CliContext, bad_arguments, fail, usage_error_line
 
 GROUPS: dict[str, str] = {
     # command name -> "module:attribute"; imported when the root group is built.
@@ -39,7 +40,30 @@ GROUPS: dict[str, str] = {
 
 
 class TwGroup(click.Group):
-    """Root group: refuses unusable arguments and turns library errors into one line on stderr, exit 1."""
+    """Root group: refuses unusable arguments and turns every error into one line on stderr.
+
+    Usage errors (unknown option, bad choice, out-of-range value) exit 2, operational
+    errors 1; ``tw`` alone prints its help on stdout and exits 0.
+    """
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        """Run the command line; in standalone mode every click error becomes one ``error:`` line."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help() if exc.ctx is not None else self.get_help(click.Context(self)))
+            sys.exit(0)
+        except click.UsageError as exc:
+            fail(usage_error_line(exc), exc.exit_code)
+        except click.ClickException as exc:
+            fail(exc.format_message(), exc.exit_code)
+        except click.Abort:
+            click.echo("error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         problem = bad_arguments(args)

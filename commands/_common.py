@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 import click
 
 if TYPE_CHECKING:  # pragma: no cover
+    from transfer_wallet.config import ProviderConfig
     from transfer_wallet.db import Database
 
 
@@ -25,15 +26,36 @@ class CliContext:
     providers_file: str | None = None
     _database: "Database | None" = field(default=None, repr=False)
 
-    def database(self) -> "Database":
-        """The ledger database for ``--db`` / ``TW_DATABASE_URL`` (opened once per command)."""
+    def database(self, *, create: bool = False) -> "Database":
+        """The ledger database for ``--db`` / ``TW_DATABASE_URL`` (opened once per command).
+
+        A SQLite file that does not exist is an error (nothing is created) unless
+        ``create``: only the commands that migrate a fresh file pass it.
+        """
         if self._database is None:
+            from transfer_wallet.config import database_url
             from transfer_wallet.db import open_database
 
-            self._database = open_database(self.database_url)
+            url = database_url(self.database_url)
+            if not create:
+                require_existing_database(url)
+            self._database = open_database(url)
         return self._database
 
+    def providers_path(self) -> str:
+        """The providers file (``--providers``, ``TW_PROVIDERS_FILE``, ``./providers.toml``); missing is an error."""
+        from transfer_wallet.runtime import providers_file_path
+
+        return str(providers_file_path(self.providers_file))
+
+    def providers(self) -> "dict[str, ProviderConfig]":
+        """The configured providers; a providers file that does not exist is named as missing."""
+        from transfer_wallet.config import load_providers
+
+        return load_providers(self.providers_path())
+
     def close(self) -> None:
+        """Dispose of the database's engine and pool, if one was opened."""
         if self._database is not None:
             self._database.dispose()
             self._database = None
@@ -171,3 +193,34 @@ def fail(message: str, code: int = 1) -> None:
     """Print ``error: message`` as exactly one line on stderr and exit with ``code`` (1: user error)."""
     click.echo(f"error: {one_line(message)}", err=True)
     sys.exit(code)
+
+
+def sqlite_file_of(url: str) -> str | None:
+    """The file a ``sqlite:///`` URL names, or None (another database, or SQLite in memory)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # an invalid URL is reported when the database is opened
+        return None
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    name = parsed.database or ""
+    if not name or name == ":memory:" or name.startswith("file:") or parsed.query.get("mode") == "memory":
+        return None
+    return name
+
+
+def require_existing_database(url: str) -> None:
+    """Fail (exit 1, nothing created) when ``url`` names a SQLite file that does not exist."""
+    name = sqlite_file_of(url)
+    if name is not None and not os.path.exists(name):
+        fail(f"database file {name!r} does not exist; run `tw db upgrade` first to create it")
+
+
+def usage_error_line(exc: click.UsageError) -> str:
+    """One line for a usage error: click's message and where to get help, without the usage block."""
+    message = exc.format_message().rstrip(".")
+    if exc.ctx is not None:
+        message += f" (see '{exc.ctx.command_path} --help')"
+    return message

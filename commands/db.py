@@ -29,7 +29,7 @@ def upgrade(ctx: CliContext, revision: str) -> None:
     """
     from transfer_wallet import migrations
 
-    database = ctx.database()
+    database = ctx.database(create=True)
     migrations.upgrade(database, revision)
     current = migrations.current_revision(database)
     emit(ctx, {"revision": current}, text=f"database at revision {current}")

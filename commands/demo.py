@@ -40,8 +40,9 @@ def demo(ctx: CliContext, sessions: int, players: int, seed: int, out_dir: Path)
     options = DemoOptions(sessions=sessions, players=players, seed=seed, out_dir=out_dir,
                           providers_file=ctx.providers_file)
     with progress_bar("demo") as progress:
-        result = run_demo(ctx.database(), options, progress=progress)
+        result = run_demo(ctx.database(create=True), options, progress=progress)
     document = result.as_dict()
+    document["elapsed_s"] = document.pop("seconds")  # durations end in _s
     emit(ctx, document, text=lambda: render(document))
     if not result.ok:
         sys.exit(1)
@@ -49,7 +50,7 @@ def demo(ctx: CliContext, sessions: int, players: int, seed: int, out_dir: Path)
 
 def render(document: dict[str, Any]) -> str:
     """The story for people: money, sessions, ledger check, discrepancies, files."""
-    lines = [f"demo run {document['run_id']} in {document['seconds']} s"]
+    lines = [f"demo run {document['run_id']} in {document['elapsed_s']} s"]
     for day in document["providers"]:
         states = ", ".join(f"{k} {v}" for k, v in day["sessions_by_state"].items())
         faults = ", ".join(f"{k} {v}" for k, v in day["faults_met"].items()) or "none"

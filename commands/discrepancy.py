@@ -85,7 +85,7 @@ def list_(ctx: CliContext, statuses: tuple[str, ...], kind: str | None, kind_ali
         ctx.database(), status=list(statuses) or None, kind=kind or kind_alias, provider=provider,
         business_date=business_date.date() if business_date else None, older_than_days=older_than_days, limit=limit,
     )
-    rows = [view.as_dict() for view in found]
+    rows = [_document(view) for view in found]
     emit(ctx, {"discrepancies": rows}, rows=rows, columns=LIST_COLUMNS, title="discrepancies")
 
 
@@ -114,8 +114,13 @@ def _describe(document: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _document(view: Any) -> dict[str, Any]:
+    """The view's JSON document: amounts once, as decimal strings in major units (the ``*_minor`` copies dropped)."""
+    return {key: value for key, value in view.as_dict().items() if not key.endswith("_minor")}
+
+
 def _render_one(ctx: CliContext, view: Any) -> None:
-    document = view.as_dict()
+    document = _document(view)
     emit(ctx, document, text=lambda: _describe(document))
 
 

@@ -85,7 +85,6 @@ def _run_one(ctx: CliContext, name: str, now: dt.datetime | None, provider_name:
     """The one job function for NAME, with its lease TTL from ``[jobs]``."""
     from jobs import in_doubt, key_age, reconcile, timeouts
     from jobs.settings import load_settings
-    from transfer_wallet.config import load_providers
     from transfer_wallet.runtime import session_manager
 
     ttl_s = load_settings(ctx.providers_file).lease_ttl_s
@@ -94,7 +93,7 @@ def _run_one(ctx: CliContext, name: str, now: dt.datetime | None, provider_name:
         return reconcile.run(ctx.database(), provider_name, business_date, now=now, report=report_file,
                              out_dir=out_dir, force=force, providers_file=ctx.providers_file, ttl_s=ttl_s)
     if name == "key-age":
-        return key_age.run(ctx.database(), load_providers(ctx.providers_file).values(), now=now, force=force,
+        return key_age.run(ctx.database(), ctx.providers().values(), now=now, force=force,
                            ttl_s=ttl_s)
     job = {"timeouts": timeouts.run, "in-doubt": in_doubt.run}[name]
     with session_manager(ctx.database(), ctx.providers_file) as manager:

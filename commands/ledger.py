@@ -9,6 +9,12 @@ import click
 from commands._common import CliContext, emit, pass_cli
 
 
+def _major(amount_minor: int, code: str) -> str:
+    from transfer_wallet.money import Money, currency
+
+    return Money(amount_minor, currency(code)).format()
+
+
 @click.group()
 def ledger() -> None:
     """The double-entry ledger.
@@ -38,7 +44,7 @@ def check(ctx: CliContext) -> None:
         "entries": report.entries,
         "postings": report.postings,
         "accounts": report.accounts,
-        "totals_minor": report.totals,
+        "totals": {code: _major(total, code) for code, total in sorted(report.totals.items())},
         "findings": [{"check": f.check, "detail": f.detail} for f in report.findings],
     }
     if report.clean:

@@ -72,7 +72,7 @@ def set_limits(ctx: CliContext, player_id: str, removals: tuple[str, ...], **val
     from transfer_wallet.limits import set_limits as set_player_limits
 
     applied = set_player_limits(ctx.database(), player_id, changes)
-    document = {"player_id": player_id, "changes": [change.as_dict() for change in applied]}
+    document = {"player_id": player_id, "changes": [_seconds_named(change.as_dict()) for change in applied]}
 
     def text() -> str:
         lines = []
@@ -114,7 +114,21 @@ def show(ctx: CliContext, player_id: str) -> None:
             "pending": f"{_describe(change.value, unit=False)} from {_when(change.effective_from)}" if change else "",
         })
     title = f"limits of {player_id} in {found.currency.code} at {_when(found.as_of)}"
-    emit(ctx, found.as_dict(), rows=rows, title=title)
+    emit(ctx, _seconds_named(found.as_dict()), rows=rows, title=title)
+
+
+def _seconds_named(document: dict[str, Any]) -> dict[str, Any]:
+    """JSON names a duration's unit: ``session_length_s`` in ``limits``, ``value_s`` / ``old_value_s`` /
+    ``new_value_s`` where the kind is ``session_length`` (every other value keeps its name)."""
+    duration = "session_length"
+    if isinstance(document.get("limits"), dict) and duration in document["limits"]:
+        document["limits"] = {(f"{k}_s" if k == duration else k): v for k, v in document["limits"].items()}
+    if document.get("kind") == duration:
+        document = {(f"{k}_s" if k in ("old_value", "new_value") else k): v for k, v in document.items()}
+    if isinstance(document.get("pending"), list):
+        document["pending"] = [{(f"{k}_s" if k == "value" and p.get("kind") == duration else k): v
+                                for k, v in p.items()} for p in document["pending"]]
+    return document
 
 
 def _when(instant: datetime) -> str:

@@ -28,7 +28,7 @@ def provider() -> None:
 def _config(ctx: CliContext, name: str) -> Any:
     from transfer_wallet.config import provider_config
 
-    return provider_config(name, ctx.providers_file)
+    return provider_config(name, ctx.providers_path())
 
 
 def _client(ctx: CliContext, name: str, url: str | None) -> Any:
@@ -49,21 +49,20 @@ def list_providers(ctx: CliContext) -> None:
     Example:
       tw provider list
     """
-    from transfer_wallet.config import load_providers
-
-    rows = [
+    providers = [
         {
             "name": p.name,
             "base_url": p.base_url,
             "currency": p.currency,
-            "keys": " ".join(k.key_id for k in p.keys),
+            "keys": [k.key_id for k in p.keys],
             "report_timezone": p.report.timezone,
             "delimiter": p.report.delimiter,
             "decimal_separator": p.report.decimal_separator,
         }
-        for p in load_providers(ctx.providers_file).values()
+        for p in ctx.providers().values()
     ]
-    emit(ctx, {"providers": rows}, rows=rows, columns=["name", "base_url", "currency", "keys", "report_timezone"],
+    rows = [{**p, "keys": " ".join(p["keys"])} for p in providers]  # a table cell holds text
+    emit(ctx, {"providers": providers}, rows=rows, columns=["name", "base_url", "currency", "keys", "report_timezone"],
          title="providers")
 
 
@@ -117,10 +116,9 @@ def keys(ctx: CliContext, name: str | None) -> None:
     Example:
       tw provider keys
     """
-    from transfer_wallet.config import load_providers
     from transfer_wallet.providers.signing import KEY_MAX_AGE_DAYS, key_ages
 
-    providers = [_config(ctx, name)] if name else list(load_providers(ctx.providers_file).values())
+    providers = [_config(ctx, name)] if name else list(ctx.providers().values())
     ages = key_ages(providers, dt.date.today())
     rows = [
         {

@@ -70,7 +70,7 @@ def open_(ctx: CliContext, player_id: str, provider: str, amount: str, key: str 
     """
     from transfer_wallet.runtime import session_manager
 
-    with session_manager(ctx.database(), ctx.providers_file) as manager:
+    with session_manager(ctx.database(), ctx.providers_path()) as manager:
         _render(ctx, manager.open_session(player_id, provider, amount, key=key))
 
 
@@ -87,7 +87,7 @@ def close(ctx: CliContext, session_id: str, key: str | None) -> None:
     """
     from transfer_wallet.runtime import session_manager
 
-    with session_manager(ctx.database(), ctx.providers_file) as manager:
+    with session_manager(ctx.database(), ctx.providers_path()) as manager:
         _render(ctx, manager.close_session(session_id, key=key))
 
 

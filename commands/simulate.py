@@ -64,7 +64,7 @@ def simulate(ctx: CliContext, provider_name: str, players: int, sessions: int, s
                           rounds_per_session=rounds, funding=funding, url=url,
                           report_out=Path(report_out) if report_out is not None else None,
                           start=start, session_gap_s=gap_s)
-    config = provider_config(provider_name, ctx.providers_file)
+    config = provider_config(provider_name, ctx.providers_path())
     try:
         prepare_clock(config, plan)  # a --start that would run past now is a usage error, found before any write
     except ValidationError as error:
@@ -72,7 +72,7 @@ def simulate(ctx: CliContext, provider_name: str, players: int, sessions: int, s
     if store_dir is not None:
         store_dir.mkdir(parents=True, exist_ok=True)
     with progress_bar("simulating sessions") as progress:
-        summary = run_simulation(ctx.database(), config, plan, store_dir=store_dir, progress=progress)
+        summary = run_simulation(ctx.database(create=True), config, plan, store_dir=store_dir, progress=progress)
     document = summary.as_dict()
 
     def text() -> str:

@@ -71,6 +71,7 @@ def _movement(ctx: CliContext, direction: str, player_id: str, amount: str, refe
     service = Wallet(ctx.database())
     result = getattr(service, direction)(player_id, amount, reference=reference)
     document = result.as_dict()
+    document.pop("available_after", None)  # the same value as "available": each value once
     verb = "deposited" if direction == "deposit" else "withdrew"
     note = " (replayed: nothing moved again)" if result.replayed else ""
     emit(

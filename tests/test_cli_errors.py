@@ -63,8 +63,10 @@ def test_a_database_error_is_one_line_without_the_sql_or_its_parameters(tw, froz
 
 
 def test_an_unmigrated_database_still_asks_for_db_upgrade(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "empty.db").touch()  # a file without the schema (a missing file is refused earlier)
     result = CliRunner().invoke(cli, ["--db", f"sqlite:///{tmp_path / 'empty.db'}", "player", "create", "P1", "--currency", "EUR"])
     assert result.exit_code == 1 and "run `tw db upgrade` first" in result.stderr
+    assert "schema missing" in result.stderr
 
 
 def test_an_error_message_with_line_breaks_is_printed_on_one_line() -> None:

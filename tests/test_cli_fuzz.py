@@ -91,7 +91,8 @@ def _check(result, args, written: bool) -> None:  # type: ignore[no-untyped-def]
         assert "[parameters" not in result.stderr and "[SQL" not in result.stderr, where
         assert not written, (where, "a failed command wrote to the database")
     if result.exit_code == 2:
-        assert "Usage:" in result.stderr or result.stderr.startswith("Error:"), (where, result.stderr)
+        lines = result.stderr.split("\n")  # usage errors too are one line (issue 10, item 6)
+        assert len(lines) == 2 and lines[1] == "" and lines[0].startswith("error: "), (where, result.stderr)
         assert not written, where
 
 

@@ -148,7 +148,7 @@ def test_the_ledger_check_finds_a_cached_balance_that_drifted(db):
     report = check_ledger(db)
     assert not report.clean
     assert [f.check for f in report.findings] == ["cached_balance"]
-    assert "player:P1:main caches 700 but its postings sum to 500" in report.findings[0].detail
+    assert "player:P1:main caches 7.00 EUR but its postings sum to 5.00 EUR" in report.findings[0].detail
 
 
 @pytest.mark.postgres

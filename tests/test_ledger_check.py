@@ -65,8 +65,8 @@ def test_a_negative_cached_player_balance_is_a_balance_floor_finding(db):
     found = findings(db)
 
     assert found == [
-        ("cached_balance", "player:P1:main caches -500 but its postings sum to 0"),
-        ("balance_floor", "player:P1:main is negative (-500)"),
+        ("cached_balance", "player:P1:main caches -5.00 EUR but its postings sum to 0.00 EUR"),
+        ("balance_floor", "player:P1:main is negative (-5.00 EUR)"),
     ]
 
 
@@ -77,4 +77,4 @@ def test_a_cached_amount_on_an_uncached_account_is_an_uncached_zero_finding(db):
     assert check_ledger(db).clean
     corrupt(db, "UPDATE accounts SET balance_minor = 700 WHERE code = 'cashier:EUR'", constraint_name(db, "uncached_zero"))
 
-    assert findings(db) == [("uncached_zero", "cashier:EUR has a cached balance 700")]
+    assert findings(db) == [("uncached_zero", "cashier:EUR has a cached balance 7.00 EUR")]

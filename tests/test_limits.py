@@ -390,7 +390,7 @@ def test_an_operator_sets_several_limits_at_once_and_shows_them(tw):
     ]
 
     shown = json.loads(tw("--json", "limits", "show", "P1").output)
-    assert shown["limits"]["transfer_in_day"] == "50.00" and shown["limits"]["session_length"] == 7200
+    assert shown["limits"]["transfer_in_day"] == "50.00" and shown["limits"]["session_length_s"] == 7200
     assert [p["kind"] for p in shown["pending"]] == ["transfer_in_day", "loss_week"]
     table = tw("limits", "show", "P1", columns=120).output
     assert "limits of P1 in EUR at 2026-11-24 12:00 UTC" in table

@@ -8,9 +8,9 @@ EXPECTED = {
     "Balance", "ConcurrencyError", "ConfigError", "Conversion", "Currency", "Database", "DiscrepancyView",
     "IdempotencyConflictError", "InsufficientFundsError", "InvalidStateError", "LedgerReport",
     "LimitExceededError", "Money", "MoneyError", "NotFoundError", "OutcomeUnknownError", "PlayMirror",
-    "Provider", "ProviderError", "ProviderRefusedError", "ProviderTransientError", "SessionManager",
+    "Provider", "ProviderError", "ProviderRefusedError", "ProviderTransientError", "Runtime", "SessionManager",
     "SessionPolicy", "SessionView", "TransferWalletError",
-    "ValidationError", "Wallet", "WalletResult", "check_ledger", "convert", "currency", "open_database",
+    "ValidationError", "Wallet", "WalletResult", "check_ledger", "convert", "currency", "open_database", "open_runtime",
     "set_limits", "upgrade",
 }
 

@@ -17,6 +17,9 @@ Small public API (everything else is internal and may change)::
     sessions.close_session(view.id)
     assert tw.check_ledger(db).clean
 
+    with tw.open_runtime(db, "providers.toml") as runtime:      # HTTP clients from the providers file
+        view = runtime.sessions.open_session("P1", "acme", "10.00", key="open-2")
+
 Errors all derive from ``tw.TransferWalletError`` (see ``transfer_wallet.errors``).
 Imports are lazy so that ``import transfer_wallet`` stays cheap.
 """
@@ -50,6 +53,7 @@ _EXPORTS: dict[str, str] = {
     "ProviderError": "transfer_wallet.errors",
     "ProviderRefusedError": "transfer_wallet.errors",
     "ProviderTransientError": "transfer_wallet.errors",
+    "Runtime": "transfer_wallet.runtime",
     "SessionManager": "transfer_wallet.sessions",
     "SessionPolicy": "transfer_wallet.sessions",
     "SessionView": "transfer_wallet.sessions",
@@ -61,6 +65,7 @@ _EXPORTS: dict[str, str] = {
     "convert": "transfer_wallet.money",
     "currency": "transfer_wallet.money",
     "open_database": "transfer_wallet.db",
+    "open_runtime": "transfer_wallet.runtime",
     "set_limits": "transfer_wallet.limits",
     "upgrade": "transfer_wallet.migrations",
 }
@@ -104,5 +109,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from transfer_wallet.money import Conversion, Currency, Money, MoneyError, convert, currency
     from transfer_wallet.play import PlayMirror
     from transfer_wallet.providers.protocol import Provider
+    from transfer_wallet.runtime import Runtime, open_runtime
     from transfer_wallet.sessions import SessionManager, SessionPolicy, SessionView
     from transfer_wallet.wallet import Balance, Wallet, WalletResult

@@ -378,6 +378,14 @@ def derived_balance(connection: Connection, account_id: int) -> int:
     )
 
 
+def _major(amount_minor: int, code: str) -> str:
+    """``amount_minor`` of currency ``code`` as people read it: ``-5.00 EUR`` (a code not known stays minor)."""
+    try:
+        return f"{Money(int(amount_minor), currency(code)).format()} {code}"
+    except Exception:  # an unknown code in a damaged ledger: still report the finding, in minor units
+        return f"{amount_minor} (minor units) {code}"
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One violated invariant, for people and for ``--json``."""
@@ -420,7 +428,7 @@ def check_ledger(db: Database, *, limit: int = 100) -> LedgerReport:
             .having(func.sum(_postings.c.amount_minor) != 0)
             .limit(limit)
         )
-        findings += [Finding("entry_balanced", f"entry {r.entry_id} sums to {r.total} in {r.currency}")
+        findings += [Finding("entry_balanced", f"entry {r.entry_id} sums to {_major(r.total, r.currency)}")
                      for r in connection.execute(per_entry)]
         no_postings = (
             select(_entries.c.id)
@@ -442,25 +450,25 @@ def check_ledger(db: Database, *, limit: int = 100) -> LedgerReport:
             .subquery()
         )
         balances = select(
-            _accounts.c.code, _accounts.c.cached, _accounts.c.balance_minor,
+            _accounts.c.code, _accounts.c.currency, _accounts.c.cached, _accounts.c.balance_minor,
             func.coalesce(sums.c.total, 0).label("total"),
         ).outerjoin(sums, sums.c.account_id == _accounts.c.id)
         account_count = 0
         for r in connection.execute(balances):
             account_count += 1
             if r.cached and r.balance_minor != r.total:
-                findings.append(Finding("cached_balance", f"{r.code} caches {r.balance_minor} but its postings sum to {r.total}"))
+                findings.append(Finding("cached_balance", f"{r.code} caches {_major(r.balance_minor, r.currency)} but its postings sum to {_major(r.total, r.currency)}"))
             if r.cached and r.balance_minor < 0:
-                findings.append(Finding("balance_floor", f"{r.code} is negative ({r.balance_minor})"))
+                findings.append(Finding("balance_floor", f"{r.code} is negative ({_major(r.balance_minor, r.currency)})"))
             if not r.cached and r.balance_minor != 0:
-                findings.append(Finding("uncached_zero", f"{r.code} has a cached balance {r.balance_minor}"))
+                findings.append(Finding("uncached_zero", f"{r.code} has a cached balance {_major(r.balance_minor, r.currency)}"))
         totals = {
             r.currency: int(r.total)
             for r in connection.execute(
                 select(_postings.c.currency, func.sum(_postings.c.amount_minor).label("total")).group_by(_postings.c.currency)
             )
         }
-        findings += [Finding("currency_total", f"{ccy} totals {total}, not 0") for ccy, total in sorted(totals.items()) if total]
+        findings += [Finding("currency_total", f"{ccy} totals {_major(total, ccy)}, not 0") for ccy, total in sorted(totals.items()) if total]
         findings += _locked_money_findings(connection, limit)
         entry_count = connection.execute(select(func.count()).select_from(_entries)).scalar_one()
         posting_count = connection.execute(select(func.count()).select_from(_postings)).scalar_one()
@@ -482,10 +490,11 @@ def _locked_money_findings(connection: Connection, limit: int) -> list[Finding]:
         .subquery()
     )
     rows = connection.execute(
-        select(_accounts.c.code, _accounts.c.balance_minor, func.coalesce(open_money.c.total, 0).label("open_total"))
+        select(_accounts.c.code, _accounts.c.currency, _accounts.c.balance_minor,
+               func.coalesce(open_money.c.total, 0).label("open_total"))
         .outerjoin(open_money, open_money.c.player_id == _accounts.c.player_id)
         .where(_accounts.c.kind == "player_locked")
         .where(_accounts.c.balance_minor != func.coalesce(open_money.c.total, 0))
         .limit(limit)
     ).all()
-    return [Finding("locked_money", f"{r.code} holds {r.balance_minor} but open sessions hold {r.open_total}") for r in rows]
+    return [Finding("locked_money", f"{r.code} holds {_major(r.balance_minor, r.currency)} but open sessions hold {_major(r.open_total, r.currency)}") for r in rows]

@@ -1,0 +1,80 @@
+"""Start-up: a command imports only what it needs.
+
+``tw --help`` (and ``tw`` alone) load no database, HTTP or data-frame library; the
+read commands an operator runs all day (``wallet balance``, ``session show``,
+``ledger check``, ``session list``) load the database layer but never pandas,
+numpy, httpx, APScheduler, Alembic or the reconciliation and HTTP-client modules.
+Checked in a fresh interpreter, as the console script runs.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NEVER_FOR_HELP = ("sqlalchemy", "sqlmodel", "pydantic", "pandas", "numpy", "httpx", "apscheduler", "alembic", "rich")
+NEVER_FOR_READS = ("pandas", "numpy", "httpx", "apscheduler", "alembic", "openpyxl", "jobs",
+                   "transfer_wallet.reconcile.run", "transfer_wallet.providers.http", "transfer_wallet.simulator")
+
+
+def loaded_modules(*args: str, cwd: Path = ROOT) -> tuple[int, set[str]]:
+    """Run ``tw ARGS`` in a fresh interpreter; its exit code and the modules it had imported."""
+    probe = (
+        "import json, runpy, sys\n"
+        f"sys.argv = ['tw', *{list(args)!r}]\n"
+        "code = 0\n"
+        "try:\n    runpy.run_module('cli', run_name='__main__')\n"
+        "except SystemExit as exc:\n    code = exc.code if isinstance(exc.code, int) else 1\n"
+        "sys.stderr.write('\\nMODULES=' + json.dumps({'code': code, 'modules': sorted(sys.modules)}) + '\\n')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=cwd, timeout=120,
+                            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    found = json.loads(result.stderr.rsplit("MODULES=", 1)[1])
+    return found["code"], set(found["modules"])
+
+
+def heavy(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    return sorted(name for name in names if any(m == name or m.startswith(name + ".") for m in modules))
+
+
+@pytest.mark.parametrize("args", [(), ("--help",), ("wallet", "--help"), ("session", "show", "--help")])
+def test_help_loads_no_database_http_or_dataframe_library(args: tuple[str, ...]) -> None:
+    code, modules = loaded_modules(*args)
+    assert code == 0
+    assert heavy(modules, NEVER_FOR_HELP) == []
+
+
+@pytest.fixture(scope="module")
+def ledger_file(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated SQLite file with one funded player (set up through the library, not the probe)."""
+    from transfer_wallet import migrations
+    from transfer_wallet.db import open_database
+    from transfer_wallet.wallet import Wallet
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('startup') / 'tw.db'}"
+    db = open_database(url)
+    migrations.upgrade(db)
+    Wallet(db).create_player("P1", "EUR")
+    Wallet(db).deposit("P1", "12.50", reference="dep-1")
+    db.dispose()
+    return url
+
+
+@pytest.mark.parametrize("args", [
+    ("--json", "wallet", "balance", "P1"),
+    ("wallet", "balance", "P1"),
+    ("session", "show", "s0123456789abcdef0123"),
+    ("--json", "session", "list"),
+    ("ledger", "check"),
+])
+def test_a_read_command_loads_no_dataframe_http_scheduler_or_migration_library(ledger_file: str,
+                                                                              args: tuple[str, ...]) -> None:
+    code, modules = loaded_modules("--db", ledger_file, *args)
+    assert code in (0, 1)  # session show of an unknown id: one error line, exit 1
+    assert "sqlalchemy" in modules  # the probe really reached the database
+    assert heavy(modules, NEVER_FOR_READS) == []
