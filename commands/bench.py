@@ -29,29 +29,32 @@ def _client_counts(value: str) -> list[int]:
 
 @bench.command("ledger")
 @click.option("--clients", default="1,4", show_default=True, help="Comma-separated worker-process counts.")
-@click.option("--seconds", default=10.0, show_default=True, type=float, help="Measurement time per client count and side.")
+@click.option("--seconds", default=10.0, show_default=True, type=float, help="Measurement time per round and side.")
+@click.option("--rounds", default=3, show_default=True, type=click.IntRange(1, 100), help="Alternating rounds per side.")
 @pass_cli
-def ledger_bench(ctx: CliContext, clients: str, seconds: float) -> None:
-    """Ledger transfers/s (idempotent, committed) against pgbench or raw sqlite3.
+def ledger_bench(ctx: CliContext, clients: str, seconds: float, rounds: int) -> None:
+    """Ledger transfers/s (idempotent, committed) against baselines, in alternating rounds.
 
-    Runs on scratch databases beside --db (same PostgreSQL server, or same
-    directory for SQLite) and removes them: the ledger itself is untouched.
+    PostgreSQL: a pgledger-style plain-SQL ledger and pgbench TPC-B; SQLite: raw
+    sqlite3 with the same statements. Each round runs every side in turn; the
+    table shows medians, spreads and ratios (median over median). Runs on
+    scratch databases beside --db and removes them: the ledger itself is untouched.
 
     \b
     Example:
-      tw --json --db postgresql://postgres@127.0.0.1/postgres bench ledger --clients 1,4 --seconds 10
+      tw --json --db postgresql://postgres@127.0.0.1/postgres bench ledger --clients 1,4 --seconds 5 --rounds 3
     """
     from transfer_wallet.bench.ledger import run_ledger_benchmark
     from transfer_wallet.config import database_url
-    from transfer_wallet.db import normalise_url
 
     url = database_url(ctx.database_url)
-    baseline = "raw sqlite3" if normalise_url(url).startswith("sqlite") else "pgbench TPC-B"
-    results = run_ledger_benchmark(url, _client_counts(clients), seconds)
-    rows = [r.as_dict() for r in results]
-    emit(ctx, {"baseline": baseline, "results": rows}, rows=rows,
-         columns=["clients", "transfers_per_s", "baseline_per_s", "ratio", "transfers", "seconds"],
-         title=f"ledger transfers/s vs {baseline}")
+    rows = [r.as_dict() for r in run_ledger_benchmark(url, _client_counts(clients), seconds, rounds)]
+    baselines = [key[: -len("_per_s")] for key in rows[0] if key.endswith("_per_s") and key != "ours_per_s"]
+    columns = ["clients", "ours_per_s", "ours_spread"]
+    for name in baselines:
+        columns += [f"{name}_per_s", f"{name}_spread", f"ratio_to_{name}"]
+    emit(ctx, {"baselines": baselines, "results": rows}, rows=rows, columns=columns,
+         title=f"ledger transfers/s, medians of {rounds} alternating rounds of {seconds:g} s")
 
 
 @bench.command("provider")

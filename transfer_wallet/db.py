@@ -172,15 +172,19 @@ class UnitOfWork:
     ...     uow.commit()
     """
 
-    def __init__(self, engine: Engine, *, readonly: bool = False) -> None:
+    def __init__(self, engine: Engine, *, readonly: bool = False, single_statement: bool = False) -> None:
         self._engine = engine
         self._readonly = readonly
+        self._autocommit = single_statement and engine.dialect.name == "postgresql"
         self._committed = False
 
     def __enter__(self) -> "UnitOfWork":
         connection = self._engine.connect()
         if self._readonly:
             connection = connection.execution_options(tw_readonly=True)
+        if self._autocommit:
+            # One writing statement is atomic by itself: no BEGIN or COMMIT round trips.
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
         self.connection: Connection = connection
         self._transaction = connection.begin()
         return self
@@ -227,16 +231,21 @@ class Database:
         work: Callable[[Connection], T],
         *,
         readonly: bool = False,
+        single_statement: bool = False,
         attempts: int = TRANSACTION_ATTEMPTS,
     ) -> T:
         """Run ``work(connection)`` in one unit of work and commit; retry transient errors.
 
         ``work`` must not call a provider or anything else outside the database:
-        it may run more than once.
+        it may run more than once. ``single_statement``: the caller promises that
+        ``work`` writes with one statement at most (reads before it are allowed,
+        as is raising after it, when nothing was written), e.g. one
+        ``ledger.post``; PostgreSQL then runs it in autocommit, without BEGIN
+        and COMMIT (one round trip instead of three). SQLite ignores it.
         """
 
         def attempt() -> T:
-            with UnitOfWork(self.engine, readonly=readonly) as uow:
+            with UnitOfWork(self.engine, readonly=readonly, single_statement=single_statement) as uow:
                 pending = uow.connection.info[PENDING_CACHE] = {}
                 try:
                     result = work(uow.connection)

@@ -7,12 +7,19 @@ postings are append-only: a correction is a new entry that references the old.
 
 Posting an entry costs, inside the caller's transaction:
 
-1. ``INSERT entries ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING id``
-   (a replay or a conflict is found here, before any balance moves);
-2. one conditional ``UPDATE accounts SET balance = balance + d WHERE id = ? AND
-   balance + d >= 0 RETURNING balance`` per *cached* account, in ascending id
-   order (no read-then-write gap, no lock-order deadlock);
-3. one ``INSERT`` of the postings.
+- PostgreSQL: one call of ``tw_post_entry`` (migration 0006), one round trip:
+  replay/conflict by the key, the cached accounts locked in id order, the floor
+  checked, entry + postings inserted, balances returned. Alone in its unit of
+  work it runs in autocommit: no BEGIN, no COMMIT.
+- SQLite, on the driver's cursor with statements built once:
+  1. ``INSERT entries ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING id``
+     (a replay or a conflict is found here, before any balance moves);
+  2. one conditional ``UPDATE accounts SET balance = balance + d WHERE id = ? AND
+     balance + d >= 0 RETURNING balance`` per *cached* account, in ascending id
+     order (no read-then-write gap);
+  3. one ``INSERT`` of the postings.
+
+Both paths run the same tests (worked stories, property and concurrency tests).
 
 Accounts without a floor (cashier, house, FX) are never updated: their
 postings are appended and their balance is derived, so they are not a hot row
@@ -21,16 +28,16 @@ that serialises every player.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Mapping, NoReturn, Sequence
 
-from functools import lru_cache
-
-from sqlalchemy import TextClause, bindparam, func, insert, select, text, update
+from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from transfer_wallet.db import Database
 from transfer_wallet.errors import IdempotencyConflictError, InsufficientFundsError, NotFoundError
@@ -219,12 +226,28 @@ def validate_legs(legs: Sequence[Leg]) -> None:
         raise ValueError("an entry has at most one leg per account")
 
 
-_DEBIT_OR_CREDIT = (
-    update(_accounts)
-    .where(_accounts.c.id == bindparam("account_id"))
-    .where(_accounts.c.balance_minor + bindparam("delta") >= 0)
-    .values(balance_minor=_accounts.c.balance_minor + bindparam("delta"))
-    .returning(_accounts.c.balance_minor)
+#: SQLite's posting statements, built once and run on the driver connection (qmark parameters).
+_SQLITE_INSERT_ENTRY = (
+    "INSERT INTO entries (kind, idempotency_key, request_hash, memo, reverses_entry_id, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
+)
+_SQLITE_DEBIT_OR_CREDIT = (
+    "UPDATE accounts SET balance_minor = balance_minor + ? WHERE id = ? AND balance_minor + ? >= 0 "
+    "RETURNING balance_minor"
+)
+_SQLITE_INSERT_POSTING = (
+    "INSERT INTO postings (entry_id, account_id, currency, amount_minor, balance_after_minor) VALUES (?, ?, ?, ?, ?)"
+)
+_SQLITE_BALANCE = "SELECT balance_minor FROM accounts WHERE id = ?"
+_SQLITE_STORED_ENTRY = "SELECT id, request_hash FROM entries WHERE idempotency_key = ?"
+_SQLITE_REPLAYED_BALANCES = (
+    "SELECT account_id, balance_after_minor FROM postings WHERE entry_id = ? AND balance_after_minor IS NOT NULL"
+)
+#: PostgreSQL's whole posting: one call of the function that migration 0006 installs.
+_POSTGRESQL_POST = (
+    "SELECT outcome, posted_entry_id, balance_account_ids, balances_minor FROM tw_post_entry("
+    "%(kind)s, %(key)s, %(hash)s, %(memo)s, %(reverses)s, %(created_at)s, %(accounts)s::integer[], "
+    "%(currencies)s::varchar[], %(deltas)s::bigint[], %(cached)s::boolean[], %(report)s::integer[])"
 )
 
 
@@ -237,128 +260,115 @@ def post(
     request: dict[str, Any] | None = None,
     memo: str | None = None,
     reverses_entry_id: int | None = None,
+    report: Sequence[AccountRef] = (),
 ) -> Posted:
     """Write one balanced entry, or replay the entry already written under this key.
 
     Same key + same request: returns the first result (``replayed=True``) and
     moves nothing. Same key + another request: ``IdempotencyConflictError``.
-    A debit below zero on a cached account: ``InsufficientFundsError``; the
-    caller's transaction must then be rolled back (the unit of work does).
+    A debit below zero on a cached account: ``InsufficientFundsError``, and
+    nothing is written. ``report``: accounts outside the legs whose balance the
+    caller wants back in ``balances_after`` (read in the same round trip on
+    PostgreSQL), so that it needs no read of its own.
+
+    On PostgreSQL the posting is one statement (the ``tw_post_entry`` function),
+    so a unit of work that posts one entry and nothing else can run it in
+    autocommit: one round trip (``Database.transaction(..., single_statement=True)``).
     """
     if not idempotency_key or len(idempotency_key) > MAX_KEY_LENGTH:
         raise ValueError(f"idempotency key must be 1..{MAX_KEY_LENGTH} characters")
     validate_legs(legs)
     digest = request_hash(kind, legs, request)
-    entry = dict(kind=kind, idempotency_key=idempotency_key, request_hash=digest, memo=memo,
-                 reverses_entry_id=reverses_entry_id, created_at=utc_now())
+    entry = (kind, idempotency_key, digest, memo, reverses_entry_id, utc_now())
     if connection.dialect.name == "postgresql":
-        posted = _post_postgresql(connection, entry, legs)
-    else:
-        posted = _post_stepwise(connection, entry, legs)
-    return posted if posted is not None else _replay(connection, idempotency_key, digest)
+        return _post_postgresql(connection, entry, legs, report)
+    return _post_sqlite(connection, entry, legs, report)
 
 
-def _post_stepwise(connection: Connection, entry: dict[str, Any], legs: Sequence[Leg]) -> Posted | None:
-    """Entry, conditional updates in id order, postings: one statement each (SQLite)."""
-    statement = _insert_ignore(connection, _entries, ["idempotency_key"]).returning(_entries.c.id)
-    entry_id = connection.execute(statement, entry).scalar()
-    if entry_id is None:
-        return None
-    balances: dict[int, int] = {}
-    for leg in sorted((leg for leg in legs if leg.account.cached), key=lambda leg: leg.account.id):
-        after = connection.execute(
-            _DEBIT_OR_CREDIT, {"account_id": leg.account.id, "delta": leg.amount_minor}
-        ).scalar()
-        if after is None:
-            _raise_insufficient(connection, leg)
-        balances[leg.account.id] = after
-    connection.execute(
-        insert(_postings),
-        [
-            dict(entry_id=entry_id, account_id=leg.account.id, currency=leg.account.currency,
-                 amount_minor=leg.amount_minor, balance_after_minor=balances.get(leg.account.id))
-            for leg in legs
-        ],
+def _post_postgresql(
+    connection: Connection, entry: tuple[Any, ...], legs: Sequence[Leg], report: Sequence[AccountRef]
+) -> Posted:
+    """One call of ``tw_post_entry``: replay, conflict, overdraft or the posted balances."""
+    kind, key, digest, memo, reverses, created_at = entry
+    params = dict(
+        kind=kind, key=key, hash=digest, memo=memo, reverses=reverses, created_at=created_at,
+        accounts=[leg.account.id for leg in legs], currencies=[leg.account.currency for leg in legs],
+        deltas=[leg.amount_minor for leg in legs], cached=[leg.account.cached for leg in legs],
+        report=[account.id for account in report],
     )
-    return Posted(entry_id=entry_id, replayed=False, balances_after=balances)
+    outcome, entry_id, account_ids, balances = connection.exec_driver_sql(_POSTGRESQL_POST, params).one()
+    if outcome == "conflict":
+        _raise_conflict(key)
+    after = dict(zip(account_ids or (), balances or ()))
+    if outcome == "insufficient":
+        short = next(leg for leg in legs if leg.account.id in after)
+        _raise_insufficient(short, after[short.account.id])
+    return Posted(entry_id=entry_id, replayed=outcome == "replayed", balances_after=after)
 
 
-@lru_cache(maxsize=MAX_LEGS)
-def _postgresql_statement(leg_count: int) -> TextClause:
-    """The whole posting as one statement (one round trip) for ``leg_count`` legs.
+def _post_sqlite(
+    connection: Connection, entry: tuple[Any, ...], legs: Sequence[Leg], report: Sequence[AccountRef]
+) -> Posted:
+    """Entry, conditional updates in id order, postings: one statement each, on the driver's cursor.
 
-    The entry insert decides replay; the cached accounts are locked in id order
-    (``ORDER BY id FOR UPDATE``: no lock-order deadlocks), updated only if the
-    floor holds, and the postings are written only if every cached account moved.
+    The statements are built once (module level); the unit of work already holds
+    SQLite's write lock (``BEGIN IMMEDIATE``), so each is a plain cursor call.
     """
-    rows = ", ".join(
-        f"(CAST(:a{n} AS integer), CAST(:c{n} AS varchar), CAST(:d{n} AS bigint), CAST(:f{n} AS boolean))"
-        for n in range(leg_count)
-    )
-    return text(f"""
-        WITH new_entry AS (
-            INSERT INTO entries (kind, idempotency_key, request_hash, memo, reverses_entry_id, created_at)
-            VALUES (:kind, :idempotency_key, :request_hash, :memo, :reverses_entry_id, :created_at)
-            ON CONFLICT (idempotency_key) DO NOTHING
-            RETURNING id
-        ), legs (account_id, currency, delta, cached) AS (VALUES {rows}
-        ), locked AS (
-            SELECT accounts.id FROM accounts
-             WHERE accounts.id IN (SELECT account_id FROM legs WHERE cached)
-               AND EXISTS (SELECT 1 FROM new_entry)
-             ORDER BY accounts.id FOR UPDATE
-        ), moved AS (
-            UPDATE accounts SET balance_minor = accounts.balance_minor + legs.delta
-              FROM legs, locked
-             WHERE accounts.id = legs.account_id AND accounts.id = locked.id
-               AND accounts.balance_minor + legs.delta >= 0
-            RETURNING accounts.id, accounts.balance_minor
-        ), written AS (
-            INSERT INTO postings (entry_id, account_id, currency, amount_minor, balance_after_minor)
-            SELECT new_entry.id, legs.account_id, legs.currency, legs.delta, moved.balance_minor
-              FROM new_entry CROSS JOIN legs LEFT JOIN moved ON moved.id = legs.account_id
-             WHERE (SELECT count(*) FROM moved) = (SELECT count(*) FROM legs WHERE cached)
-            RETURNING 1
-        )
-        SELECT new_entry.id AS entry_id, moved.id AS account_id, moved.balance_minor
-          FROM new_entry LEFT JOIN moved ON true
-    """)
+    # SQLite keeps naive UTC text, in the format SQLAlchemy's DateTime writes and reads.
+    entry = (*entry[:5], entry[5].astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f"))
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        entry_id = _sqlite_one(cursor, _SQLITE_INSERT_ENTRY, entry)
+        if entry_id is None:
+            return _replay_sqlite(cursor, entry[1], entry[2])
+        balances: dict[int, int] = {}
+        for leg in sorted((leg for leg in legs if leg.account.cached), key=lambda leg: leg.account.id):
+            after = _sqlite_one(cursor, _SQLITE_DEBIT_OR_CREDIT, (leg.amount_minor, leg.account.id, leg.amount_minor))
+            if after is None:
+                _raise_insufficient(leg, _sqlite_one(cursor, _SQLITE_BALANCE, (leg.account.id,)))
+            balances[leg.account.id] = after
+        postings = [(entry_id, leg.account.id, leg.account.currency, leg.amount_minor, balances.get(leg.account.id))
+                    for leg in legs]
+        _sqlite_run(cursor, _SQLITE_INSERT_POSTING, postings, many=True)
+        for account in report:
+            if account.id not in balances:
+                balances[account.id] = _sqlite_one(cursor, _SQLITE_BALANCE, (account.id,))
+        return Posted(entry_id=entry_id, replayed=False, balances_after=balances)
+    finally:
+        cursor.close()
 
 
-def _post_postgresql(connection: Connection, entry: dict[str, Any], legs: Sequence[Leg]) -> Posted | None:
-    params = dict(entry)
-    for n, leg in enumerate(legs):
-        params.update({f"a{n}": leg.account.id, f"c{n}": leg.account.currency,
-                       f"d{n}": leg.amount_minor, f"f{n}": leg.account.cached})
-    rows = connection.execute(_postgresql_statement(len(legs)), params).all()
-    if not rows:
-        return None
-    balances = {row.account_id: row.balance_minor for row in rows if row.account_id is not None}
-    for leg in legs:
-        if leg.account.cached and leg.account.id not in balances:
-            _raise_insufficient(connection, leg)
-    return Posted(entry_id=rows[0].entry_id, replayed=False, balances_after=balances)
+def _sqlite_run(cursor: Any, statement: str, params: Any, *, many: bool = False) -> Any:
+    """Run one statement on the sqlite3 cursor; driver errors become SQLAlchemy's, as everywhere else."""
+    import sqlite3
+
+    try:
+        return cursor.executemany(statement, params) if many else cursor.execute(statement, params)
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(statement, params, exc, sqlite3.Error) from exc
 
 
-def _replay(connection: Connection, idempotency_key: str, digest: str) -> Posted:
-    row = connection.execute(
-        select(_entries.c.id, _entries.c.request_hash).where(_entries.c.idempotency_key == idempotency_key)
-    ).one()
-    if row.request_hash != digest:
-        raise IdempotencyConflictError(
-            f"idempotency key '{idempotency_key}' was already used for a different request"
-        )
-    postings = connection.execute(
-        select(_postings.c.account_id, _postings.c.balance_after_minor).where(_postings.c.entry_id == row.id)
-    ).all()
-    balances = {p.account_id: p.balance_after_minor for p in postings if p.balance_after_minor is not None}
-    return Posted(entry_id=row.id, replayed=True, balances_after=balances)
+def _sqlite_one(cursor: Any, statement: str, params: Any) -> Any:
+    """The first column of the first row (``None`` if there is no row)."""
+    row = _sqlite_run(cursor, statement, params).fetchone()
+    return None if row is None else row[0]
 
 
-def _raise_insufficient(connection: Connection, leg: Leg) -> NoReturn:
-    available = connection.execute(
-        select(_accounts.c.balance_minor).where(_accounts.c.id == leg.account.id)
-    ).scalar_one()
+def _replay_sqlite(cursor: Any, idempotency_key: str, digest: str) -> Posted:
+    stored = _sqlite_run(cursor, _SQLITE_STORED_ENTRY, (idempotency_key,)).fetchone()
+    assert stored is not None, idempotency_key  # the insert just conflicted on this key
+    entry_id, stored_digest = stored
+    if stored_digest != digest:
+        _raise_conflict(idempotency_key)
+    balances = dict(_sqlite_run(cursor, _SQLITE_REPLAYED_BALANCES, (entry_id,)).fetchall())
+    return Posted(entry_id=entry_id, replayed=True, balances_after=balances)
+
+
+def _raise_conflict(idempotency_key: str) -> NoReturn:
+    raise IdempotencyConflictError(f"idempotency key '{idempotency_key}' was already used for a different request")
+
+
+def _raise_insufficient(leg: Leg, available: int) -> NoReturn:
     ccy = currency(leg.account.currency)
     raise InsufficientFundsError(
         f"insufficient funds in {leg.account.code}: {Money(available, ccy).format()} {ccy.code} available, "

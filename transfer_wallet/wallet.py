@@ -191,7 +191,7 @@ class Wallet:
             legs = [ledger.Leg(main, sign * money.amount_minor), ledger.Leg(cashier, -sign * money.amount_minor)]
             posted = ledger.post(
                 connection, kind=direction, idempotency_key=f"cashier:{reference}", legs=legs,
-                request={"player_id": player_id},
+                request={"player_id": player_id}, report=[locked],
             )
             return self._result(connection, posted, reference, player_id, main, locked)
 
@@ -232,10 +232,12 @@ class Wallet:
             posted = ledger.post(
                 connection, kind="transfer", idempotency_key=f"transfer:{reference}",
                 legs=[ledger.Leg(payer, -money.amount_minor), ledger.Leg(payee, money.amount_minor)],
+                report=[payer_locked],
             )
             return self._result(connection, posted, reference, from_player, payer, payer_locked)
 
-        return self.db.transaction(work)
+        # One posting and nothing else: on PostgreSQL one round trip (autocommit).
+        return self.db.transaction(work, single_statement=True)
 
 
 def _as_money(amount: Money | str, currency_code: str, player_id: str) -> Money:

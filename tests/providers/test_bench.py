@@ -13,3 +13,34 @@ def test_the_benchmark_reports_pooled_and_new_connection_figures(acme, monkeypat
         figures = result[mode]
         assert figures["transfers_per_s"] > 0
         assert 0 < figures["p50_ms"] <= figures["p99_ms"]
+
+
+def test_sides_run_in_alternating_rounds_and_report_median_and_spread() -> None:
+    from transfer_wallet.bench._harness import alternate, ratio
+
+    calls: list[str] = []
+    rates = {"baseline": iter([100.0, 300.0, 200.0]), "ours": iter([90.0, 60.0, 150.0])}
+
+    def side(name: str):  # type: ignore[no-untyped-def]
+        def measure() -> float:
+            calls.append(name)
+            return next(rates[name])
+        return measure
+
+    figures = alternate({"baseline": side("baseline"), "ours": side("ours")}, rounds=3)
+    assert calls == ["baseline", "ours"] * 3
+    assert (figures["baseline"].median, figures["ours"].median) == (200.0, 90.0)
+    assert figures["baseline"].spread == 1.0  # (300 - 100) / 200
+    assert ratio(figures["ours"], figures["baseline"]) == 0.45
+
+
+def test_the_ledger_benchmark_on_sqlite_reports_both_sides_per_round(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from transfer_wallet.bench.ledger import run_ledger_benchmark
+
+    (result,) = run_ledger_benchmark(f"sqlite:///{tmp_path / 'ledger.db'}", [1], seconds=1, rounds=2)
+    row = result.as_dict()
+    assert row["clients"] == 1 and row["rounds"] == 2
+    assert len(row["per_round"]["ours"]) == len(row["per_round"]["raw_sqlite3"]) == 2
+    assert row["ours_per_s"] > 0 and row["raw_sqlite3_per_s"] > 0
+    assert abs(row["ratio_to_raw_sqlite3"] - row["ours_per_s"] / row["raw_sqlite3_per_s"]) < 0.01
+    assert not (tmp_path / "ledger.db").exists()  # scratch databases only

@@ -1,4 +1,8 @@
-"""What the benchmarks share: results, scratch databases, timed worker processes, pgbench, a simulator process.
+"""What the benchmarks share: results, alternating rounds, scratch databases, timed worker processes, pgbench, a simulator process.
+
+Sides that are compared run in alternating rounds (baseline, ours, baseline, ours ...)
+and are reported by their median and spread: on a shared, noisy machine one run
+after the other would credit one side with the other's quiet minute.
 
 Every benchmark runs on scratch databases beside ``--db`` (a new database on the
 same PostgreSQL server, or a temporary directory beside the SQLite file) that are
@@ -14,6 +18,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -58,6 +63,43 @@ class BenchResult:
             "transfers": self.transfers,
             "seconds": round(self.seconds, 2),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """One side's rate over alternating rounds: every round's figure, their median and spread."""
+
+    per_s: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.per_s) if self.per_s else 0.0
+
+    @property
+    def spread(self) -> float:
+        """(max - min) / median: 0.1 means the rounds lay within 10 % of the median."""
+        return (max(self.per_s) - min(self.per_s)) / self.median if self.median else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"median_per_s": round(self.median, 1), "spread": round(self.spread, 3),
+                "rounds_per_s": [round(value, 1) for value in self.per_s]}
+
+
+def alternate(sides: dict[str, Callable[[], float]], rounds: int) -> dict[str, Figures]:
+    """Run each side once per round, in turn (a, b, a, b ...), so that load drifting on a
+    shared machine falls on every side alike; each side's figures over the rounds."""
+    if not 1 <= rounds <= 100:
+        raise ConfigError("--rounds must be 1..100")
+    measured: dict[str, list[float]] = {name: [] for name in sides}
+    for _ in range(rounds):
+        for name, measure in sides.items():
+            measured[name].append(measure())
+    return {name: Figures(tuple(values)) for name, values in measured.items()}
+
+
+def ratio(ours: Figures, baseline: Figures) -> float:
+    """Median over median (0 when the baseline has no figure)."""
+    return ours.median / baseline.median if baseline.median else 0.0
 
 
 # -- scratch databases ------------------------------------------------------------------------
@@ -110,17 +152,30 @@ def run_until(start_at: float, seconds: float, step: Callable[[int], None]) -> i
     return count
 
 
+def _when_ready(target: Callable[..., None], ready: Any, clients: int, args: tuple[Any, ...],
+                seconds: float, queue: multiprocessing.Queue) -> None:
+    """Child process: every worker has imported its code, then all start together."""
+    ready.wait(timeout=START_TIMEOUT_S * 4)
+    start_at = time.time() + 1.0 + 0.2 * clients  # time for each to connect first
+    target(*args, seconds, start_at, queue)
+
+
 def run_workers(
     target: Callable[..., None], args_for: Callable[[int], tuple[Any, ...]], clients: int, seconds: float
 ) -> tuple[int, float]:
-    """``(finished, seconds)``: ``clients`` spawned ``target(*args_for(n), seconds, start_at, queue)`` summed."""
+    """``(finished, seconds)``: ``clients`` spawned ``target(*args_for(n), seconds, start_at, queue)`` summed.
+
+    The common start is set only once every process has imported its code (a barrier), so a
+    slow start on a loaded machine does not eat into the measured window.
+    """
     context = multiprocessing.get_context("spawn")
     queue: multiprocessing.Queue = context.Queue()
-    start_at = time.time() + 1.5 + 0.2 * clients  # let every process import and connect first
-    processes = [context.Process(target=target, args=(*args_for(n), seconds, start_at, queue)) for n in range(clients)]
+    ready = context.Barrier(clients)
+    processes = [context.Process(target=_when_ready, args=(target, ready, clients, args_for(n), seconds, queue))
+                 for n in range(clients)]
     for process in processes:
         process.start()
-    total = sum(queue.get(timeout=seconds + 120) for _ in processes)
+    total = sum(queue.get(timeout=seconds + 300) for _ in processes)
     for process in processes:
         process.join(timeout=30)
     return total, seconds

@@ -1,19 +1,20 @@
-"""Ledger throughput benchmark (``tw bench ledger``), with a baseline from the same machine.
+"""Ledger benchmark (``tw bench ledger``): transfers per second against baselines, in alternating rounds.
 
-A *transfer* here is one idempotent ledger entry moving 1.00 between two
-accounts with a floor (two players' main wallets; a session lock has the same
-shape), committed. Each worker process owns a pair of players and moves money
-back and forth with a fresh idempotency key, for a fixed time.
+Ours: ``Wallet.transfer`` between two funded players per worker process
+(idempotent, committed; on PostgreSQL one round trip). The baselines, measured
+in the same run, each round in turn with ours (baseline, ours, baseline, ours ...):
 
-Baselines, measured in the same run on the same database server or disk:
-
-- PostgreSQL: ``pgbench`` TPC-B-like (``-N`` off, simple protocol) on a scratch
-  database of the same server, scale = the largest client count, same clients.
+- PostgreSQL: a **pgledger-style** ledger in plain SQL written here (accounts,
+  transfers, entries; one ``pl_transfer`` call locks both accounts in id order,
+  checks the floor, inserts the transfer and its two entries, moves both
+  balances), called in autocommit through psycopg; and **pgbench** TPC-B-like
+  (simple protocol, scale = the largest client count, same clients).
 - SQLite: the stdlib ``sqlite3`` module executing the very statements the
   ledger issues (no SQLAlchemy, no Python service code).
 
-Both sides run on scratch databases that are removed afterwards: the
-benchmark never writes into the ledger named by ``--db``.
+Every side runs on scratch databases that are removed afterwards: the benchmark
+never writes into the ledger named by ``--db``. Figures are medians over the
+rounds, with their spread; ratios are median over median.
 """
 
 from __future__ import annotations
@@ -25,12 +26,17 @@ import uuid
 from sqlalchemy.engine import make_url
 
 from transfer_wallet import migrations
+from dataclasses import dataclass
+from typing import Any
+
 from transfer_wallet.bench._harness import (
     FUNDING,
-    BenchResult,
+    Figures,
+    alternate,
     init_pgbench,
     measure_pgbench,
     run_until,
+    ratio,
     run_workers,
     scratch_database,
 )
@@ -82,6 +88,7 @@ _SQLITE_STATEMENTS = (
     "VALUES (?, ?, ?, NULL, NULL, ?) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
     "UPDATE accounts SET balance_minor = balance_minor + ? WHERE id = ? AND balance_minor + ? >= 0 RETURNING balance_minor",
     "INSERT INTO postings (entry_id, account_id, currency, amount_minor, balance_after_minor) VALUES (?, ?, ?, ?, ?)",
+    "SELECT balance_minor FROM accounts WHERE id = ?",
 )
 
 
@@ -89,20 +96,21 @@ def _sqlite_worker(path: str, pair: int, seconds: float, start_at: float, queue:
     connection = sqlite3.connect(path, isolation_level=None, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
     for pragma in ("journal_mode=WAL", f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}", "foreign_keys=ON", "synchronous=FULL"):
         connection.execute(f"PRAGMA {pragma}")
-    left, right = (
-        connection.execute("SELECT id FROM accounts WHERE code = ?", (f"player:bench-{pair}-{side}:main",)).fetchone()[0]
-        for side in ("a", "b")
+    left, right, left_locked, right_locked = (
+        connection.execute("SELECT id FROM accounts WHERE code = ?", (f"player:bench-{pair}-{side}",)).fetchone()[0]
+        for side in ("a:main", "b:main", "a:locked", "b:locked")
     )
-    insert_entry, update_account, insert_posting = _SQLITE_STATEMENTS
+    insert_entry, update_account, insert_posting, read_balance = _SQLITE_STATEMENTS
     prefix = uuid.uuid4().hex[:12]
 
     def step(n: int) -> None:
-        debit, credit = (left, right) if n % 2 == 0 else (right, left)
+        debit, credit, payer_locked = (left, right, left_locked) if n % 2 == 0 else (right, left, right_locked)
         connection.execute("BEGIN IMMEDIATE")
         entry_id = connection.execute(insert_entry, ("transfer", f"raw{prefix}-{n}", "0" * 64, "2026-01-01 00:00:00")).fetchone()[0]
         after_debit = connection.execute(update_account, (-100, debit, -100)).fetchone()[0]
         after_credit = connection.execute(update_account, (100, credit, 100)).fetchone()[0]
         connection.executemany(insert_posting, [(entry_id, debit, "EUR", -100, after_debit), (entry_id, credit, "EUR", 100, after_credit)])
+        connection.execute(read_balance, (payer_locked,)).fetchone()
         connection.execute("COMMIT")
 
     transfers = run_until(start_at, seconds, step)
@@ -116,29 +124,138 @@ def measure_sqlite_baseline(url: str, clients: int, seconds: float) -> tuple[int
     return run_workers(_sqlite_worker, lambda n: (path, n), clients, seconds)
 
 
+# -- PostgreSQL baseline: a pgledger-style ledger in plain SQL ------------------------------
+
+#: Written for this benchmark (not copied): the least a double-entry transfer needs.
+PGLEDGER_SCHEMA = (
+    "CREATE TABLE pl_accounts (id bigint PRIMARY KEY, currency text NOT NULL, "
+    "balance bigint NOT NULL CHECK (balance >= 0))",
+    "CREATE TABLE pl_transfers (id bigserial PRIMARY KEY, from_account_id bigint NOT NULL REFERENCES pl_accounts, "
+    "to_account_id bigint NOT NULL REFERENCES pl_accounts, amount bigint NOT NULL CHECK (amount > 0), "
+    "created_at timestamptz NOT NULL DEFAULT now())",
+    "CREATE TABLE pl_entries (id bigserial PRIMARY KEY, account_id bigint NOT NULL REFERENCES pl_accounts, "
+    "transfer_id bigint NOT NULL REFERENCES pl_transfers, amount bigint NOT NULL, balance_after bigint NOT NULL, "
+    "created_at timestamptz NOT NULL DEFAULT now())",
+    "CREATE INDEX pl_entries_account ON pl_entries (account_id)",
+    "CREATE INDEX pl_entries_transfer ON pl_entries (transfer_id)",
+    """
+    CREATE FUNCTION pl_transfer(p_from bigint, p_to bigint, p_amount bigint) RETURNS bigint LANGUAGE plpgsql AS $$
+    DECLARE transfer bigint; from_after bigint; to_after bigint;
+    BEGIN
+        PERFORM 1 FROM pl_accounts WHERE id IN (p_from, p_to) ORDER BY id FOR UPDATE;
+        UPDATE pl_accounts SET balance = balance - p_amount WHERE id = p_from AND balance >= p_amount
+        RETURNING balance INTO from_after;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'insufficient funds in account %', p_from;
+        END IF;
+        UPDATE pl_accounts SET balance = balance + p_amount WHERE id = p_to RETURNING balance INTO to_after;
+        INSERT INTO pl_transfers (from_account_id, to_account_id, amount) VALUES (p_from, p_to, p_amount)
+        RETURNING id INTO transfer;
+        INSERT INTO pl_entries (account_id, transfer_id, amount, balance_after)
+        VALUES (p_from, transfer, -p_amount, from_after), (p_to, transfer, p_amount, to_after);
+        RETURN transfer;
+    END $$
+    """,
+)
+
+
+def _psycopg_connect(url: str) -> Any:
+    import psycopg
+
+    parsed = make_url(url)
+    return psycopg.connect(
+        host=parsed.host or "127.0.0.1", port=parsed.port or 5432, user=parsed.username,
+        password=parsed.password, dbname=parsed.database, autocommit=True,
+    )
+
+
+def prepare_pgledger(url: str, pairs: int) -> None:
+    """The baseline's schema and two funded accounts per worker in the database of ``url``."""
+    with _psycopg_connect(url) as connection:
+        for statement in PGLEDGER_SCHEMA:
+            connection.execute(statement)
+        with connection.cursor() as cursor:
+            cursor.executemany("INSERT INTO pl_accounts (id, currency, balance) VALUES (%s, 'EUR', %s)",
+                               [(n, 100_000_000) for n in range(1, 2 * pairs + 1)])
+
+
+def _pgledger_worker(url: str, pair: int, seconds: float, start_at: float, queue: multiprocessing.Queue) -> None:
+    connection = _psycopg_connect(url)
+    left, right = 2 * pair + 1, 2 * pair + 2
+
+    def step(n: int) -> None:
+        payer, payee = (left, right) if n % 2 == 0 else (right, left)
+        connection.execute("SELECT pl_transfer(%s, %s, %s)", (payer, payee, 100)).fetchone()
+
+    transfers = run_until(start_at, seconds, step)
+    connection.close()
+    queue.put(transfers)
+
+
+def measure_pgledger(url: str, clients: int, seconds: float) -> tuple[int, float]:
+    """(transfers, seconds) of ``pl_transfer`` calls with ``clients`` processes."""
+    return run_workers(_pgledger_worker, lambda n: (url, n), clients, seconds)
+
+
 # -- the whole benchmark ----------------------------------------------------------------------
 
 
-def run_ledger_benchmark(url: str, client_counts: list[int], seconds: float) -> list[BenchResult]:
-    """Measure the ledger and its baseline for each client count; scratch databases only."""
+@dataclass(frozen=True, slots=True)
+class LedgerBenchResult:
+    """At one client count: our figures and each baseline's, over the same alternating rounds."""
+
+    clients: int
+    seconds: float
+    ours: Figures
+    baselines: dict[str, Figures]
+
+    def as_dict(self) -> dict[str, Any]:
+        """A flat row for the table and ``--json``: medians, spreads and ratios (median over median)."""
+        row: dict[str, Any] = {"clients": self.clients, "rounds": len(self.ours.per_s), "seconds": self.seconds,
+                               "ours_per_s": round(self.ours.median, 1), "ours_spread": round(self.ours.spread, 3)}
+        for name, figures in self.baselines.items():
+            row[f"{name}_per_s"] = round(figures.median, 1)
+            row[f"{name}_spread"] = round(figures.spread, 3)
+            row[f"ratio_to_{name}"] = round(ratio(self.ours, figures), 3)
+        row["per_round"] = {"ours": list(self.ours.as_dict()["rounds_per_s"]),
+                               **{name: f.as_dict()["rounds_per_s"] for name, f in self.baselines.items()}}
+        return row
+
+
+def _rate(measure: Any, *args: Any) -> Any:
+    """A side for ``alternate``: run ``measure(*args)`` -> (count, seconds), return count per second."""
+    def side() -> float:
+        count, elapsed = measure(*args)
+        return count / elapsed
+    return side
+
+
+def run_ledger_benchmark(url: str, client_counts: list[int], seconds: float, rounds: int = 3) -> list[LedgerBenchResult]:
+    """Ours and the baselines in alternating rounds for each client count; scratch databases only."""
     if not client_counts or any(c < 1 or c > 64 for c in client_counts):
         raise ConfigError("--clients takes 1..64 per count, e.g. 1,4")
     if not 1 <= seconds <= 3600:
         raise ConfigError("--seconds must be between 1 and 3600")
     postgres = not normalise_url(url).startswith("sqlite")
-    results: list[BenchResult] = []
+    results: list[LedgerBenchResult] = []
+    scale = max(client_counts)
     with scratch_database(url) as ledger_url:
-        _prepare_ledger(ledger_url, max(client_counts))
-        if postgres:
-            with scratch_database(url) as pgbench_url:
-                init_pgbench(pgbench_url, scale=max(client_counts))
-                for clients in client_counts:
-                    transfers, elapsed = measure_ledger(ledger_url, clients, seconds)
-                    baseline = measure_pgbench(pgbench_url, clients, seconds, scale=max(client_counts))
-                    results.append(BenchResult(clients, transfers / elapsed, baseline, transfers, elapsed))
-        else:
+        _prepare_ledger(ledger_url, scale)
+        if not postgres:
             for clients in client_counts:
-                transfers, elapsed = measure_ledger(ledger_url, clients, seconds)
-                raw, raw_elapsed = measure_sqlite_baseline(ledger_url, clients, seconds)
-                results.append(BenchResult(clients, transfers / elapsed, raw / raw_elapsed, transfers, elapsed))
+                figures = alternate({"raw_sqlite3": _rate(measure_sqlite_baseline, ledger_url, clients, seconds),
+                                     "ours": _rate(measure_ledger, ledger_url, clients, seconds)}, rounds)
+                ours = figures.pop("ours")
+                results.append(LedgerBenchResult(clients, seconds, ours, figures))
+            return results
+        with scratch_database(url) as baseline_url:
+            init_pgbench(baseline_url, scale=scale)
+            prepare_pgledger(baseline_url, scale)
+            for clients in client_counts:
+                pgbench = _rate(lambda *a: (measure_pgbench(*a, scale=scale) * seconds, seconds), baseline_url, clients, seconds)
+                figures = alternate({"pgledger": _rate(measure_pgledger, baseline_url, clients, seconds),
+                                     "pgbench": pgbench,
+                                     "ours": _rate(measure_ledger, ledger_url, clients, seconds)}, rounds)
+                ours = figures.pop("ours")
+                results.append(LedgerBenchResult(clients, seconds, ours, figures))
     return results
