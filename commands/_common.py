@@ -112,6 +112,7 @@ def emit(
     total: int | None = None,
     offset: int = 0,
     noun: str | None = None,
+    err: bool = False,
 ) -> None:
     """Print ``document`` as one JSON document (``--json``), else a table, tsv/csv or text.
 
@@ -119,13 +120,14 @@ def emit(
     dropped or wrapped, see ``commands._render``); ``text`` a plain line; with neither,
     the document's top-level fields are shown as a two-column table. ``total`` (rows
     matching, before ``--limit``/``--offset``) adds a line on stderr saying what was left out.
+    ``err`` sends a JSON document or text to stderr (stdout carries a file: ``--out -``).
     """
     fmt = ctx.format
     if fmt == "json":
-        click.echo(json.dumps(document, default=_default, ensure_ascii=False))
+        click.echo(json.dumps(document, default=_default, ensure_ascii=False), err=err)
         return
     if text is not None:
-        click.echo(text() if callable(text) else text)
+        click.echo(text() if callable(text) else text, err=err)
         return
     if rows is None:
         _emit_fields(ctx, document, title, fmt)
@@ -264,14 +266,33 @@ class InstantType(click.ParamType):
         return parse_instant(value, _option_name(param))
 
 
+#: ``--out -``: write the file to stdout (the command's own message then goes to stderr).
+STDOUT = "-"
+
+
+def write_file(path: str, body: bytes) -> None:
+    """Write ``body`` to ``path`` whole (through ``path.partial``), or to stdout for ``-``."""
+    if path == STDOUT:
+        stream = click.get_binary_stream("stdout")
+        stream.write(body)
+        stream.flush()
+        return
+    partial = f"{path}.partial"
+    with open(partial, "wb") as handle:
+        handle.write(body)
+    os.replace(partial, path)
+
+
 class OutputFileType(click.ParamType):
-    """A file to write: its folder must exist and its name fit the file system (checked before any work)."""
+    """A file to write (``-`` for stdout): its folder must exist and its name fit the file system (checked first)."""
 
     name = "FILE"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         from transfer_wallet.errors import ValidationError
 
+        if value == STDOUT:
+            return STDOUT
         what, path = _option_name(param), os.fspath(value)
         folder, name = os.path.split(os.path.abspath(path))
         if not name or os.path.isdir(path):
