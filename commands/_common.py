@@ -188,7 +188,7 @@ def _emit_table(ctx: CliContext, cols: "list[Column]", rows: Sequence[dict[str, 
 
     chosen = layout(cols, headers, cells, width, overhead=1, per_column=3)
     needed = sum(w for _, w in chosen) + 1 + 3 * len(chosen)
-    console = Console(highlight=False, soft_wrap=False, width=max(width or needed, needed),
+    console = Console(highlight=False, soft_wrap=False, width=max(width or needed, needed), force_terminal=True,
                       color_system=None if no_color() else "auto", no_color=no_color())
     table = Table(title=title, show_header=show_header, box=box.SQUARE, header_style="" if no_color() else "bold",
                   title_style="" if no_color() else "italic")
