@@ -273,9 +273,9 @@ STDOUT = "-"
 def write_file(path: str, body: bytes) -> None:
     """Write ``body`` to ``path`` whole (through ``path.partial``), or to stdout for ``-``."""
     if path == STDOUT:
-        stream = click.get_binary_stream("stdout")
-        stream.write(body)
-        stream.flush()
+        sys.stdout.flush()
+        sys.stdout.buffer.write(body)
+        sys.stdout.buffer.flush()
         return
     partial = f"{path}.partial"
     with open(partial, "wb") as handle:
