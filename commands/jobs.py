@@ -10,11 +10,18 @@ from typing import TYPE_CHECKING
 import click
 
 from commands._common import INSTANT, CliContext, emit, fail, list_output, pass_cli
+from commands._render import Column
 
 if TYPE_CHECKING:  # pragma: no cover
     from jobs.history import JobRun
 
 JOB_NAMES = ("timeouts", "in-doubt", "reconcile", "key-age")
+#: ``tw jobs list``: the job, its last window and outcome stay; at a narrow width the rest goes first.
+JOB_COLUMNS = [Column("job", "id", 0), Column("schedule", "text", 2), Column("next run", "time", 3),
+               Column("last outcome", "status", 0), Column("last window", "id", 1), Column("last started", "time", 4)]
+RUN_COLUMNS = [Column("job", "id", 0), Column("window", "id", 1), Column("outcome", "status", 0),
+               Column("started_at", "time", 2), Column("finished_at", "time", 4), Column("holder", "id", 5),
+               Column("summary", "text", 3)]
 #: ``tw jobs run reconcile``: the report is not there yet (FILE_MISSING recorded; the scheduler looks again).
 EXIT_FILE_MISSING = 3
 
@@ -129,15 +136,14 @@ def list_jobs(ctx: CliContext, runs: int) -> None:
         rows.append({"job": entry["id"], "schedule": _schedule(entry["schedule"]), "next run": _when(entry["next_run"]),
                      "last outcome": last.get("outcome", "never run"), "last window": last.get("window"),
                      "last started": _when(last.get("started_at"))})
-    emit(ctx, {"jobs": entries}, rows=rows, columns=["job", "schedule", "next run", "last outcome", "last window",
-                                                      "last started"], title="jobs")
+    emit(ctx, {"jobs": entries}, rows=rows, columns=JOB_COLUMNS, title="jobs")
     if ctx.format != "table":
         return  # one document or one table for scripts; the history is in --json
     history = sorted((dict(r, job=e["id"]) for e in entries for r in e["runs"]), key=lambda r: r["started_at"],
                      reverse=True)
     emit(ctx, {}, rows=[{**r, "started_at": _when(r["started_at"]), "finished_at": _when(r["finished_at"])}
                         for r in history],
-         columns=["job", "window", "outcome", "started_at", "finished_at", "holder", "summary"], title="last runs")
+         columns=RUN_COLUMNS, title="last runs")
 
 
 def _schedule(text: str) -> str:
