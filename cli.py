@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import click
 
-from commands._common import CliContext, bad_arguments, fail, usage_error_line
+from commands._common import CliContext, add_json_options, bad_arguments, check_zone, fail, usage_error_line
 
 GROUPS: dict[str, str] = {
     # command name -> "module:attribute"; imported when the root group is built.
@@ -114,9 +114,12 @@ def _describe_database_error(exc: Exception) -> str | None:
 @click.option("--db", "database_url", metavar="URL", help="Database URL (default: $TW_DATABASE_URL or sqlite:///transfer_wallet.db).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout instead of tables.")
 @click.option("--providers", "providers_file", metavar="FILE", help="Providers TOML file (default: $TW_PROVIDERS_FILE or ./providers.toml).")
+@click.option("--tz", "tz_name", metavar="ZONE", callback=check_zone,
+              help="Show times in tables in this zone, e.g. Europe/Malta (default: UTC; JSON keeps ISO-8601).")
 @click.version_option(package_name="transfer-wallet", prog_name="tw")
 @click.pass_context
-def cli(ctx: click.Context, database_url: str | None, as_json: bool, providers_file: str | None) -> None:
+def cli(ctx: click.Context, database_url: str | None, as_json: bool, providers_file: str | None,
+        tz_name: str | None) -> None:
     """Transfer-wallet: move players' money into game providers and back, exactly.
 
     \b
@@ -127,7 +130,7 @@ def cli(ctx: click.Context, database_url: str | None, as_json: bool, providers_f
       tw --json wallet balance P1
       tw ledger check
     """
-    ctx.obj = CliContext(database_url=database_url, as_json=as_json, providers_file=providers_file)
+    ctx.obj = CliContext(database_url=database_url, as_json=as_json, providers_file=providers_file, tz_name=tz_name)
 
 
 def _register() -> None:
@@ -137,6 +140,7 @@ def _register() -> None:
     for name, target in GROUPS.items():
         module_name, attr = target.split(":")
         cli.add_command(getattr(importlib.import_module(module_name), attr), name)
+    add_json_options(cli)
 
 
 _register()

@@ -14,16 +14,19 @@ import click
 
 if TYPE_CHECKING:  # pragma: no cover
     from transfer_wallet.config import ProviderConfig
+    from commands._render import Column
     from transfer_wallet.db import Database
 
 
 @dataclass
 class CliContext:
-    """What the root group parsed: database, output mode, providers file."""
+    """What the root group parsed: database, output mode and format, display zone, providers file."""
 
     database_url: str | None = None
     as_json: bool = False
     providers_file: str | None = None
+    output_format: str | None = None
+    tz_name: str | None = None
     _database: "Database | None" = field(default=None, repr=False)
 
     def database(self, *, create: bool = False) -> "Database":
@@ -60,6 +63,28 @@ class CliContext:
             self._database.dispose()
             self._database = None
 
+    @property
+    def format(self) -> str:
+        """``json`` (``--json``), else ``--format`` (default ``table``)."""
+        return "json" if self.as_json else (self.output_format or "table")
+
+    def zone(self) -> dt.tzinfo:
+        """The zone tables show times in: ``--tz`` (an IANA name), default UTC."""
+        if self.tz_name is None:
+            return dt.timezone.utc
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(self.tz_name)
+
+    def when(self, value: Any) -> str:
+        """An instant for a line of text: ``2026-12-01 23:30:05 UTC`` (in ``--tz``); None as ``-``."""
+        from commands._render import show_time, zone_label
+
+        if value is None:
+            return "-"
+        zone = self.zone()
+        return f"{show_time(value, zone)} {zone_label(zone)}"
+
 
 pass_cli = click.make_pass_decorator(CliContext, ensure=True)
 
@@ -72,48 +97,178 @@ def _default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def stdout_is_terminal() -> bool:
+    """Whether stdout is a terminal (a table with borders) or a pipe or file (plain aligned text)."""
+    return sys.stdout.isatty()
+
+
+def output_width() -> int | None:
+    """Columns to fit: ``COLUMNS`` if set, else the terminal's width; None (no limit) in a pipe."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns > 0:
+        return max(columns, 20)
+    if stdout_is_terminal():
+        import shutil
+
+        return shutil.get_terminal_size().columns
+    return None
+
+
+def no_color() -> bool:
+    """``NO_COLOR`` set to anything non-empty turns every style off (colour, bold, italics)."""
+    return bool(os.environ.get("NO_COLOR"))
+
+
 def emit(
     ctx: CliContext,
     document: Any,
     *,
     rows: Sequence[dict[str, Any]] | None = None,
-    columns: Iterable[str] | None = None,
+    columns: "Iterable[str | Column] | None" = None,
     title: str | None = None,
     text: str | Callable[[], str] | None = None,
+    total: int | None = None,
+    offset: int = 0,
+    noun: str | None = None,
+    err: bool = False,
 ) -> None:
-    """Print ``document`` as one JSON document (``--json``), else a table or text.
+    """Print ``document`` as one JSON document (``--json``), else a table, tsv/csv or text.
 
-    ``rows``/``columns`` render a table for people; ``text`` a plain line; with
-    neither, the document's top-level fields are shown as a two-column table.
+    ``rows``/``columns`` render a table for people (``Column`` roles say what may be
+    dropped or wrapped, see ``commands._render``); ``text`` a plain line; with neither,
+    the document's top-level fields are shown as a two-column table. ``total`` (rows
+    matching, before ``--limit``/``--offset``) adds a line on stderr saying what was left out.
+    ``err`` sends a JSON document or text to stderr (stdout carries a file: ``--out -``).
     """
-    if ctx.as_json:
-        click.echo(json.dumps(document, default=_default, ensure_ascii=False))
+    fmt = ctx.format
+    if fmt == "json":
+        click.echo(json.dumps(document, default=_default, ensure_ascii=False), err=err)
         return
     if text is not None:
-        click.echo(text() if callable(text) else text)
+        click.echo(text() if callable(text) else text, err=err)
         return
+    if rows is None:
+        _emit_fields(ctx, document, title, fmt)
+        return
+    from commands._render import columns_of
+
+    cols = columns_of(columns if columns is not None else (list(rows[0]) if rows else []))
+    if fmt in ("tsv", "csv"):
+        from commands._render import delimited
+
+        click.echo(delimited(cols, rows, fmt))
+    elif not rows:
+        click.echo(f"{title + ': ' if title else ''}nothing to show")
+    else:
+        _emit_table(ctx, cols, rows, title)
+    if total is not None and (offset > 0 or offset + len(rows) < total):
+        shown = f"{len(rows)} of {total} {noun or 'rows'}" + (f" from offset {offset}" if offset else "")
+        click.echo(f"{shown} (use --limit / --offset)", err=True)
+
+
+def _emit_fields(ctx: CliContext, document: dict[str, Any], title: str | None, fmt: str) -> None:
+    """A document's top-level fields, one per line: times in the display zone, durations as durations."""
+    from commands._render import Column, delimited, infer_column
+
+    if fmt in ("tsv", "csv"):
+        click.echo(delimited([Column("field"), Column("value")],
+                             [{"field": k, "value": v} for k, v in document.items()], fmt))
+        return
+    rows = []
+    for key, value in document.items():
+        role = infer_column(key).role
+        shown = ctx.when(value) if role == "time" and value is not None else value
+        if role == "duration":
+            from commands._render import show_duration
+
+            shown = show_duration(value)
+        rows.append({"field": key, "value": "" if shown is None else str(shown)})
+    _emit_table(ctx, [Column("field", "id", 0), Column("value", "text", 0)], rows, title, show_header=False)
+
+
+def _emit_table(ctx: CliContext, cols: "list[Column]", rows: Sequence[dict[str, Any]], title: str | None,
+                *, show_header: bool = True) -> None:
+    """A table fitted to the width: rich borders on a terminal, plain aligned text in a pipe."""
+    from commands._render import cell, header, layout, plain_table
+
+    zone = ctx.zone()
+    headers = [header(c, zone) for c in cols]
+    cells = [[cell(row.get(c.key), c, zone) for c in cols] for row in rows]
+    width = output_width()
+    if not stdout_is_terminal():
+        if title:
+            click.echo(title)
+        click.echo(plain_table(cols, headers, cells, width, show_header=show_header))
+        return
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    # A pipe or a file gets the full table, not one squeezed to 80 columns.
-    console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 220)
-    if rows is None:
-        table = Table(title=title, show_header=False)
-        table.add_column("field", style="bold")
-        table.add_column("value")
-        for key, value in document.items():
-            table.add_row(str(key), "" if value is None else str(value))
-    else:
-        cols = list(columns) if columns is not None else (list(rows[0]) if rows else [])
-        table = Table(title=title)
-        for col in cols:
-            table.add_column(col)
-        for row in rows:
-            table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in cols))
-        if not rows:
-            console.print(f"{title + ': ' if title else ''}nothing to show")
-            return
+    chosen = layout(cols, headers, cells, width, overhead=1, per_column=3)
+    needed = sum(w for _, w in chosen) + 1 + 3 * len(chosen)
+    console = Console(highlight=False, soft_wrap=False, width=max(width or needed, needed), force_terminal=True,
+                      color_system=None if no_color() else "auto", no_color=no_color())
+    table = Table(title=title, show_header=show_header, box=box.SQUARE, header_style="" if no_color() else "bold",
+                  title_style="" if no_color() else "italic")
+    for i, w in chosen:
+        column = cols[i]
+        table.add_column(headers[i], justify="right" if column.right_aligned else "left",
+                         no_wrap=not column.wraps, overflow="fold", width=w if column.wraps else None,
+                         min_width=w)
+    for row_cells in cells:
+        table.add_row(*(row_cells[i] for i, _ in chosen))
     console.print(table)
+
+
+def _set_output(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """``--json`` / ``--format`` after the command name: the last one given wins."""
+    if value is None or value is False:
+        return
+    obj = ctx.ensure_object(CliContext)
+    fmt = "json" if value is True else str(value)
+    obj.as_json, obj.output_format = fmt == "json", fmt
+
+
+def json_option() -> click.Option:
+    """``--json`` for any command, also accepted after the command name (``tw session list --json``)."""
+    return click.Option(["--json", "json_output"], is_flag=True, default=False, expose_value=False,
+                        callback=_set_output, help="Print one JSON document on stdout (same as tw --json).")
+
+
+def list_output(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorator for list commands: ``--format table|tsv|csv|json`` and ``--json``."""
+    from commands._render import FORMATS
+
+    command = click.option("--format", "output_format", type=click.Choice(FORMATS), expose_value=False,
+                           callback=_set_output,
+                           help="table (aligned text in a pipe), tsv or csv (every column, raw values), or json.")(command)
+    return click.option("--json", "json_output", is_flag=True, default=False, expose_value=False,
+                        callback=_set_output, help="Same as --format json.")(command)
+
+
+def add_json_options(group: click.Group) -> None:
+    """Give every command under ``group`` that lacks one a ``--json`` option after its name."""
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            add_json_options(command)
+        elif not any("--json" in getattr(p, "opts", ()) for p in command.params):
+            command.params.append(json_option())
+
+
+def check_zone(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """``--tz``: an IANA zone name such as ``Europe/Malta`` (a usage error otherwise)."""
+    if value is None:
+        return None
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(f"{value!r} is not a time zone name such as UTC or Europe/Malta") from None
+    return value
 
 
 class InstantType(click.ParamType):
@@ -132,14 +287,33 @@ class InstantType(click.ParamType):
         return parse_instant(value, _option_name(param))
 
 
+#: ``--out -``: write the file to stdout (the command's own message then goes to stderr).
+STDOUT = "-"
+
+
+def write_file(path: str, body: bytes) -> None:
+    """Write ``body`` to ``path`` whole (through ``path.partial``), or to stdout for ``-``."""
+    if path == STDOUT:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(body)
+        sys.stdout.buffer.flush()
+        return
+    partial = f"{path}.partial"
+    with open(partial, "wb") as handle:
+        handle.write(body)
+    os.replace(partial, path)
+
+
 class OutputFileType(click.ParamType):
-    """A file to write: its folder must exist and its name fit the file system (checked before any work)."""
+    """A file to write (``-`` for stdout): its folder must exist and its name fit the file system (checked first)."""
 
     name = "FILE"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         from transfer_wallet.errors import ValidationError
 
+        if value == STDOUT:
+            return STDOUT
         what, path = _option_name(param), os.fspath(value)
         folder, name = os.path.split(os.path.abspath(path))
         if not name or os.path.isdir(path):

@@ -13,10 +13,24 @@ from typing import Any, Callable
 
 import click
 
-from commands._common import CliContext, emit, pass_cli
+from commands._common import CliContext, emit, list_output, pass_cli
+from commands._render import Column
 
-LIST_COLUMNS = ["id", "kind", "status", "provider", "business_date", "currency", "expected", "actual", "difference",
-                "times_seen", "age_days", "detail"]
+#: What ``tw discrepancy list`` shows; at a narrow width the highest priority numbers go first, detail wraps.
+LIST_COLUMNS = [
+    Column("id", "id", 0), Column("kind", "status", 0), Column("status", "status", 0), Column("provider", "status", 4),
+    Column("business_date", "id", 3), Column("currency", "status", 1), Column("expected", "amount", 5),
+    Column("actual", "amount", 5), Column("difference", "amount", 0), Column("times_seen", "count", 6),
+    Column("age_days", "count", 2), Column("detail", "text", 1),
+]
+#: Every type a discrepancy is recorded with (reconciliation's, the sessions', the nightly job's);
+#: ``tests/test_cli_render_lists.py`` keeps it in step with the library.
+DISCREPANCY_TYPES = (
+    "MISSING_IN_LEDGER", "MISSING_AT_PROVIDER", "AMOUNT_MISMATCH", "CURRENCY_MISMATCH", "STATUS_MISMATCH",
+    "TYPE_MISMATCH", "PLAYER_MISMATCH", "DUPLICATE_AT_PROVIDER", "INVALID_RECORD", "TIMING_CUTOFF",
+    "CONTROL_TOTAL_MISMATCH", "PENDING_IN_LEDGER", "DUPLICATE_FILE", "FILE_MISSING", "SESSION_CONSERVATION",
+    "TRANSFER_OUT_REVIEW", "PROVIDER_ANSWER_MISMATCH", "TRANSFER_CONFLICT",
+)
 STATUS_CHOICES = ["open", "investigating", "resolved", "written_off", "cleared", "unresolved"]
 MOVE_CHOICES = ["investigating", "resolved", "written_off"]
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,32}")
@@ -26,7 +40,11 @@ def _name(what: str) -> Callable[[click.Context, click.Parameter, str | None], s
     def check(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
         if value is not None and not _NAME.fullmatch(value):
             raise click.BadParameter(f"{value!r} is not a {what} (letters, digits, _ . -, at most 32)")
-        return value.upper() if value is not None and what == "type" else value
+        if value is not None and what == "type":
+            if value.upper() not in DISCREPANCY_TYPES:
+                raise click.BadParameter(f"unknown type {value!r}: choose from {', '.join(DISCREPANCY_TYPES)}")
+            return value.upper()
+        return value
     return check
 
 
@@ -66,10 +84,14 @@ def discrepancy() -> None:
               help="Business date of the provider's report.")
 @click.option("--older-than", "older_than_days", type=click.IntRange(0, 36_500), metavar="DAYS",
               help="Only those first seen at least DAYS days ago.")
-@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100_000),
+              help="At most this many discrepancies.")
+@click.option("--offset", default=0, show_default=True, type=click.IntRange(0), help="Skip this many first.")
+@list_output
 @pass_cli
 def list_(ctx: CliContext, statuses: tuple[str, ...], kind: str | None, kind_alias: str | None,
-          provider: str | None, business_date: dt.datetime | None, older_than_days: int | None, limit: int) -> None:
+          provider: str | None, business_date: dt.datetime | None, older_than_days: int | None, limit: int,
+          offset: int) -> None:
     """List discrepancies, newest first.
 
     \b
@@ -81,15 +103,17 @@ def list_(ctx: CliContext, statuses: tuple[str, ...], kind: str | None, kind_ali
 
     if kind and kind_alias and kind != kind_alias:
         raise click.UsageError("--kind is the old name of --type; give one of them")
-    found = discrepancies.list_discrepancies(
-        ctx.database(), status=list(statuses) or None, kind=kind or kind_alias, provider=provider,
-        business_date=business_date.date() if business_date else None, older_than_days=older_than_days, limit=limit,
-    )
+    filters: dict[str, Any] = dict(status=list(statuses) or None, kind=kind or kind_alias, provider=provider,
+                                   business_date=business_date.date() if business_date else None,
+                                   older_than_days=older_than_days)
+    found = discrepancies.list_discrepancies(ctx.database(), **filters, limit=limit, offset=offset)
+    total = len(found) if offset == 0 and len(found) < limit else discrepancies.count_discrepancies(ctx.database(), **filters)
     rows = [_document(view) for view in found]
-    emit(ctx, {"discrepancies": rows}, rows=rows, columns=LIST_COLUMNS, title="discrepancies")
+    emit(ctx, {"discrepancies": rows, "total": total}, rows=rows, columns=LIST_COLUMNS, title="discrepancies",
+         total=total, offset=offset, noun="discrepancies")
 
 
-def _describe(document: dict[str, Any]) -> str:
+def _describe(document: dict[str, Any], when: Callable[[Any], str]) -> str:
     d = document
     lines = [
         f"discrepancy {d['id']}: {d['kind']} {d['status']}  provider {d['provider'] or '-'}"
@@ -99,8 +123,8 @@ def _describe(document: dict[str, Any]) -> str:
         f"  {d['currency'] or ''}".rstrip(),
         f"  transfer {d['transfer_id'] or '-'}  provider tx {d['provider_tx_id'] or '-'}  session {d['session_id'] or '-'}"
         f"  player {d['player_id'] or '-'}",
-        f"  first seen {d['first_seen_at']}  last seen {d['last_seen_at']}  times seen {d['times_seen']}"
-        f"  age {d['age_days']} days" + (f"  closed {d['closed_at']}" if d["closed_at"] else ""),
+        f"  first seen {when(d['first_seen_at'])}  last seen {when(d['last_seen_at'])}  times seen {d['times_seen']}"
+        f"  age {d['age_days']} days" + (f"  closed {when(d['closed_at'])}" if d["closed_at"] else ""),
     ]
     for name, sides in d["fields"].items():
         lines.append(f"  field {name}: {sides}")
@@ -109,7 +133,7 @@ def _describe(document: dict[str, Any]) -> str:
     lines.append("  history:")
     for event in d["history"]:
         move = f"{event['from_status'] or '-'} -> {event['to_status']}"
-        lines.append(f"    {event['at']}  {event['actor']}  {event['action']}  {move}"
+        lines.append(f"    {when(event['at'])}  {event['actor']}  {event['action']}  {move}"
                      + (f"  {event['note']}" if event["note"] else ""))
     return "\n".join(lines)
 
@@ -121,7 +145,7 @@ def _document(view: Any) -> dict[str, Any]:
 
 def _render_one(ctx: CliContext, view: Any) -> None:
     document = _document(view)
-    emit(ctx, document, text=lambda: _describe(document))
+    emit(ctx, document, text=lambda: _describe(document, ctx.when))
 
 
 @discrepancy.command()
@@ -186,6 +210,7 @@ def note(ctx: CliContext, discrepancy_id: int, note: str, actor: str) -> None:
               help="Only this status (repeatable); default: every status.")
 @click.option("--provider", callback=_name("provider"), help="Provider name.")
 @click.option("--date", "business_date", type=click.DateTime(["%Y-%m-%d"]), metavar="YYYY-MM-DD")
+@list_output
 @pass_cli
 def summary(ctx: CliContext, statuses: tuple[str, ...], provider: str | None, business_date: dt.datetime | None) -> None:
     """Count discrepancies by type, provider and status, with the oldest first seen.
@@ -200,4 +225,6 @@ def summary(ctx: CliContext, statuses: tuple[str, ...], provider: str | None, bu
                                  business_date=business_date.date() if business_date else None)
     rows = [count.as_dict() for count in found]
     emit(ctx, {"counts": rows, "total": sum(row["count"] for row in rows)}, rows=rows,
-         columns=["kind", "provider", "status", "count", "oldest_first_seen_at"], title="discrepancies by type and provider")
+         columns=[Column("kind", "status", 0), Column("provider", "status", 0), Column("status", "status", 0),
+                  Column("count", "count", 0), Column("oldest_first_seen_at", "time", 1)],
+         title="discrepancies by type and provider")

@@ -6,7 +6,7 @@ import click
 
 import datetime as dt
 
-from commands._common import INSTANT, CliContext, emit, pass_cli
+from commands._common import INSTANT, CliContext, emit, list_output, pass_cli
 
 
 @click.group()
@@ -35,10 +35,11 @@ def set_rate(ctx: CliContext, base: str, quote: str, rate: str, effective_at: dt
     from transfer_wallet import fx as fx_service
 
     stored = fx_service.set_rate(ctx.database(), base, quote, rate, effective_at=effective_at)
-    emit(ctx, stored.as_dict(), text=f"1 {stored.base} = {stored.rate} {stored.quote} from {stored.effective_at.isoformat()}")
+    emit(ctx, stored.as_dict(), text=f"1 {stored.base} = {stored.rate} {stored.quote} from {ctx.when(stored.effective_at)}")
 
 
 @fx.command("show")
+@list_output
 @pass_cli
 def show(ctx: CliContext) -> None:
     """Show the rate in force now for every pair.

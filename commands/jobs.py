@@ -9,12 +9,19 @@ from typing import TYPE_CHECKING
 
 import click
 
-from commands._common import INSTANT, CliContext, emit, fail, pass_cli
+from commands._common import INSTANT, CliContext, emit, fail, list_output, pass_cli
+from commands._render import Column
 
 if TYPE_CHECKING:  # pragma: no cover
     from jobs.history import JobRun
 
 JOB_NAMES = ("timeouts", "in-doubt", "reconcile", "key-age")
+#: ``tw jobs list``: the job, its last window and outcome stay; at a narrow width the rest goes first.
+JOB_COLUMNS = [Column("job", "id", 0), Column("schedule", "text", 2), Column("next run", "time", 3),
+               Column("last outcome", "status", 0), Column("last window", "id", 1), Column("last started", "time", 4)]
+RUN_COLUMNS = [Column("job", "id", 0), Column("window", "id", 1), Column("outcome", "status", 0),
+               Column("started_at", "time", 2), Column("finished_at", "time", 4), Column("holder", "id", 5),
+               Column("summary", "text", 3)]
 #: ``tw jobs run reconcile``: the report is not there yet (FILE_MISSING recorded; the scheduler looks again).
 EXIT_FILE_MISSING = 3
 
@@ -67,8 +74,11 @@ def run(ctx: CliContext, name: str, now: dt.datetime | None, provider_name: str 
         raise click.UsageError(f"{used}: only for 'tw jobs run reconcile'")
     if name == "reconcile" and provider_name is None:
         raise click.UsageError("tw jobs run reconcile needs --provider NAME")
-    outcome = _run_one(ctx, name, now, provider_name, business_date.date() if business_date else None,
-                       report_file, out_dir, force)
+    from commands.progress import working
+
+    with working(f"running {name}"):
+        outcome = _run_one(ctx, name, now, provider_name, business_date.date() if business_date else None,
+                           report_file, out_dir, force)
     lines = [outcome.summary()]
     lines += [f"  error: {e}" for e in getattr(outcome.report, "errors", [])]
     emit(ctx, outcome.as_dict(), text="\n".join(lines))
@@ -102,6 +112,7 @@ def _run_one(ctx: CliContext, name: str, now: dt.datetime | None, provider_name:
 
 @jobs.command("list")
 @click.option("--runs", default=5, show_default=True, type=click.IntRange(1, 100), help="History rows per job.")
+@list_output
 @pass_cli
 def list_jobs(ctx: CliContext, runs: int) -> None:
     """Each job: its schedule, its next run (from the configuration) and its last runs.
@@ -121,18 +132,26 @@ def list_jobs(ctx: CliContext, runs: int) -> None:
     rows = []
     for entry in entries:
         last = entry["runs"][0] if entry["runs"] else {}
-        rows.append({"job": entry["id"], "schedule": entry["schedule"], "next run": _when(entry["next_run"]),
+        rows.append({"job": entry["id"], "schedule": _schedule(entry["schedule"]), "next run": _when(entry["next_run"]),
                      "last outcome": last.get("outcome", "never run"), "last window": last.get("window"),
                      "last started": _when(last.get("started_at"))})
-    emit(ctx, {"jobs": entries}, rows=rows, columns=["job", "schedule", "next run", "last outcome", "last window",
-                                                      "last started"], title="jobs")
-    if ctx.as_json:
-        return
+    emit(ctx, {"jobs": entries}, rows=rows, columns=JOB_COLUMNS, title="jobs")
+    if ctx.format != "table":
+        return  # one document or one table for scripts; the history is in --json
     history = sorted((dict(r, job=e["id"]) for e in entries for r in e["runs"]), key=lambda r: r["started_at"],
                      reverse=True)
     emit(ctx, {}, rows=[{**r, "started_at": _when(r["started_at"]), "finished_at": _when(r["finished_at"])}
                         for r in history],
-         columns=["job", "window", "outcome", "started_at", "finished_at", "holder", "summary"], title="last runs")
+         columns=RUN_COLUMNS, title="last runs")
+
+
+def _schedule(text: str) -> str:
+    """``every 3600 s`` as ``every 1h`` for people (the JSON keeps the configuration's words)."""
+    import re
+
+    from commands._render import show_duration
+
+    return re.sub(r"every (\d+) s\b", lambda m: f"every {show_duration(int(m.group(1)))}", text)
 
 
 def _when(value: dt.datetime | None) -> str | None:

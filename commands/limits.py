@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from commands._common import CliContext, emit, pass_cli
+from commands._common import CliContext, emit, list_output, pass_cli
+from commands._render import Column, show_duration
 
 if TYPE_CHECKING:  # pragma: no cover
     from transfer_wallet.limits import LimitValue
@@ -77,8 +78,9 @@ def set_limits(ctx: CliContext, player_id: str, removals: tuple[str, ...], **val
     def text() -> str:
         lines = []
         for change in applied:
-            when = "in force now" if change.immediate else f"from {_when(change.effective_from)} (cooling-off)"
-            lines.append(f"{player_id} {change.kind}: {_describe(change.old_value)} -> {_describe(change.new_value)}, {when}")
+            when = "in force now" if change.immediate else f"from {ctx.when(change.effective_from)} (cooling-off)"
+            lines.append(f"{player_id} {change.kind}: {_describe(ctx, change.old_value)} -> "
+                         f"{_describe(ctx, change.new_value)}, {when}")
         return "\n".join(lines)
 
     emit(ctx, document, text=text)
@@ -86,6 +88,7 @@ def set_limits(ctx: CliContext, player_id: str, removals: tuple[str, ...], **val
 
 @limits.command("show")
 @click.argument("player_id")
+@list_output
 @pass_cli
 def show(ctx: CliContext, player_id: str) -> None:
     """Show PLAYER_ID's limits in force, pending changes and usage.
@@ -108,13 +111,14 @@ def show(ctx: CliContext, player_id: str) -> None:
         left = found.remaining(kind)
         rows.append({
             "limit": kind,
-            "in force": _describe(found.in_force[kind], unit=False),
+            "in force": _describe(ctx, found.in_force[kind], unit=False),
             "counted": found.counted(kind).format() if kind in MONEY_KINDS else "",
             "left": left.format() if left is not None else "",
-            "pending": f"{_describe(change.value, unit=False)} from {_when(change.effective_from)}" if change else "",
+            "pending": f"{_describe(ctx, change.value, unit=False)} from {ctx.when(change.effective_from)}"
+                       if change else "",
         })
-    title = f"limits of {player_id} in {found.currency.code} at {_when(found.as_of)}"
-    emit(ctx, _seconds_named(found.as_dict()), rows=rows, title=title)
+    title = f"limits of {player_id} in {found.currency.code} at {ctx.when(found.as_of)}"
+    emit(ctx, _seconds_named(found.as_dict()), rows=rows, title=title, columns=LIMIT_COLUMNS)
 
 
 def _seconds_named(document: dict[str, Any]) -> dict[str, Any]:
@@ -131,17 +135,17 @@ def _seconds_named(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
-def _when(instant: datetime) -> str:
-    """An instant for people, to the minute; ``--json`` has it exactly."""
-    return instant.strftime("%Y-%m-%d %H:%M UTC")
+#: ``tw limits show``: the kind and what is in force stay; usage and pending changes go first when narrow.
+LIMIT_COLUMNS = [Column("limit", "status", 0), Column("in force", "id", 0), Column("counted", "amount", 2),
+                 Column("left", "amount", 1), Column("pending", "text", 1)]
 
 
-def _describe(value: LimitValue, *, unit: bool = True) -> str:
-    """A limit value for people: "100.00 EUR" (or "100.00"), "7200 s", an instant, or "none"."""
+def _describe(ctx: CliContext, value: LimitValue, *, unit: bool = True) -> str:
+    """A limit value for people: "100.00 EUR" (or "100.00"), "2h", an instant, or "none"."""
     if value is None:
         return "none"
     if isinstance(value, int):
-        return f"{value} s"
+        return show_duration(value)
     if isinstance(value, datetime):
-        return _when(value)
+        return ctx.when(value)
     return str(value) if unit else value.format()

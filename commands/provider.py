@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from commands._common import OUTPUT_FILE, CliContext, emit, pass_cli
+from commands._common import OUTPUT_FILE, STDOUT, CliContext, emit, list_output, pass_cli, write_file
 
 
 @click.group()
@@ -41,6 +41,7 @@ _url_option = click.option("--url", metavar="URL", help="Base URL to call instea
 
 
 @provider.command("list")
+@list_output
 @pass_cli
 def list_providers(ctx: CliContext) -> None:
     """List the configured providers with their currency and report format.
@@ -93,6 +94,7 @@ def status(ctx: CliContext, name: str, url: str | None) -> None:
 @provider.command("games")
 @click.argument("name")
 @_url_option
+@list_output
 @pass_cli
 def games(ctx: CliContext, name: str, url: str | None) -> None:
     """List the games of provider NAME.
@@ -108,6 +110,7 @@ def games(ctx: CliContext, name: str, url: str | None) -> None:
 
 @provider.command("keys")
 @click.argument("name", required=False)
+@list_output
 @pass_cli
 def keys(ctx: CliContext, name: str | None) -> None:
     """List signing key ids and ages; warn about keys older than 90 days (never shows secrets).
@@ -145,7 +148,7 @@ def keys(ctx: CliContext, name: str | None) -> None:
 @click.option("--date", "business_date", required=True, type=click.DateTime(["%Y-%m-%d"]),
               help="Business date (YYYY-MM-DD) in the provider's timezone.")
 @click.option("--out", "out_file", required=True, type=OUTPUT_FILE,
-              help="File to write the CSV report to.")
+              help="File to write the CSV report to ('-': stdout).")
 @_url_option
 @pass_cli
 def report(ctx: CliContext, name: str, business_date: dt.datetime, out_file: str, url: str | None) -> None:
@@ -154,18 +157,16 @@ def report(ctx: CliContext, name: str, business_date: dt.datetime, out_file: str
     \b
     Example:
       tw provider report acme --date 2026-11-24 --out acme-2026-11-24.csv
+      tw provider report acme --date 2026-11-24 --out - | head
     """
-    import os
-
     with _client(ctx, name, url) as client:
         body = client.transfer_report(business_date.date())
-    partial = f"{out_file}.partial"
-    with open(partial, "wb") as handle:
-        handle.write(body)
-    os.replace(partial, out_file)
+    write_file(out_file, body)
     rows = max(0, body.count(b"\n") - 1)
     document = {"provider": name, "date": business_date.date(), "file": out_file, "rows": rows, "bytes": len(body)}
-    emit(ctx, document, text=f"wrote {rows} transfer row(s) of {name} for {business_date.date()} to {out_file}")
+    where = "stdout" if out_file == STDOUT else out_file
+    emit(ctx, document, text=f"wrote {rows} transfer row(s) of {name} for {business_date.date()} to {where}",
+         err=out_file == STDOUT)
 
 
 @provider.command("play")

@@ -6,13 +6,19 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from commands._common import CliContext, emit, pass_cli
+from commands._common import CliContext, emit, list_output, pass_cli
+from commands._render import Column
 
 if TYPE_CHECKING:
     from transfer_wallet.play import PlayResult
     from transfer_wallet.sessions import SessionView
 
-SESSION_COLUMNS = ["session_id", "player_id", "provider", "status", "currency", "amount_in", "game_balance", "amount_out", "opened_at"]
+#: What ``tw session list`` shows; at a narrow width the highest priority numbers go first.
+SESSION_COLUMNS = [
+    Column("session_id", "id", 0), Column("player_id", "id", 3), Column("provider", "status", 4),
+    Column("status", "status", 0), Column("currency", "status", 1), Column("amount_in", "amount", 0),
+    Column("game_balance", "amount", 5), Column("amount_out", "amount", 2), Column("opened_at", "time", 1),
+]
 
 
 def _render(ctx: CliContext, view: SessionView, *, rounds: list[dict[str, Any]] | None = None) -> None:
@@ -28,8 +34,8 @@ def _render(ctx: CliContext, view: SessionView, *, rounds: list[dict[str, Any]] 
             f"session {view.id}: {view.display_status}  player {view.player_id} at {view.provider}",
             f"  in {document['amount_in']} {document['currency']} -> {document['game_amount_in']} {document['game_currency']}"
             f"   game balance {document['game_balance']}   out {document['amount_out'] or '-'}",
-            f"  opened {document['opened_at']}   deadline {document['deadline_at']}"
-            + (f"   closed {document['closed_at']} ({view.close_reason})" if view.closed_at else ""),
+            f"  opened {ctx.when(view.opened_at)}   deadline {ctx.when(view.deadline_at)}"
+            + (f"   closed {ctx.when(view.closed_at)} ({view.close_reason})" if view.closed_at else ""),
         ]
         if view.failure_reason:
             lines.append(f"  reason: {view.failure_reason}")
@@ -115,27 +121,33 @@ def show(ctx: CliContext, session_id: str) -> None:
 @click.option("--provider")
 @click.option("--stuck", is_flag=True, help="Only sessions marked stuck.")
 @click.option("--in-doubt", is_flag=True, help="Only sessions with a transfer whose outcome is unknown.")
-@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000), help="At most this many sessions.")
+@click.option("--offset", default=0, show_default=True, type=click.IntRange(0), help="Skip this many first.")
+@list_output
 @pass_cli
 def list_(ctx: CliContext, status: str | None, player_id: str | None, provider: str | None,
-          stuck: bool, in_doubt: bool, limit: int) -> None:
+          stuck: bool, in_doubt: bool, limit: int, offset: int) -> None:
     """List sessions, newest first.
 
     \b
     Example:
       tw session list --status closing --stuck
+      tw session list --format tsv --limit 500 --offset 500
     """
     from transfer_wallet.sessions import SessionManager
 
-    views = SessionManager(ctx.database(), {}, {}).list(
-        status=status, player_id=player_id, provider=provider, stuck=True if stuck else None, in_doubt=in_doubt, limit=limit
-    )
+    manager = SessionManager(ctx.database(), {}, {})
+    filters: dict[str, Any] = dict(status=status, player_id=player_id, provider=provider,
+                                   stuck=True if stuck else None, in_doubt=in_doubt)
+    views = manager.list(**filters, limit=limit, offset=offset)
+    total = len(views) if offset == 0 and len(views) < limit else manager.count(**filters)
     rows = []
     for view in views:
         row = view.as_dict()
         row["status"] = view.display_status
         rows.append(row)
-    emit(ctx, {"sessions": [v.as_dict() for v in views]}, rows=rows, columns=SESSION_COLUMNS, title="sessions")
+    emit(ctx, {"sessions": [v.as_dict() for v in views], "total": total}, rows=rows, columns=SESSION_COLUMNS,
+         title="sessions", total=total, offset=offset, noun="sessions")
 
 
 @click.group()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import click
 
-from commands._common import OUTPUT_FILE, CliContext, emit, fail, pass_cli
+from commands._common import OUTPUT_FILE, STDOUT, CliContext, emit, fail, pass_cli, write_file
 from commands.progress import progress_bar
 
 
@@ -22,7 +23,7 @@ from commands.progress import progress_bar
 @click.option("--rounds", "rounds", default=10, show_default=True, type=int, help="Rounds played per session.")
 @click.option("--funding", default="500.00", show_default=True, help="Deposit per player (major units).")
 @click.option("--url", help="Use a simulator already running (tw provider serve) instead of starting one.")
-@click.option("--report-out", type=OUTPUT_FILE, help="Write the provider's transfer report of the day here.")
+@click.option("--report-out", type=OUTPUT_FILE, help="Write the provider's transfer report of the day here ('-': stdout, the summary then on stderr).")
 @click.option("--start", "start_text", metavar="ISO",
               help="Simulate from this past instant (with a UTC offset); refused if the plan would run past now. "
                    "Default: far enough in the past for the plan to end before now.")
@@ -62,7 +63,7 @@ def simulate(ctx: CliContext, provider_name: str, players: int, sessions: int, s
         fail(str(error), 2)
     plan = SimulationPlan(players=players, sessions=sessions, seed=seed, faults=rules, timeout_share=timeout_share,
                           rounds_per_session=rounds, funding=funding, url=url,
-                          report_out=Path(report_out) if report_out is not None else None,
+                          report_out=_report_path(report_out),
                           start=start, session_gap_s=gap_s)
     config = provider_config(provider_name, ctx.providers_path())
     try:
@@ -73,6 +74,9 @@ def simulate(ctx: CliContext, provider_name: str, players: int, sessions: int, s
         store_dir.mkdir(parents=True, exist_ok=True)
     with progress_bar("simulating sessions") as progress:
         summary = run_simulation(ctx.database(create=True), config, plan, store_dir=store_dir, progress=progress)
+    if report_out == STDOUT and plan.report_out is not None:
+        write_file(STDOUT, plan.report_out.read_bytes())
+        plan.report_out.unlink()
     document = summary.as_dict()
 
     def text() -> str:
@@ -83,12 +87,23 @@ def simulate(ctx: CliContext, provider_name: str, players: int, sessions: int, s
             f"  in doubt {document['in_doubt']}, stuck {document['stuck']}, discrepancies {document['discrepancies']}, "
             f"resolution passes {document['resolution_passes']}",
             "  failures: " + (", ".join(f"{k} {v}" for k, v in document["failures"].items()) or "none"),
-            f"  simulated from {document['started_at']} to {document['ended_at']}",
+            f"  simulated from {ctx.when(document['started_at'])} to {ctx.when(document['ended_at'])}",
             f"  money conserved: {'yes' if summary.conserved else 'NO'}; ledger check: {'clean' if summary.ledger_clean else 'FINDINGS'}",
         ]
         lines += [f"  mismatch: {m}" for m in document["mismatches"]]
         return "\n".join(lines)
 
-    emit(ctx, document, text=text)
+    emit(ctx, document, text=text, err=report_out == STDOUT)
     if not (summary.conserved and summary.ledger_clean):
         sys.exit(1)
+
+
+def _report_path(report_out: str | None) -> Path | None:
+    """Where the simulator writes its report: the file given, or a scratch file copied to stdout for ``-``."""
+    if report_out != STDOUT:
+        return Path(report_out) if report_out is not None else None
+    import tempfile
+
+    handle, name = tempfile.mkstemp(prefix="tw-simulate-report-", suffix=".csv")
+    os.close(handle)
+    return Path(name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from commands._common import CliContext, emit, pass_cli
+from commands._common import CliContext, emit, list_output, pass_cli
 
 
 @click.group()
@@ -36,8 +36,10 @@ def create_player(ctx: CliContext, player_id: str, currency_code: str) -> None:
 
 @player.command("list")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100_000), help="At most this many players.")
+@click.option("--offset", default=0, show_default=True, type=click.IntRange(0), help="Skip this many first.")
+@list_output
 @pass_cli
-def list_players(ctx: CliContext, limit: int) -> None:
+def list_players(ctx: CliContext, limit: int, offset: int) -> None:
     """List players with their balances.
 
     \b
@@ -46,8 +48,10 @@ def list_players(ctx: CliContext, limit: int) -> None:
     """
     from transfer_wallet.wallet import Wallet
 
-    rows = [b.as_dict() for b in Wallet(ctx.database()).players(limit=limit)]
-    emit(ctx, {"players": rows}, rows=rows, title="players")
+    service = Wallet(ctx.database())
+    rows = [b.as_dict() for b in service.players(limit=limit, offset=offset)]
+    total = len(rows) if offset == 0 and len(rows) < limit else service.player_count()
+    emit(ctx, {"players": rows, "total": total}, rows=rows, title="players", total=total, offset=offset, noun="players")
 
 
 #: Let "-5" reach the amount parser (which explains why it is refused) instead of

@@ -380,8 +380,8 @@ def test_an_operator_sets_several_limits_at_once_and_shows_them(tw):
     assert result.output.splitlines() == [
         "P1 transfer_in_day: none -> 50.00 EUR, in force now",
         "P1 loss_week: none -> 100.00 EUR, in force now",
-        "P1 session_length: none -> 7200 s, in force now",
-        "P1 self_exclusion: none -> 2027-01-01 00:00 UTC, in force now",
+        "P1 session_length: none -> 2h, in force now",
+        "P1 self_exclusion: none -> 2027-01-01 00:00:00 UTC, in force now",
     ]
     raised = json.loads(tw("--json", "limits", "set", "P1", "--transfer-in-day", "80.00", "--remove", "loss-week").output)
     assert [(c["kind"], c["old_value"], c["new_value"], c["immediate"], c["effective_from"]) for c in raised["changes"]] == [
@@ -393,9 +393,9 @@ def test_an_operator_sets_several_limits_at_once_and_shows_them(tw):
     assert shown["limits"]["transfer_in_day"] == "50.00" and shown["limits"]["session_length_s"] == 7200
     assert [p["kind"] for p in shown["pending"]] == ["transfer_in_day", "loss_week"]
     table = tw("limits", "show", "P1", columns=120).output
-    assert "limits of P1 in EUR at 2026-11-24 12:00 UTC" in table
-    assert "│ transfer_in_day   │ 50.00                │ 0.00    │ 50.00  │ 80.00 from 2026-11-25 12:00 UTC │" in table
-    assert "│ self_exclusion    │ 2027-01-01 00:00 UTC │" in table
+    assert "limits of P1 in EUR at 2026-11-24 12:00:00 UTC" in table  # a pipe: aligned text, no box
+    assert "transfer_in_day    50.00                       0.00   50.00  80.00 from 2026-11-25 12:00:00 UTC" in table
+    assert "self_exclusion     2027-01-01 00:00:00 UTC" in table
 
 
 CLI_BAD_INPUTS = [

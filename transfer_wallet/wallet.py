@@ -19,7 +19,7 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from transfer_wallet import ledger
@@ -141,13 +141,14 @@ class Wallet:
         validate_player_id(player_id)
         return self.db.transaction(lambda connection: self._balance(connection, player_id), readonly=True)
 
-    def players(self, *, limit: int = 1000) -> list[Balance]:
-        """Balances of up to ``limit`` players, by id."""
+    def players(self, *, limit: int = 1000, offset: int = 0) -> list[Balance]:
+        """Balances of up to ``limit`` players, by id, after skipping ``offset``."""
+        page = select(_players.c.id).order_by(_players.c.id).limit(limit).offset(max(0, offset))
 
         def work(connection: Connection) -> list[Balance]:
             rows = connection.execute(
                 select(_accounts.c.player_id, _accounts.c.kind, _accounts.c.currency, _accounts.c.balance_minor)
-                .where(_accounts.c.player_id.in_(select(_players.c.id).order_by(_players.c.id).limit(limit)))
+                .where(_accounts.c.player_id.in_(page))
                 .order_by(_accounts.c.player_id)
             ).all()
             by_player: dict[str, dict[str, Money]] = {}
@@ -156,6 +157,11 @@ class Wallet:
             return [Balance(p, kinds["player_main"], kinds["player_locked"]) for p, kinds in by_player.items()]
 
         return self.db.transaction(work, readonly=True)
+
+    def player_count(self) -> int:
+        """How many players there are (what ``players`` pages through)."""
+        query = select(func.count()).select_from(_players)
+        return int(self.db.transaction(lambda connection: connection.execute(query).scalar_one(), readonly=True))
 
     @staticmethod
     def _balance(connection: Connection, player_id: str) -> Balance:

@@ -6,7 +6,7 @@ A module per concern::
 
     recording.py   Finding, record (upsert by stable fingerprint), clear_absent   (the system)
     workflow.py    TRANSITIONS, transition, add_note: finance's moves, validated   (people)
-    queries.py     list_discrepancies, get (with history), counts, count_for_sessions (read-only)
+    queries.py     list_discrepancies, count_discrepancies, get (with history), counts, count_for_sessions (read-only)
     views.py       DiscrepancyView, DiscrepancyEventView, DiscrepancyCount        (value objects)
 
 ``record`` and ``clear_absent`` run inside the caller's transaction (a
@@ -25,6 +25,7 @@ from transfer_wallet.discrepancies.queries import (
     DEFAULT_LIST_LIMIT,
     MAX_LIST_LIMIT,
     UNRESOLVED,
+    count_discrepancies,
     count_for_sessions,
     counts,
     get,
@@ -56,6 +57,7 @@ __all__ = [
     "Finding",
     "add_note",
     "clear_absent",
+    "count_discrepancies",
     "count_for_sessions",
     "counts",
     "get",

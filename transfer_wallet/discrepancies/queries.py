@@ -92,9 +92,9 @@ def _filtered(
 def list_discrepancies(
     db: Database, *, status: str | Sequence[str] | None = None, kind: str | None = None,
     provider: str | None = None, business_date: dt.date | None = None, older_than_days: int | None = None,
-    limit: int = DEFAULT_LIST_LIMIT, now: dt.datetime | None = None,
+    limit: int = DEFAULT_LIST_LIMIT, offset: int = 0, now: dt.datetime | None = None,
 ) -> list[DiscrepancyView]:
-    """Discrepancies matching every given filter, newest first, at most ``limit``.
+    """Discrepancies matching every given filter, newest first, at most ``limit`` after skipping ``offset``.
 
     ``status`` is one status or several (``"unresolved"`` = open or investigating);
     ``older_than_days`` keeps those first seen at least that many days before
@@ -102,12 +102,26 @@ def list_discrepancies(
     """
     if not 1 <= limit <= MAX_LIST_LIMIT:
         raise ValidationError(f"limit must be 1 to {MAX_LIST_LIMIT}, not {limit}")
+    if offset < 0:
+        raise ValidationError(f"offset must be 0 or more, not {offset}")
     now = now or utc_now()
     query = _filtered(select(_discrepancies), status=status, kind=kind, provider=provider,
                       business_date=business_date, older_than_days=older_than_days, now=now)
-    query = query.order_by(_discrepancies.c.id.desc()).limit(limit)
+    query = query.order_by(_discrepancies.c.id.desc()).limit(limit).offset(offset)
     rows = db.transaction(lambda connection: connection.execute(query).all(), readonly=True)
     return [view_from_row(row, now) for row in rows]
+
+
+def count_discrepancies(
+    db: Database, *, status: str | Sequence[str] | None = None, kind: str | None = None,
+    provider: str | None = None, business_date: dt.date | None = None, older_than_days: int | None = None,
+    now: dt.datetime | None = None,
+) -> int:
+    """How many discrepancies ``list_discrepancies`` with the same filters pages through (one COUNT)."""
+    query = _filtered(select(func.count()).select_from(_discrepancies), status=status, kind=kind,
+                      provider=provider, business_date=business_date, older_than_days=older_than_days,
+                      now=now or utc_now())
+    return int(db.transaction(lambda connection: connection.execute(query).scalar_one(), readonly=True))
 
 
 def read(connection: Connection, discrepancy_id: int, now: dt.datetime) -> DiscrepancyView:

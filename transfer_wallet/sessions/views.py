@@ -6,8 +6,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Row
+from sqlalchemy.sql import Select
 
 from transfer_wallet.models import CLOSING, IN_DOUBT, OPENING, PENDING
 from transfer_wallet.money import Money, currency
@@ -163,23 +164,38 @@ class SessionQueries(SessionCore):
         offset = max(0, offset)
 
         def work(connection: Connection) -> list[SessionView]:
-            query = (select(sessions_table).order_by(sessions_table.c.opened_at.desc(), sessions_table.c.id)
-                     .limit(limit).offset(offset))
-            if status:
-                query = query.where(sessions_table.c.status == status)
-            if player_id:
-                query = query.where(sessions_table.c.player_id == player_id)
-            if provider:
-                query = query.where(sessions_table.c.provider == provider)
-            if stuck is not None:
-                query = query.where(sessions_table.c.stuck == stuck)
-            if in_doubt:
-                doubtful = select(transfers_table.c.session_id).where(transfers_table.c.status.in_((PENDING, IN_DOUBT)))
-                query = query.where(sessions_table.c.id.in_(doubtful))
+            query = _filtered(select(sessions_table), status, player_id, provider, stuck, in_doubt)
+            query = query.order_by(sessions_table.c.opened_at.desc(), sessions_table.c.id).limit(limit).offset(offset)
             rows = connection.execute(query).all()
             return _with_transfers(connection, list(rows))
 
         return self.db.transaction(work, readonly=True)
+
+    def count(
+        self, *, status: str | None = None, player_id: str | None = None, provider: str | None = None,
+        stuck: bool | None = None, in_doubt: bool | None = None,
+    ) -> int:
+        """How many sessions ``list`` with the same filters would page through (one COUNT query)."""
+        query = _filtered(select(func.count()).select_from(sessions_table), status, player_id, provider, stuck,
+                          in_doubt)
+        return int(self.db.transaction(lambda connection: connection.execute(query).scalar_one(), readonly=True))
+
+
+def _filtered(query: Select[Any], status: str | None, player_id: str | None, provider: str | None,
+              stuck: bool | None, in_doubt: bool | None) -> Select[Any]:
+    """``query`` restricted by the filters of ``list`` and ``count``."""
+    if status:
+        query = query.where(sessions_table.c.status == status)
+    if player_id:
+        query = query.where(sessions_table.c.player_id == player_id)
+    if provider:
+        query = query.where(sessions_table.c.provider == provider)
+    if stuck is not None:
+        query = query.where(sessions_table.c.stuck == stuck)
+    if in_doubt:
+        doubtful = select(transfers_table.c.session_id).where(transfers_table.c.status.in_((PENDING, IN_DOUBT)))
+        query = query.where(sessions_table.c.id.in_(doubtful))
+    return query
 
 
 def _with_transfers(connection: Connection, rows: list[Row]) -> list[SessionView]:
