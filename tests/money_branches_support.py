@@ -2,7 +2,7 @@
 
 ``interleave(db, hold, contender)``: ``hold(connection)`` runs in an open, uncommitted
 transaction; ``contender()`` then runs in a thread. On PostgreSQL we wait until the
-contender is blocked on a lock the holder took (``pg_locks``), then commit, so the
+contender is blocked on a lock the holder took (``pg_stat_activity``, this database only), then commit, so the
 contender resumes against the winner's committed rows: the state a real race leaves.
 On SQLite the contender waits in ``BEGIN IMMEDIATE`` (busy timeout) until the commit.
 """
@@ -28,7 +28,10 @@ def _wait_until_blocked(db: Database, thread: threading.Thread) -> None:
     deadline = time.monotonic() + BLOCK_WAIT_S
     with db.engine.connect() as probe:
         while time.monotonic() < deadline and thread.is_alive():
-            waiting = probe.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar()
+            waiting = probe.execute(text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )).scalar()
             probe.rollback()
             if waiting:
                 return
