@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from jobs.history import JobRun, Outcome, run_window
 from jobs.lease import DEFAULT_TTL_S, Lease
@@ -39,7 +39,7 @@ from transfer_wallet import discrepancies
 from transfer_wallet.config import ProviderConfig, provider_config
 from transfer_wallet.db import Database
 from transfer_wallet.errors import AuthenticationFailedError, ProviderError
-from transfer_wallet.models import JobRunRecord, ReconciliationRun, table_of, utc_now
+from transfer_wallet.models import JobRunRecord, ReconciliationRun, Transfer, table_of, utc_now
 from transfer_wallet.reconcile.classify import SOURCE, fingerprint
 from transfer_wallet.reconcile.run import RunResult, fetch_report, reconcile
 from transfer_wallet.reconcile_schedule import ReconcileSchedule, previous_business_date
@@ -52,6 +52,7 @@ CATCH_UP_PER_TICK = 2
 
 _job_runs = table_of(JobRunRecord)
 _recon_runs = table_of(ReconciliationRun)
+_transfers = table_of(Transfer)
 
 
 @dataclass
@@ -175,10 +176,16 @@ def windows_to_catch_up(db: Database, provider: str, current: dt.date) -> list[d
     A day is left out when a job run of it ended (succeeded, failed, file_missing,
     lease_lost: the history or an open ``FILE_MISSING`` shows it) or a
     reconciliation of it succeeded. What is left never ran, or only crashed.
+    Days before the provider's first sign of life here (its first job run or
+    reconciliation of any day, or its first transfer) are left out too: a new
+    install does not report the days before it existed as missing files.
     """
     days = [current - dt.timedelta(days=n) for n in range(1, CATCH_UP_DAYS + 1)]
 
     def read(connection: Any) -> set[dt.date]:
+        first = _first_day(connection, provider)
+        if first is None:
+            return set(days)
         ended = connection.execute(select(_job_runs.c.business_date).distinct().where(
             _job_runs.c.job == JOB, _job_runs.c.provider == provider, _job_runs.c.business_date.in_(days),
             _job_runs.c.outcome != "running",
@@ -186,10 +193,27 @@ def windows_to_catch_up(db: Database, provider: str, current: dt.date) -> list[d
         reconciled = connection.execute(select(_recon_runs.c.business_date).distinct().where(
             _recon_runs.c.provider == provider, _recon_runs.c.business_date.in_(days),
             _recon_runs.c.outcome == "succeeded")).scalars()
-        return set(ended) | set(reconciled)
+        return set(ended) | set(reconciled) | {day for day in days if day < first}
 
     seen = db.transaction(read, readonly=True)
     return [day for day in days if day not in seen]
+
+
+def _first_day(connection: Any, provider: str) -> dt.date | None:
+    """The earliest business date with history for ``provider``, or its first transfer's (UTC) date; None if none."""
+    found = [
+        connection.execute(select(func.min(_job_runs.c.business_date)).where(
+            _job_runs.c.job == JOB, _job_runs.c.provider == provider)).scalar(),
+        connection.execute(select(func.min(_recon_runs.c.business_date)).where(
+            _recon_runs.c.provider == provider)).scalar(),
+    ]
+    first_transfer = connection.execute(select(func.min(_transfers.c.created_at)).where(
+        _transfers.c.provider == provider)).scalar()
+    if first_transfer is not None:
+        found.append(first_transfer.date() if isinstance(first_transfer, dt.datetime)
+                     else dt.datetime.fromisoformat(str(first_transfer)).date())
+    dates = [d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d)) for d in found if d is not None]
+    return min(dates) if dates else None
 
 
 def tick(db: Database, config: ProviderConfig, *, now: dt.datetime | None = None,
