@@ -21,7 +21,14 @@ window whose history has a succeeded run is ``done`` (not run again) unless
 fingerprint per provider and date) and ends ``file_missing``: the scheduler
 looks again every ``retry_every_s`` until ``retry_until``; the run that finds
 the file closes it as cleared (the reconciliation clears what it no longer
-sees for its window). ``JobRun.summary()`` is one line, ``as_dict()`` JSON-ready.
+sees for its window). A succeeded ``reconciliation_runs`` row of the window
+(``tw reconcile`` by hand) also makes it ``done``. ``JobRun.summary()`` is one
+line, ``as_dict()`` JSON-ready.
+
+The retry tick (``tick``; ``run_if_due`` returns its current window only) also
+catches up, a few per tick, the last ``CATCH_UP_DAYS`` days that never ran to an
+end (no history row but a crashed one, no succeeded reconciliation): reconciled
+if their report is there, else ``FILE_MISSING``, so no day is skipped unseen.
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ each provider's ``[providers.NAME.reconcile]``):
   trigger there) for the provider's previous day; ``reconcile-retry:NAME`` looks
   every ``retry_every_s`` (and once at start-up, to catch up) between ``at`` and
   ``retry_until``, and runs the window if it has not succeeded (missing report,
-  crashed run). Lease ``reconcile:NAME:DATE``; a succeeded window is not run again.
+  crashed run), then catches up recent days that never ran (``reconcile.tick``:
+  the scheduler was down through a whole retry window). Lease
+  ``reconcile:NAME:DATE``; a succeeded window (or one reconciled by hand) is not run again.
 
 Several scheduler processes (on several hosts, one PostgreSQL database) may run
 at once: the leases and the job history make each window run in one of them,
