@@ -134,18 +134,42 @@ def _counts(report: Any) -> str:
 
 def start(db: Database, job: str, window: str, holder: str, *, provider: str | None = None,
           business_date: dt.date | None = None) -> int:
-    """Record that a run starts (``running``); prunes the job's rows older than ``KEEP_DAYS``. Returns its id."""
+    """Record that a run starts (``running``); prunes the job's rows older than ``KEEP_DAYS``. Returns its id.
+
+    The caller holds the window's lease, so an earlier row of the window still
+    ``running`` is a run whose process is gone: it is finished as ``failed``
+    with the error ``crashed: ...`` (its real end is unknown; ``finished_at``
+    is when this was noticed). Should that process still be alive after all
+    (its lease was taken over), its own end overwrites this.
+    """
     now = utc_now()
 
     def write(connection: Any) -> int:
         connection.execute(delete(_runs).where(_runs.c.job == job,
                                                _runs.c.started_at < now - dt.timedelta(days=KEEP_DAYS)))
+        _close_crashed(connection, job, window, holder, now)
         return int(connection.execute(_runs.insert().values(
             job=job, window_key=window, provider=provider, business_date=business_date, holder=holder[:120],
             started_at=now, outcome="running",
         ).returning(_runs.c.id)).scalar_one())
 
     return db.transaction(write)
+
+
+def _running(db: Database, job: str, window: str) -> bool:
+    """True if a history row of (job, window) is still ``running`` (live elsewhere, or crashed)."""
+    return db.transaction(lambda c: c.execute(select(_runs.c.id).where(
+        _runs.c.job == job, _runs.c.window_key == window, _runs.c.outcome == "running").limit(1)).first(),
+        readonly=True) is not None
+
+
+def _close_crashed(connection: Any, job: str, window: str, holder: str, now: dt.datetime) -> None:
+    """Finish the (job, window) rows still ``running`` as crashed; the caller holds the window's lease."""
+    label = f"{job} {window}" if window else job
+    error = f"crashed: no end was recorded; {holder[:60]} took the lease at {now.isoformat(timespec='seconds')}"
+    connection.execute(update(_runs).where(_runs.c.job == job, _runs.c.window_key == window,
+                                           _runs.c.outcome == "running").values(
+        outcome="failed", finished_at=now, error=error, summary=f"{label}: CRASHED: {error}"[:500]))
 
 
 def finish(db: Database, run: JobRun) -> None:
@@ -173,30 +197,39 @@ def recent_runs(db: Database, *, job: str | None = None, provider: str | None = 
     return list(db.transaction(lambda c: c.execute(query).all(), readonly=True))
 
 
-def _done(job: str, lease: Lease, window: str, row: Any) -> JobRun:
-    when = row.finished_at.isoformat(timespec="seconds") if row.finished_at else "?"
-    return JobRun(job, lease, window=window, result="done", text=f"succeeded at {when} by {row.holder}")
+def _done_text(db: Database, job: str, window: str, done_elsewhere: Callable[[], str | None] | None) -> str | None:
+    """Why a ``once`` window is done already (its succeeded run, or ``done_elsewhere()``), or None."""
+    row = last_succeeded(db, job, window)
+    if row is not None:
+        when = row.finished_at.isoformat(timespec="seconds") if row.finished_at else "?"
+        return f"succeeded at {when} by {row.holder}"
+    return done_elsewhere() if done_elsewhere is not None else None
 
 
 def run_window(db: Database, job: str, body: Callable[[Lease], Outcome], *, lease_name: str, window: str = "",
                once: bool = False, force: bool = False, provider: str | None = None,
-               business_date: dt.date | None = None, ttl_s: float = DEFAULT_TTL_S) -> JobRun:
+               business_date: dt.date | None = None, ttl_s: float = DEFAULT_TTL_S,
+               done_elsewhere: Callable[[], str | None] | None = None) -> JobRun:
     """Run ``body(lease)`` under the lease ``lease_name`` and record it in the history.
 
     The body gets the lease so that a long one can stop once ``lease.lost``.
 
     ``once``: a window that already succeeded is ``done`` (not run) unless ``force``;
     the check is repeated under the lease, so two processes never both run it.
+    ``done_elsewhere``: also done when this returns why (e.g. work done outside the jobs).
     A body that raises is recorded ``failed`` with the error's first line and
     returned as such (never raised): a job reports, the caller decides.
     """
-    if once and not force and (row := last_succeeded(db, job, window)) is not None:
-        return _done(job, Lease(lease_name, False, None, None), window, row)
+    if (once and not force and (text := _done_text(db, job, window, done_elsewhere)) is not None
+            and not _running(db, job, window)):
+        return JobRun(job, Lease(lease_name, False, None, None), window=window, result="done", text=text)
     with leased(db, lease_name, ttl_s=ttl_s) as lease:
         if not lease:
             return JobRun(job, lease, window=window)
-        if once and not force and (row := last_succeeded(db, job, window)) is not None:
-            return _done(job, lease, window, row)
+        if once and not force and (text := _done_text(db, job, window, done_elsewhere)) is not None:
+            holder, now = lease.holder or "?", utc_now()
+            db.transaction(lambda c: _close_crashed(c, job, window, holder, now))  # done, and the lease is ours
+            return JobRun(job, lease, window=window, result="done", text=text)
         history_id = start(db, job, window, lease.holder or "?", provider=provider, business_date=business_date)
         try:
             outcome = body(lease)

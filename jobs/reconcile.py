@@ -21,7 +21,14 @@ window whose history has a succeeded run is ``done`` (not run again) unless
 fingerprint per provider and date) and ends ``file_missing``: the scheduler
 looks again every ``retry_every_s`` until ``retry_until``; the run that finds
 the file closes it as cleared (the reconciliation clears what it no longer
-sees for its window). ``JobRun.summary()`` is one line, ``as_dict()`` JSON-ready.
+sees for its window). A succeeded ``reconciliation_runs`` row of the window
+(``tw reconcile`` by hand) also makes it ``done``. ``JobRun.summary()`` is one
+line, ``as_dict()`` JSON-ready.
+
+The retry tick (``tick``; ``run_if_due`` returns its current window only) also
+catches up, a few per tick, the last ``CATCH_UP_DAYS`` days that never ran to an
+end (no history row but a crashed one, no succeeded reconciliation): reconciled
+if their report is there, else ``FILE_MISSING``, so no day is skipped unseen.
 """
 
 from __future__ import annotations
@@ -31,18 +38,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func, or_, select
+
 from jobs.history import JobRun, Outcome, run_window
 from jobs.lease import DEFAULT_TTL_S, Lease
 from transfer_wallet import discrepancies
 from transfer_wallet.config import ProviderConfig, provider_config
 from transfer_wallet.db import Database
 from transfer_wallet.errors import AuthenticationFailedError, ProviderError
-from transfer_wallet.models import utc_now
+from transfer_wallet.models import JobRunRecord, ReconciliationRun, Transfer, table_of, utc_now
 from transfer_wallet.reconcile.classify import SOURCE, fingerprint
 from transfer_wallet.reconcile.run import RunResult, fetch_report, reconcile
 from transfer_wallet.reconcile_schedule import ReconcileSchedule, previous_business_date
 
 JOB = "reconcile"
+#: The retry tick catches up this many business days before the current window ...
+CATCH_UP_DAYS = 7
+#: ... running at most this many of them per tick, newest first (bounded work; the next tick takes the rest).
+CATCH_UP_PER_TICK = 2
+
+_job_runs = table_of(JobRunRecord)
+_recon_runs = table_of(ReconciliationRun)
+_transfers = table_of(Transfer)
 
 
 @dataclass
@@ -145,13 +162,89 @@ def run(db: Database, provider: str | ProviderConfig, business_date: dt.date | N
 
     return run_window(db, JOB, body, lease_name=f"{JOB}:{window_of(config.name, day)}",
                       window=window_of(config.name, day), once=True, force=force, provider=config.name,
-                      business_date=day, ttl_s=ttl_s)
+                      business_date=day, ttl_s=ttl_s, done_elsewhere=lambda: reconciled_by_hand(db, config.name, day))
+
+
+def reconciled_by_hand(db: Database, provider: str, day: dt.date) -> str | None:
+    """Why the window is done if a succeeded reconciliation of it exists (e.g. ``tw reconcile``), else None."""
+    row = db.transaction(lambda c: c.execute(
+        select(_recon_runs.c.id, _recon_runs.c.finished_at)
+        .where(_recon_runs.c.provider == provider, _recon_runs.c.business_date == day,
+               _recon_runs.c.outcome == "succeeded")
+        .order_by(_recon_runs.c.id.desc()).limit(1)).first(), readonly=True)
+    if row is None:
+        return None
+    return f"reconciliation run {row.id} succeeded at {row.finished_at.isoformat(timespec='seconds')}"
+
+
+def windows_to_catch_up(db: Database, provider: str, current: dt.date) -> list[dt.date]:
+    """The ``CATCH_UP_DAYS`` days before ``current`` (newest first) that never ran to an end.
+
+    A day is left out when a job run of it ended (succeeded, failed, file_missing,
+    lease_lost: the history or an open ``FILE_MISSING`` shows it) or a
+    reconciliation of it succeeded. What is left never ran, or only crashed.
+    Days before the provider's first sign of life here (its first job run or
+    reconciliation of any day, or its first transfer) are left out too: a new
+    install does not report the days before it existed as missing files.
+    """
+    days = [current - dt.timedelta(days=n) for n in range(1, CATCH_UP_DAYS + 1)]
+
+    def read(connection: Any) -> set[dt.date]:
+        first = _first_day(connection, provider)
+        if first is None:
+            return set(days)
+        ended = connection.execute(select(_job_runs.c.business_date).distinct().where(
+            _job_runs.c.job == JOB, _job_runs.c.provider == provider, _job_runs.c.business_date.in_(days),
+            _job_runs.c.outcome != "running",
+            or_(_job_runs.c.error.is_(None), ~_job_runs.c.error.startswith("crashed:")))).scalars()
+        reconciled = connection.execute(select(_recon_runs.c.business_date).distinct().where(
+            _recon_runs.c.provider == provider, _recon_runs.c.business_date.in_(days),
+            _recon_runs.c.outcome == "succeeded")).scalars()
+        return set(ended) | set(reconciled) | {day for day in days if day < first}
+
+    seen = db.transaction(read, readonly=True)
+    return [day for day in days if day not in seen]
+
+
+def _first_day(connection: Any, provider: str) -> dt.date | None:
+    """The earliest business date with history for ``provider``, or its first transfer's (UTC) date; None if none."""
+    found = [
+        connection.execute(select(func.min(_job_runs.c.business_date)).where(
+            _job_runs.c.job == JOB, _job_runs.c.provider == provider)).scalar(),
+        connection.execute(select(func.min(_recon_runs.c.business_date)).where(
+            _recon_runs.c.provider == provider)).scalar(),
+    ]
+    first_transfer = connection.execute(select(func.min(_transfers.c.created_at)).where(
+        _transfers.c.provider == provider)).scalar()
+    if first_transfer is not None:
+        found.append(first_transfer.date() if isinstance(first_transfer, dt.datetime)
+                     else dt.datetime.fromisoformat(str(first_transfer)).date())
+    dates = [d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d)) for d in found if d is not None]
+    return min(dates) if dates else None
+
+
+def tick(db: Database, config: ProviderConfig, *, now: dt.datetime | None = None,
+         ttl_s: float = DEFAULT_TTL_S) -> list[JobRun]:
+    """The scheduler's retry tick, in the retry hours only: the current window, then catch-up windows.
+
+    The current window (the previous business day) runs if not done. Then at most
+    ``CATCH_UP_PER_TICK`` of the ``CATCH_UP_DAYS`` days before it that never ran
+    (``windows_to_catch_up``; e.g. the scheduler was down through a whole retry
+    window) run now: reconciled if their report is there, else ``FILE_MISSING``.
+    Outside the retry hours: ``[]``.
+    """
+    now = now or utc_now()
+    if not schedule_of(config).in_retry_window(now):
+        return []
+    current = previous_business_date(now, config.report.timezone)
+    runs = [run(db, config, current, now=now, ttl_s=ttl_s)]
+    for day in windows_to_catch_up(db, config.name, current)[:CATCH_UP_PER_TICK]:
+        runs.append(run(db, config, day, now=now, ttl_s=ttl_s))
+    return runs
 
 
 def run_if_due(db: Database, config: ProviderConfig, *, now: dt.datetime | None = None,
                ttl_s: float = DEFAULT_TTL_S) -> JobRun | None:
-    """The scheduler's retry tick: run the current window if it is in its retry hours and not done; else None."""
-    now = now or utc_now()
-    if not schedule_of(config).in_retry_window(now):
-        return None
-    return run(db, config, now=now, ttl_s=ttl_s)
+    """``tick``, returning the current window's run only (None outside the retry hours)."""
+    runs = tick(db, config, now=now, ttl_s=ttl_s)
+    return runs[0] if runs else None

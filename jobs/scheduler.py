@@ -9,7 +9,9 @@ each provider's ``[providers.NAME.reconcile]``):
   trigger there) for the provider's previous day; ``reconcile-retry:NAME`` looks
   every ``retry_every_s`` (and once at start-up, to catch up) between ``at`` and
   ``retry_until``, and runs the window if it has not succeeded (missing report,
-  crashed run). Lease ``reconcile:NAME:DATE``; a succeeded window is not run again.
+  crashed run), then catches up recent days that never ran (``reconcile.tick``:
+  the scheduler was down through a whole retry window). Lease
+  ``reconcile:NAME:DATE``; a succeeded window (or one reconciled by hand) is not run again.
 
 Several scheduler processes (on several hosts, one PostgreSQL database) may run
 at once: the leases and the job history make each window run in one of them,
@@ -51,7 +53,7 @@ class JobSpec:
     id: str
     job: str
     trigger: BaseTrigger
-    call: Callable[[], JobRun | None]
+    call: Callable[[], JobRun | list[JobRun] | None]
     schedule: str
     misfire_grace_s: int
     provider: str | None = None
@@ -88,7 +90,7 @@ def job_specs(manager: SessionManager, providers: Mapping[str, ProviderConfig],
             f"every {schedule.retry_every_s} s until {schedule.retry_until:%H:%M}", grace, provider=name))
         specs.append(JobSpec(
             f"reconcile-retry:{name}", "reconcile", IntervalTrigger(seconds=schedule.retry_every_s, timezone="UTC"),
-            lambda c=config: reconcile.run_if_due(manager.db, c, ttl_s=ttl_s),  # type: ignore[misc]
+            lambda c=config: reconcile.tick(manager.db, c, ttl_s=ttl_s),  # type: ignore[misc]
             f"every {schedule.retry_every_s} s", max(schedule.retry_every_s, 60), provider=name,
             interval_s=schedule.retry_every_s, run_at_start=True, listed=False))
     return specs
@@ -113,7 +115,7 @@ def _level(outcome: JobRun) -> int:
     return logging.DEBUG if outcome.outcome == "done" else logging.INFO
 
 
-def _logged(job_id: str, function: Callable[[], JobRun | None]) -> Callable[[], None]:
+def _logged(job_id: str, function: Callable[[], JobRun | list[JobRun] | None]) -> Callable[[], None]:
     """The job as the scheduler calls it: run once, log one line (the traceback of a failure at DEBUG)."""
 
     def run() -> None:
@@ -123,8 +125,8 @@ def _logged(job_id: str, function: Callable[[], JobRun | None]) -> Callable[[], 
             log.error("%s: failed: %s: %s", job_id, type(error).__name__, (str(error).splitlines() or [""])[0])
             log.debug("%s: traceback", job_id, exc_info=True)
             return
-        if outcome is not None:
-            log.log(_level(outcome), "%s", outcome.summary())
+        for each in outcome if isinstance(outcome, list) else [outcome] if outcome is not None else []:
+            log.log(_level(each), "%s", each.summary())
 
     return run
 

@@ -117,7 +117,9 @@ def test_a_run_killed_halfway_is_completed_by_the_next_without_duplicates(db, tm
     time.sleep(2.1)  # the killed holder's lease lapses (a dead holder on this host is even taken over at once)
     finished = reconcile_job.run(db, acme)
     assert finished.outcome == "succeeded", finished.summary()
-    assert [r.outcome for r in history(db, provider="acme")] == ["file_missing", "running", "succeeded"]
+    rows = history(db, provider="acme")
+    assert [r.outcome for r in rows] == ["file_missing", "failed", "succeeded"]
+    assert rows[1].error.startswith("crashed: ") and rows[1].finished_at is not None  # the killed run, finished
     assert sorted((r.kind, r.status) for r in discrepancies_of(db)) == [
         ("FILE_MISSING", "cleared"), ("MISSING_IN_LEDGER", "open")]
 

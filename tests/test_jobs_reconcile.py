@@ -79,9 +79,14 @@ def test_a_crashed_run_is_run_again_and_duplicates_no_discrepancy(db, acme, tmp_
     assert held.skipped and held.lease.holder == "other-host:77"
     time.sleep(1.1)  # the lease lapses
 
+    # Its reconciliation succeeded, so the window is done; its row is finished as crashed.
     rerun = reconcile_job.run(db, acme, now=MORNING + dt.timedelta(minutes=5))
-    assert rerun.outcome == "succeeded", rerun.summary()
-    assert [r.outcome for r in history(db, job="reconcile")] == ["running", "succeeded"]
+    assert rerun.outcome == "done", rerun.summary()
+    [crashed] = history(db, job="reconcile")
+    assert crashed.outcome == "failed" and crashed.error.startswith("crashed: ")
+    forced = reconcile_job.run(db, acme, now=MORNING + dt.timedelta(minutes=6), force=True)
+    assert forced.outcome == "succeeded", forced.summary()
+    assert [r.outcome for r in history(db, job="reconcile")] == ["failed", "succeeded"]
     [found] = discrepancies_of(db)
     assert (found.kind, found.times_seen, found.status) == ("MISSING_IN_LEDGER", 2, "open")
 

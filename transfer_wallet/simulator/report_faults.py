@@ -109,14 +109,20 @@ def _alter(rows: list[StoredTransfer], target: StoredTransfer, mistake: str, rng
 
 def _invent(rows: list[StoredTransfer], candidates: list[StoredTransfer], rng: random.Random,
             tag: str) -> PlantedMistake:
-    """Add a transfer we never sent, for a known player, at a time of the day, with an odd amount."""
-    model = rng.choice(candidates)
+    """Add a transfer we never sent, for a known player, at a time of the day, with an odd amount.
+
+    The model is a candidate still in ``rows`` as it was (not one another mistake
+    left out or replaced); if none is left, any candidate, and the row goes last.
+    """
+    present = {id(row) for row in rows}
+    pool = [t for t in candidates if id(t) in present]
+    model = rng.choice(pool or candidates)
     invented = dataclasses.replace(
         model, transfer_id=f"ghost-{tag}-{rng.getrandbits(32):08x}",
         provider_tx_id=f"ghost-{tag}-{rng.getrandbits(32):08x}",
         amount=Money(rng.randint(1, 9_999) * 10 + 7, model.amount.currency),
         created_at=model.created_at + dt.timedelta(seconds=rng.randint(1, 59)),
     )
-    rows.insert(rows.index(model) + 1, invented)
+    rows.insert(rows.index(model) + 1 if pool else len(rows), invented)
     return PlantedMistake("unknown_transfer", invented.transfer_id, invented.provider_tx_id,
                           f"{invented.direction.value} of {invented.amount} for {invented.player_id} we never sent")
