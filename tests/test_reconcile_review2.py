@@ -1,0 +1,99 @@
+"""Regression stories from the second adversarial review of reconciliation (money differences first).
+
+Each story builds the ledger through the real library (wallet, sessions, the in-memory
+provider) and hands reconciliation the reports the provider would send, day after day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+
+from reconcile_support import at, report_file
+from test_reconcile_run import CONFIG, DAY, NOW, Ledger, rows_of, stored
+from transfer_wallet.errors import ProviderUnavailableError
+from transfer_wallet.models import Transfer
+from transfer_wallet.reconcile import store
+from transfer_wallet.reconcile.run import reconcile
+
+NEXT_DAY = DAY + dt.timedelta(days=1)
+
+
+def run(db, rows: list[dict], day: dt.date, now: dt.datetime, salt: str = ""):
+    return reconcile(db, CONFIG, day, report_file(rows, salt=salt), now=now)
+
+
+def open_kinds(db) -> list[tuple[str, dt.date]]:
+    return sorted((d.kind, d.business_date) for d in stored(db) if d.status in ("open", "investigating"))
+
+
+def test_a_transfer_in_its_own_days_report_and_again_the_next_day_under_the_same_id_is_a_duplicate(db):
+    book = Ledger(db)
+    book.session("P1", "50.00", "2026-12-01 10:00", "2026-12-01 12:00")
+    rows = rows_of(book.transfers())
+    assert run(db, rows, DAY, NOW).kinds == {}
+    transfer_out = rows[1]
+    again = {**transfer_out, "created_at": at("2026-12-02 09:00")}
+    result = run(db, [again], NEXT_DAY, NOW + dt.timedelta(days=1))
+    assert result.kinds == {"DUPLICATE_AT_PROVIDER": 1}
+    assert result.counts["across_cutoff"] == 0
+    [found] = stored(db, kind="DUPLICATE_AT_PROVIDER")
+    assert (found.transfer_id, found.business_date, found.actual_minor) == (
+        transfer_out["reference"], NEXT_DAY, transfer_out["amount_minor"])
+    # The first day stays clean on a re-run, and the duplicate stays open on the second.
+    assert run(db, rows, DAY, NOW + dt.timedelta(days=1, hours=1), salt="rerun").kinds == {}
+    assert open_kinds(db) == [("DUPLICATE_AT_PROVIDER", NEXT_DAY)]
+
+
+def test_a_transfer_paired_the_next_day_first_and_then_in_its_own_days_report_is_a_duplicate_there(db):
+    book = Ledger(db)
+    book.session("P1", "50.00", "2026-12-01 10:00", "2026-12-01 12:00")
+    rows = rows_of(book.transfers())
+    again = {**rows[1], "created_at": at("2026-12-02 09:00")}
+    assert run(db, [again], NEXT_DAY, NOW + dt.timedelta(days=1)).counts["across_cutoff"] == 1
+    assert run(db, rows, DAY, NOW + dt.timedelta(days=1, hours=1)).kinds == {"DUPLICATE_AT_PROVIDER": 1}
+
+
+def test_a_transfer_applied_despite_a_503_and_again_by_the_sweep_is_not_cleared_by_the_second_pair(db):
+    book = Ledger(db)
+    book.session("P1", "50.00", "2026-12-01 09:30")
+    book.clock[0] = at("2026-12-01 10:00")
+    book.provider.fail_next(ProviderUnavailableError("down"), operations={"transfer_out"})
+    with db.engine.connect() as connection:
+        session_id = connection.execute(select(Transfer.__table__.c.session_id)).scalar_one()
+    book.manager.close_session(session_id, now=book.clock[0])
+    transfer_in, transfer_out = rows_of(book.transfers())
+    first = {**transfer_out, "provider_tx_id": "px-first", "status": "SUCCESS", "amount_minor": 5000,
+             "created_at": at("2026-12-01 10:00")}
+    assert run(db, [transfer_in, first], DAY, NOW).kinds == {"PENDING_IN_LEDGER": 1}
+    # A pair on another day does not clear a pending break that has a report row: it is no absence.
+    assert db.transaction(lambda c: store.clear_timing_breaks(c, "acme", [transfer_out["reference"]], now=NOW,
+                                                              other_than=NEXT_DAY)) == 0
+
+    book.clock[0] = at("2026-12-02 09:00")
+    book.manager.resolve_in_doubt(now=book.clock[0])
+    settled = rows_of(book.transfers())[1]
+    assert settled["status"] == "SUCCESS" and settled["provider_tx_id"] != "px-first"
+    second = {**settled, "created_at": at("2026-12-02 09:00")}
+    assert run(db, [second], NEXT_DAY, NOW + dt.timedelta(days=1)).kinds == {"DUPLICATE_AT_PROVIDER": 1}
+    # The first day's pending pair is not an absence: still open until its own day is looked at again.
+    assert open_kinds(db) == [("DUPLICATE_AT_PROVIDER", NEXT_DAY), ("PENDING_IN_LEDGER", DAY)]
+    rerun = run(db, [transfer_in, first], DAY, NOW + dt.timedelta(days=1, hours=1), salt="rerun")
+    assert rerun.kinds == {"PROVIDER_TX_ID_MISMATCH": 1}
+
+
+def test_a_corrected_file_that_no_longer_has_a_late_transfer_reopens_its_own_days_break(db):
+    book = Ledger(db)
+    book.session("P1", "50.00", "2026-12-01 23:30", "2026-12-01 23:40")
+    transfer_in, transfer_out = rows_of(book.transfers())
+    assert run(db, [transfer_in], DAY, NOW).kinds == {"TIMING_CUTOFF": 1}
+    late = {**transfer_out, "created_at": at("2026-12-02 00:05")}
+    assert run(db, [late], NEXT_DAY, NOW + dt.timedelta(days=1)).counts["across_cutoff"] == 1
+    assert open_kinds(db) == []
+    corrected = run(db, [], NEXT_DAY, NOW + dt.timedelta(days=1, hours=3), salt="corrected")
+    assert corrected.counts["across_cutoff"] == 0
+    assert open_kinds(db) == [("TIMING_CUTOFF", DAY)]
+    [found] = stored(db, kind="TIMING_CUTOFF")
+    assert found.transfer_id == transfer_out["reference"]
+    assert run(db, [transfer_in], DAY, NOW + dt.timedelta(days=1, hours=4), salt="rerun").kinds == {"TIMING_CUTOFF": 1}
