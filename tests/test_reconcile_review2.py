@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 
+import openpyxl
 from sqlalchemy import select
 
 from reconcile_support import at, report_file
 from test_reconcile_run import CONFIG, DAY, NOW, Ledger, rows_of, stored
+from transfer_wallet import discrepancies
 from transfer_wallet.errors import ProviderUnavailableError
 from transfer_wallet.models import Transfer
 from transfer_wallet.reconcile import store
+from transfer_wallet.reconcile.export import export_run
 from transfer_wallet.reconcile.run import reconcile
 
 NEXT_DAY = DAY + dt.timedelta(days=1)
@@ -97,3 +100,31 @@ def test_a_corrected_file_that_no_longer_has_a_late_transfer_reopens_its_own_day
     [found] = stored(db, kind="TIMING_CUTOFF")
     assert found.transfer_id == transfer_out["reference"]
     assert run(db, [transfer_in], DAY, NOW + dt.timedelta(days=1, hours=4), salt="rerun").kinds == {"TIMING_CUTOFF": 1}
+
+
+def test_a_control_character_in_a_report_id_is_written_out_in_every_export(db, tmp_path):
+    row = {"provider_tx_id": "px-\x01", "player_id": "P\x019", "direction": "IN", "amount_minor": 1000,
+           "created_at": at("2026-12-01 10:00")}
+    result = run(db, [row], DAY, NOW)
+    paths = export_run(db, result, tmp_path / "out", now=NOW)
+    workbook = openpyxl.load_workbook(next((tmp_path / "out").glob("*.xlsx")))
+    cells = [str(c.value) for sheet in workbook for line in sheet.iter_rows() for c in line if c.value is not None]
+    assert "P\\x019" in cells and not any("\x01" in c for c in cells)
+    texts = [p.read_text(encoding="utf-8-sig") for p in (tmp_path / "out").iterdir() if p.suffix in (".csv", ".html")]
+    assert texts and all("\x01" not in t for t in texts) and any("P\\x019" in t for t in texts)
+    assert paths
+
+
+def test_an_unreadable_row_resolved_by_finance_reopens_when_the_same_row_number_holds_another_value(db):
+    header = "provider_tx_id,reference,player_id,type,amount,currency,status,created_at\n"
+    first = (header + "px-1,,P1,TRANSFER_IN,10.00,EUR,FAILED,2026-12-01T10:00:00\n"
+             'px-2,,P2,TRANSFER_IN,"12,50",EUR,SUCCESS,2026-12-01T10:05:00\n').encode()
+    reconcile(db, CONFIG, DAY, first, now=NOW)
+    [found] = stored(db)
+    assert found.kind == "INVALID_RECORD" and "12,50" in found.fields
+    discrepancies.transition(db, found.id, to_status="resolved", note="checked: 12.50", actor="anna")
+    second = (header + "px-1,,P1,TRANSFER_IN,10.00,EUR,FAILED,2026-12-01T10:00:00\n"
+              'px-9,,P1,TRANSFER_OUT,"125000,00",EUR,SUCCESS,2026-12-01T11:00:00\n').encode()
+    reconcile(db, CONFIG, DAY, second, now=NOW + dt.timedelta(hours=3))
+    [found] = stored(db)
+    assert found.status == "open" and "125000,00" in found.fields

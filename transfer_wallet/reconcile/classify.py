@@ -236,6 +236,8 @@ def _fields(row: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Every differing field with both sides' values (amounts as major-unit strings)."""
     result: dict[str, dict[str, Any]] = {}
     names = [name for name in str(row["fields"]).split("|") if name]
+    if row["kind"] == "INVALID_RECORD":  # the raw value is material: another value in that row is another break
+        return {name: {"provider": str(row["detail"]).split(": ", 1)[-1], "ledger": None} for name in names}
     if row["kind"] in ("MISSING_IN_LEDGER", "MISSING_AT_PROVIDER", "TIMING_CUTOFF", "DUPLICATE_AT_PROVIDER"):
         names = ["amount", *[n for n in names if n != "amount"]]
     for name in names:
