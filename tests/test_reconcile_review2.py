@@ -9,13 +9,17 @@ from __future__ import annotations
 import datetime as dt
 
 import openpyxl
-from sqlalchemy import select
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
 
+from cli import cli
 from reconcile_support import at, report_file
+from test_reconcile_export import _cli_env
 from test_reconcile_run import CONFIG, DAY, NOW, Ledger, rows_of, stored
 from transfer_wallet import discrepancies
 from transfer_wallet.errors import ProviderUnavailableError
-from transfer_wallet.models import Transfer
+from transfer_wallet.models import ReconciliationRun, Transfer
 from transfer_wallet.reconcile import store
 from transfer_wallet.reconcile.export import export_run
 from transfer_wallet.reconcile.run import reconcile
@@ -128,3 +132,16 @@ def test_an_unreadable_row_resolved_by_finance_reopens_when_the_same_row_number_
     reconcile(db, CONFIG, DAY, second, now=NOW + dt.timedelta(hours=3))
     [found] = stored(db)
     assert found.status == "open" and "125000,00" in found.fields
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31", "1999-12-31"])
+def test_tw_reconcile_of_a_date_outside_the_years_2000_to_2999_is_one_line_and_writes_nothing(db, tmp_path, day):
+    url, providers = _cli_env(db, tmp_path)
+    report = tmp_path / "acme.csv"
+    report.write_text("provider_tx_id,reference,player_id,type,amount,currency,status,created_at\n")
+    result = CliRunner().invoke(cli, ["--db", url, "--providers", str(providers), "reconcile", "--provider", "acme",
+                                      "--date", day, "--report", str(report)])
+    assert result.exit_code == 1
+    assert result.stderr == f"error: business date {day} is outside the years 2000-2999\n"
+    with db.engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(ReconciliationRun.__table__)).scalar_one() == 0

@@ -123,6 +123,13 @@ def run_counts(report_file: ReportFile, rows: pd.DataFrame, result: MatchResult,
             **result.counts(), "breaks": len(breaks)}
 
 
+def check_business_date(business_date: dt.date) -> dt.date:
+    """``business_date`` if within the years 2000-2999 (like every instant: ``timeutil``), else ``ValidationError``."""
+    if not 2000 <= business_date.year <= 2999:
+        raise ValidationError(f"business date {business_date.isoformat()} is outside the years 2000-2999")
+    return business_date
+
+
 #: The stages ``reconcile`` reports to its ``progress`` callback, in order (before each starts).
 STAGES = ("ingest", "ledger_read", "match_classify", "persist")
 
@@ -133,6 +140,7 @@ def reconcile(db: Database, provider_config: ProviderConfig, business_date: dt.d
     """Reconcile ``report`` against the ledger for (provider, business date); see the module docstring.
 
     ``progress``, if given, is called with each of ``STAGES`` as it starts (a progress bar)."""
+    check_business_date(business_date)
     step = progress or (lambda stage: None)
     profile = provider_config.report
     window_s = profile.match_window_s
@@ -194,6 +202,7 @@ def fetch_report(provider_config: ProviderConfig, business_date: dt.date) -> tup
     """
     from transfer_wallet.providers.http import HttpProvider
 
+    check_business_date(business_date)
     with HttpProvider(provider_config) as client:
         body = client.transfer_report(business_date)
     return body, f"{provider_config.name}-{business_date.isoformat()}.csv"
