@@ -18,10 +18,13 @@ from reconcile_support import at, report_file
 from test_reconcile_export import _cli_env
 from test_reconcile_run import CONFIG, DAY, NOW, Ledger, rows_of, stored
 from transfer_wallet import discrepancies
-from transfer_wallet.errors import ProviderUnavailableError
+from transfer_wallet.config import ProviderConfig
+from transfer_wallet.errors import ConfigError, ProviderUnavailableError
 from transfer_wallet.models import ReconciliationRun, Transfer
 from transfer_wallet.reconcile import store
 from transfer_wallet.reconcile.export import export_run
+from transfer_wallet.reconcile.ingest import ReportFileError, ingest_report
+from transfer_wallet.reconcile.profile import parse_report_format
 from transfer_wallet.reconcile.run import reconcile
 
 NEXT_DAY = DAY + dt.timedelta(days=1)
@@ -145,3 +148,28 @@ def test_tw_reconcile_of_a_date_outside_the_years_2000_to_2999_is_one_line_and_w
     assert result.stderr == f"error: business date {day} is outside the years 2000-2999\n"
     with db.engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(ReconciliationRun.__table__)).scalar_one() == 0
+
+
+FOOTED = ProviderConfig(name="acme", base_url="http://127.0.0.1:1", currency="EUR", keys=(),
+                        report=parse_report_format("acme", {"skip_footer_rows": 1}))
+
+
+def test_a_report_that_comes_without_its_footer_is_refused_not_cut_short(db):
+    header = "provider_tx_id,reference,player_id,type,amount,currency,status,created_at\n"
+    rows = "px-unknown,,P2,TRANSFER_IN,9999.00,EUR,SUCCESS,2026-12-01T11:00:00\n"
+    footed = reconcile(db, FOOTED, DAY, (header + rows + "END OF REPORT\n").encode(), now=NOW)
+    assert footed.kinds == {"MISSING_IN_LEDGER": 1}
+    with pytest.raises(ReportFileError, match="not the footer"):
+        reconcile(db, FOOTED, DAY, (header + rows).encode(), now=NOW + dt.timedelta(hours=1))
+    with db.engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(ReconciliationRun.__table__)).scalar_one() == 1
+
+
+def test_a_footer_marker_is_configurable_and_never_empty():
+    fmt = parse_report_format("acme", {"skip_footer_rows": 2, "footer_marker": "Total de registros"})
+    text = ("provider_tx_id,reference,player_id,type,amount,currency,status,created_at\n"
+            "px-1,,P1,TRANSFER_IN,1.00,EUR,SUCCESS,2026-12-01T11:00:00\nTotal de registros: 1\ngerado em 2026-12-02\n")
+    report = ingest_report(text.encode(), fmt)
+    assert report.rows["provider_tx_id"].tolist() == ["px-1"]
+    with pytest.raises(ConfigError, match="'footer_marker'"):
+        parse_report_format("acme", {"footer_marker": " "})

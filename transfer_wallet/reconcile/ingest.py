@@ -123,6 +123,10 @@ def _utf8_content(raw: bytes, profile: ReportFormat, name: str) -> bytes:
         parts = content.rsplit(b"\n", footer)
         if len(parts) <= footer:
             raise ReportFileError(f"{name}: fewer lines than a header and {footer} footer line(s)")
+        # A footer must be recognisable: a file that comes without it would otherwise lose its last rows unread.
+        if not parts[1].lstrip().startswith(profile.footer_marker.strip().encode("utf-8")):
+            raise ReportFileError(f"{name}: the last {footer} line(s) are not the footer "
+                                  f"(the first must start with {profile.footer_marker.strip()!r})")
         content = parts[0].rstrip(b"\r\n")
     return content + b"\n"
 
