@@ -173,3 +173,31 @@ def test_a_footer_marker_is_configurable_and_never_empty():
     assert report.rows["provider_tx_id"].tolist() == ["px-1"]
     with pytest.raises(ConfigError, match="'footer_marker'"):
         parse_report_format("acme", {"footer_marker": " "})
+
+
+def test_a_refused_attempt_logged_before_the_applied_one_leaves_nothing_open(db):
+    book = Ledger(db)
+    book.session("P1", "50.00", "2026-12-01 10:00", "2026-12-01 10:30")
+    transfer_in, transfer_out = rows_of(book.transfers())
+    refused = {**transfer_out, "provider_tx_id": "px-refused", "status": "FAILED"}
+    result = run(db, [transfer_in, refused, transfer_out], DAY, NOW)
+    assert result.kinds == {} and result.counts["duplicates"] == 1
+    assert result.controls["unexplained_minor"].tolist() == [0] * len(result.controls)
+
+
+def test_a_refused_retry_logged_after_the_applied_one_is_no_money_difference(db):
+    book = Ledger(db)
+    book.session("P1", "50.00", "2026-12-01 10:00", "2026-12-01 10:30")
+    transfer_in, transfer_out = rows_of(book.transfers())
+    retry = {**transfer_out, "provider_tx_id": "px-retry", "status": "FAILED"}
+    assert run(db, [transfer_in, transfer_out, retry], DAY, NOW).kinds == {}
+
+
+def test_an_applied_repeat_under_another_provider_id_is_still_a_duplicate_with_its_amount(db):
+    book = Ledger(db)
+    book.session("P1", "50.00", "2026-12-01 10:00", "2026-12-01 10:30")
+    transfer_in, transfer_out = rows_of(book.transfers())
+    again = {**transfer_out, "provider_tx_id": "px-again"}
+    assert run(db, [transfer_in, again, transfer_out], DAY, NOW).kinds == {"DUPLICATE_AT_PROVIDER": 1}
+    [found] = stored(db)
+    assert (found.provider_tx_id, found.actual_minor) == ("px-again", transfer_out["amount_minor"])

@@ -18,7 +18,9 @@ status > type > player > provider tx id):
   run that pairs it across the cut-off clears it (see ``store``);
 - ``AMOUNT_MISMATCH``, ``CURRENCY_MISMATCH``, ``STATUS_MISMATCH`` (applied on
   one side only), ``TYPE_MISMATCH`` (direction), ``PLAYER_MISMATCH``;
-- ``DUPLICATE_AT_PROVIDER``: a later row repeating a provider tx id or reference; or a
+- ``DUPLICATE_AT_PROVIDER``: a later SUCCESS row repeating a provider tx id or reference (the
+  SUCCESS row under our provider tx id is the one paired; a FAILED repeat moved no money and
+  is only counted); or a
   row pairing a transfer of **another** business day (across the cut-off or found
   by reference) under another provider tx id than the one the provider confirmed to
   us: the same transfer applied a second time (key ``<transfer id>@<provider tx id>``);
@@ -139,6 +141,8 @@ def _report_only(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _duplicates(rows: pd.DataFrame) -> pd.DataFrame:
+    # A refused (FAILED) repeat moved no money: counted in the run's duplicates, not a discrepancy.
+    rows = rows[rows["status"] == "SUCCESS"]
     frame = _sides(rows.add_prefix("p_"), provider=True, ledger=False)
     prefix = rows["duplicate_of"].map({"provider_tx_id": "tx:", "reference": "ref:"})
     frame["kind"], frame["fields"] = "DUPLICATE_AT_PROVIDER", "duplicate"
