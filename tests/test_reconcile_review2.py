@@ -201,3 +201,22 @@ def test_an_applied_repeat_under_another_provider_id_is_still_a_duplicate_with_i
     assert run(db, [transfer_in, again, transfer_out], DAY, NOW).kinds == {"DUPLICATE_AT_PROVIDER": 1}
     [found] = stored(db)
     assert (found.provider_tx_id, found.actual_minor) == ("px-again", transfer_out["amount_minor"])
+
+
+HEADER = "provider_tx_id,reference,player_id,type,amount,currency,status,created_at\n"
+
+
+def test_a_nul_at_the_end_of_an_amount_is_not_an_amount():
+    report = ingest_report((HEADER + "px-4,,P1,TRANSFER_IN,13.00\x00,EUR,SUCCESS,2026-12-01T10:00:00\n").encode(),
+                           parse_report_format("acme", {}))
+    assert report.rows.empty
+    assert report.invalid[["row_number", "column", "reason"]].values.tolist() == [[2, "amount", "not an amount"]]
+
+
+def test_a_row_with_too_many_fields_after_a_quoted_line_break_shows_its_own_text():
+    text = (HEADER + 'px-3,,"P\n1",TRANSFER_IN,12.00,EUR,SUCCESS,2026-12-01T10:00:00\n'
+            "px-4,,P1,TRANSFER_IN,13.00,EUR,SUCCESS,2026-12-01T10:00:00\n"
+            "px-5,,P1,TRANSFER_IN,14.00,EUR,SUCCESS,2026-12-01T10:00:00,extra\n")
+    report = ingest_report(text.encode(), parse_report_format("acme", {}))
+    [bad] = report.invalid.to_dict("records")
+    assert bad["row_number"] == 4 and bad["raw_value"].startswith("px-5,") and bad["raw_value"].endswith(",extra")
