@@ -18,7 +18,9 @@ status > type > player > provider tx id):
   run that pairs it across the cut-off clears it (see ``store``);
 - ``AMOUNT_MISMATCH``, ``CURRENCY_MISMATCH``, ``STATUS_MISMATCH`` (applied on
   one side only), ``TYPE_MISMATCH`` (direction), ``PLAYER_MISMATCH``;
-- ``DUPLICATE_AT_PROVIDER``: a later row repeating a provider tx id or reference; or a
+- ``DUPLICATE_AT_PROVIDER``: a later SUCCESS row repeating a provider tx id or reference (the
+  SUCCESS row under our provider tx id is the one paired; a FAILED repeat moved no money and
+  is only counted); or a
   row pairing a transfer of **another** business day (across the cut-off or found
   by reference) under another provider tx id than the one the provider confirmed to
   us: the same transfer applied a second time (key ``<transfer id>@<provider tx id>``);
@@ -65,11 +67,12 @@ _COMPARED = (("currency", "currency"), ("amount", "amount_minor"), ("status", "s
 
 def classify(
     result: MatchResult, invalid: pd.DataFrame, *, margin_s: int, window: tuple[dt.datetime, dt.datetime],
-    reconciled_elsewhere: Collection[str] = frozenset(),
+    reconciled_elsewhere: Collection[str] = frozenset(), paired_in_own_day: Collection[str] = frozenset(),
 ) -> pd.DataFrame:
     """The breaks frame of one run. ``reconciled_elsewhere``: transfer ids a neighbouring day's
-    run already paired across the cut-off (not reported again here)."""
-    parts = [_pairs(result.pairs), _report_only(result.report_only), _duplicates(result.duplicates),
+    run already paired across the cut-off (not reported again here); ``paired_in_own_day``: transfer ids
+    of other days that their own day's latest run paired with a row of its own report."""
+    parts = [_pairs(result.pairs, reconciled_elsewhere, paired_in_own_day), _report_only(result.report_only), _duplicates(result.duplicates),
              _ledger_only(result.ledger_only, margin_s, window, reconciled_elsewhere), _invalid(invalid)]
     parts = [part for part in parts if len(part)]
     if not parts:
@@ -77,7 +80,8 @@ def classify(
     return pd.concat(parts, ignore_index=True)[list(BREAK_COLUMNS)]
 
 
-def _pairs(pairs: pd.DataFrame) -> pd.DataFrame:
+def _pairs(pairs: pd.DataFrame, reconciled_elsewhere: Collection[str] = frozenset(),
+           paired_in_own_day: Collection[str] = frozenset()) -> pd.DataFrame:
     p_applied = pairs["p_status"] == "SUCCESS"
     l_applied = pairs["l_status"] == APPLIED
     unsettled = pairs["l_status"].isin(UNSETTLED)
@@ -92,8 +96,13 @@ def _pairs(pairs: pd.DataFrame) -> pd.DataFrame:
                            & (pairs["p_provider_tx_id"] != pairs["l_provider_tx_id"])).fillna(False),
     }
     differs = {name: flag.fillna(False).astype(bool).to_numpy() for name, flag in differs.items()}
-    # Another day's transfer under a new provider id: the provider applied it a second time.
-    again = differs["provider_tx_id"] & ~pairs["l_in_window"].astype(bool).to_numpy()
+    # Another day's transfer under a new provider id: the provider applied it a second time. Under the
+    # same id, when its own day's report already had it (or, for one of this day, when another day's
+    # report already had it): two reports claim the same money.
+    in_window = pairs["l_in_window"].astype(bool).to_numpy()
+    claimed = np.where(in_window, pairs["l_transfer_id"].isin(list(reconciled_elsewhere)).to_numpy(),
+                       pairs["l_transfer_id"].isin(list(paired_in_own_day)).to_numpy())
+    again = (differs["provider_tx_id"] & ~in_window) | claimed
     kind = np.select(
         [unsettled.to_numpy(), again] + [differs[name] for name, _ in _COMPARED] + [differs["provider_tx_id"]],
         ["PENDING_IN_LEDGER", "DUPLICATE_AT_PROVIDER"] + [f"{name.upper()}_MISMATCH" for name, _ in _COMPARED]
@@ -112,8 +121,11 @@ def _pairs(pairs: pd.DataFrame) -> pd.DataFrame:
     frame["detail"] = np.select(
         [kind == "PENDING_IN_LEDGER", kind == "DUPLICATE_AT_PROVIDER", kind == "PROVIDER_TX_ID_MISMATCH"],
         ["our side is still " + pairs["l_status"].astype(str) + ": looked at again on the next run",
-         "our transfer of another business day reported again under a new provider id (a second application?): "
-         + ids, ids],
+         np.where(differs["provider_tx_id"][broken],
+                  "our transfer of another business day reported again under a new provider id "
+                  "(a second application?): " + ids,
+                  "our transfer already in another business day's report, reported again here under "
+                  + pairs["p_provider_tx_id"].astype(str) + " (its money claimed twice)"), ids],
         default="differs: " + pd.Series(fields, index=pairs.index))
     return frame
 
@@ -129,6 +141,8 @@ def _report_only(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _duplicates(rows: pd.DataFrame) -> pd.DataFrame:
+    # A refused (FAILED) repeat moved no money: counted in the run's duplicates, not a discrepancy.
+    rows = rows[rows["status"] == "SUCCESS"]
     frame = _sides(rows.add_prefix("p_"), provider=True, ledger=False)
     prefix = rows["duplicate_of"].map({"provider_tx_id": "tx:", "reference": "ref:"})
     frame["kind"], frame["fields"] = "DUPLICATE_AT_PROVIDER", "duplicate"
@@ -226,6 +240,8 @@ def _fields(row: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Every differing field with both sides' values (amounts as major-unit strings)."""
     result: dict[str, dict[str, Any]] = {}
     names = [name for name in str(row["fields"]).split("|") if name]
+    if row["kind"] == "INVALID_RECORD":  # the raw value is material: another value in that row is another break
+        return {name: {"provider": str(row["detail"]).split(": ", 1)[-1], "ledger": None} for name in names}
     if row["kind"] in ("MISSING_IN_LEDGER", "MISSING_AT_PROVIDER", "TIMING_CUTOFF", "DUPLICATE_AT_PROVIDER"):
         names = ["amount", *[n for n in names if n != "amount"]]
     for name in names:

@@ -123,6 +123,10 @@ def _utf8_content(raw: bytes, profile: ReportFormat, name: str) -> bytes:
         parts = content.rsplit(b"\n", footer)
         if len(parts) <= footer:
             raise ReportFileError(f"{name}: fewer lines than a header and {footer} footer line(s)")
+        # A footer must be recognisable: a file that comes without it would otherwise lose its last rows unread.
+        if not parts[1].lstrip().startswith(profile.footer_marker.strip().encode("utf-8")):
+            raise ReportFileError(f"{name}: the last {footer} line(s) are not the footer "
+                                  f"(the first must start with {profile.footer_marker.strip()!r})")
         content = parts[0].rstrip(b"\r\n")
     return content + b"\n"
 
@@ -162,7 +166,7 @@ def _tokenise(content: bytes, profile: ReportFormat, name: str) -> tuple[pd.Data
     lines = np.array(sorted(int(m.group(1)) for m in skipped), dtype="int64")
     candidates = np.arange(2, len(table) + len(lines) + 2, dtype="int64")
     table.index = pd.Index(np.setdiff1d(candidates, lines, assume_unique=True), dtype="int64")
-    return table[[profile.columns[f] for f in profile.mapped_fields()]], _bad_lines(content, skipped)
+    return table[[profile.columns[f] for f in profile.mapped_fields()]], _bad_lines(content, skipped, profile.delimiter)
 
 
 def _without_blank_lines(table: pd.DataFrame) -> pd.DataFrame:
@@ -183,17 +187,35 @@ def _longest_line(content: bytes) -> int:
     return int(np.diff(ends, prepend=-1).max()) if len(ends) else len(content)
 
 
-def _bad_lines(content: bytes, skipped: list[re.Match[str]]) -> pd.DataFrame:
+def _bad_lines(content: bytes, skipped: list[re.Match[str]], delimiter: str) -> pd.DataFrame:
     if not skipped:
         return pd.DataFrame(columns=list(INVALID_COLUMNS))
-    text = content.split(b"\n")
     found = [(int(m.group(1)), m.group(2), m.group(3)) for m in skipped]
+    texts = _record_texts(content, {line for line, _, _ in found}, delimiter)
     return pd.DataFrame({
         "row_number": [line for line, _, _ in found],
         "column": "",
-        "raw_value": [text[line - 1].rstrip(b"\r").decode("utf-8")[:MAX_FIELD_CHARS] if line <= len(text) else "" for line, _, _ in found],
+        "raw_value": [texts.get(line, "")[:MAX_FIELD_CHARS] for line, _, _ in found],
         "reason": [f"expected {want} fields, saw {saw}" for _, want, saw in found],
     })
+
+
+def _record_texts(content: bytes, numbers: set[int], delimiter: str) -> dict[int, str]:
+    """The text of each wanted row (row numbers count records, as the parser does: a quoted field
+    may span lines). Without a quote in the file a row is a line; else the file is walked once."""
+    lines = content.split(b"\n")
+    if b'"' not in content:
+        return {n: lines[n - 1].rstrip(b"\r").decode("utf-8") for n in numbers if n <= len(lines)}
+    texts: dict[int, str] = {}
+    reader = csv.reader(io.StringIO(content.decode("utf-8"), newline=""), delimiter=delimiter)
+    previous = 0
+    for number, _ in enumerate(reader, start=1):  # only when a row had too many fields
+        if number in numbers:
+            texts[number] = b"\n".join(lines[previous:reader.line_num]).rstrip(b"\r").decode("utf-8")
+        previous = reader.line_num
+        if len(texts) == len(numbers):
+            break
+    return texts
 
 
 def _split_trailer(table: pd.DataFrame, profile: ReportFormat, name: str) -> tuple[pd.DataFrame, TrailerTotals | None]:

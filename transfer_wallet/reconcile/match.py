@@ -44,9 +44,15 @@ class MatchResult:
         return result
 
 
-def split_duplicates(report: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(first occurrences, later occurrences)``; the later ones carry ``duplicate_of``
-    (``provider_tx_id`` or ``reference``), ``duplicate_value`` and ``occurrence`` (2, 3 ...)."""
+def split_duplicates(report: pd.DataFrame, confirmed_tx_ids: pd.Series | None = None,
+                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(kept occurrences, later occurrences)``; the later ones carry ``duplicate_of``
+    (``provider_tx_id`` or ``reference``), ``duplicate_value`` and ``occurrence`` (2, 3 ...).
+
+    Among rows repeating a key, the one kept (paired) is a SUCCESS row under a provider tx id we
+    hold (``confirmed_tx_ids``), else a SUCCESS row, else the first: a refused (FAILED) attempt
+    logged next to the applied one must not hide the applied one from the match."""
+    report = _preferred_first(report, confirmed_tx_ids)
     by_tx = report["provider_tx_id"].duplicated(keep="first")
     reference = report["reference"]
     by_reference = reference.notna() & reference.duplicated(keep="first") & ~by_tx
@@ -61,12 +67,23 @@ def split_duplicates(report: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     reference_occurrence = reference_rows.groupby("reference").cumcount() + 1
     later["occurrence"] = tx_occurrence.reindex(later.index).where(
         later["duplicate_of"] == "provider_tx_id", reference_occurrence.reindex(later.index)).astype("int64")
-    return report[~(by_tx | by_reference)], later
+    return report[~(by_tx | by_reference)].sort_index(), later.sort_index()
 
 
+def _preferred_first(report: pd.DataFrame, confirmed_tx_ids: pd.Series | None) -> pd.DataFrame:
+    """``report`` with the rows of every repeated key in preference order (stable: file order otherwise)."""
+    reference = report["reference"]
+    repeated = report["provider_tx_id"].duplicated(keep=False) | (reference.notna() & reference.duplicated(keep=False))
+    if not repeated.any():
+        return report
+    rank = (report["status"] != "SUCCESS").astype("int64") * 2
+    if confirmed_tx_ids is not None:
+        rank += (~report["provider_tx_id"].isin(confirmed_tx_ids.dropna())).astype("int64")
+    rank = rank.where(repeated, 0)
+    return report.iloc[rank.to_numpy().argsort(kind="stable")]
 def match(report: pd.DataFrame, ledger: pd.DataFrame, *, window_s: int = DEFAULT_MATCH_WINDOW_S) -> MatchResult:
     """Pair the canonical report rows with the ledger-side rows (see the module docstring)."""
-    first, duplicates = split_duplicates(report.reset_index(drop=True))
+    first, duplicates = split_duplicates(report.reset_index(drop=True), ledger["provider_tx_id"])
     p = first.add_prefix("p_")
     l = ledger.add_prefix("l_")
     by_reference = p[p["p_reference"].notna()].merge(l, left_on="p_reference", right_on="l_transfer_id")

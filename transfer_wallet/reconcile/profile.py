@@ -12,7 +12,8 @@ table; a new format is configuration, never code. Every key, with its default::
     timezone = "America/Sao_Paulo"     # the zone of the dates, and of the business day (default UTC)
     encoding = "latin-1"               # any Python codec (default utf-8); a UTF-8 BOM is always accepted
     bom = false                        # the simulator writes a UTF-8 BOM (utf-8 only)
-    skip_footer_rows = 0               # lines at the end of the file to ignore unread
+    skip_footer_rows = 0               # lines at the end of the file to ignore unread ...
+    footer_marker = "END OF REPORT"    # ... the first of which must start with this text (else the file is refused)
     match_window_s = 900               # time window of the player + direction + amount fallback match
     cutoff_margin_s = 3600             # ledger margin read on each side of the business day
 
@@ -101,6 +102,7 @@ class ReportFormat:
     thousands_separator: str | None = None
     amount_scale: int = 1
     skip_footer_rows: int = 0
+    footer_marker: str = "END OF REPORT"
     trailer: TrailerSpec | None = None
     match_window_s: int = 900
     cutoff_margin_s: int = 3600
@@ -226,6 +228,8 @@ def _check_scalars(report: ReportFormat, where: str) -> None:
         raise ConfigError(f"{where}: 'amount_scale' must be a power of ten from 1 to {MAX_AMOUNT_SCALE}, not {scale}")
     if not 0 <= report.skip_footer_rows <= MAX_FOOTER_ROWS:
         raise ConfigError(f"{where}: 'skip_footer_rows' must be 0 to {MAX_FOOTER_ROWS}")
+    if not 1 <= len(report.footer_marker.strip()) <= 200:
+        raise ConfigError(f"{where}: 'footer_marker' must be a text of 1 to 200 characters")
     if not 1 <= report.match_window_s <= MAX_WINDOW_S:
         raise ConfigError(f"{where}: 'match_window_s' must be 1 to {MAX_WINDOW_S} seconds")
     if not 0 <= report.cutoff_margin_s <= MAX_WINDOW_S:
@@ -253,7 +257,8 @@ def parse_report_format(name: str, raw: dict) -> ReportFormat:
     """The ``[providers.NAME.report]`` table as a validated ``ReportFormat``; ``ConfigError`` naming the key."""
     where = f"providers.{name}.report"
     known = {"columns", "values", "trailer", "delimiter", "decimal_separator", "thousands_separator", "amount_scale",
-             "date_format", "timezone", "encoding", "bom", "skip_footer_rows", "match_window_s", "cutoff_margin_s"}
+             "date_format", "timezone", "encoding", "bom", "skip_footer_rows", "footer_marker", "match_window_s",
+             "cutoff_margin_s"}
     if set(raw) - known:
         raise ConfigError(f"{where}: unknown key(s) {sorted(set(raw) - known)}")
     columns = _parse_columns(raw, where)
@@ -270,6 +275,7 @@ def parse_report_format(name: str, raw: dict) -> ReportFormat:
         encoding=str(_get(raw, "encoding", where, str, "utf-8")),
         bom=bool(_get(raw, "bom", where, bool, False)),
         skip_footer_rows=int(_get(raw, "skip_footer_rows", where, int, 0)),
+        footer_marker=str(_get(raw, "footer_marker", where, str, "END OF REPORT")),
         trailer=_parse_trailer(raw, where, {**{f: f for f in REPORT_FIELDS}, **columns}),
         match_window_s=int(_get(raw, "match_window_s", where, int, 900)),
         cutoff_margin_s=int(_get(raw, "cutoff_margin_s", where, int, 3600)),

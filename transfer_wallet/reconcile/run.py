@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 import pandas as pd
 
@@ -85,14 +85,18 @@ def profile_document(profile: Any) -> tuple[dict[str, Any], str]:
 
 
 def compare(report_file: ReportFile, ledger: LedgerSide, elsewhere: set[str], *, window_s: int,
-            margin_s: int) -> tuple[MatchResult, pd.DataFrame, pd.DataFrame]:
+            margin_s: int, own_day_pairs: Callable[[list[str]], Collection[str]] | None = None,
+            ) -> tuple[MatchResult, pd.DataFrame, pd.DataFrame]:
     """Match, classify and check control totals: ``(match result, breaks, control totals)``.
 
-    ``elsewhere``: transfer ids a neighbouring day's run already paired across the cut-off.
+    ``elsewhere``: transfer ids a neighbouring day's run already paired across the cut-off;
+    ``own_day_pairs``: of the given other days' transfer ids, those their own day's report already had.
     """
     result = match(report_file.rows, ledger.rows, window_s=window_s)
+    other_day = result.pairs.loc[~result.pairs["l_in_window"].astype(bool), "l_transfer_id"].astype(str).tolist()
+    claimed = own_day_pairs(other_day) if own_day_pairs and other_day else ()
     breaks = classify(result, report_file.invalid, margin_s=margin_s, window=(ledger.start, ledger.end),
-                      reconciled_elsewhere=elsewhere)
+                      reconciled_elsewhere=elsewhere, paired_in_own_day=claimed)
     rows = ledger.rows
     paired = rows["transfer_id"].isin(result.pairs["l_transfer_id"])
     responsible = rows[(rows["in_window"] & ~rows["transfer_id"].isin(list(elsewhere))) | paired]
@@ -119,6 +123,13 @@ def run_counts(report_file: ReportFile, rows: pd.DataFrame, result: MatchResult,
             **result.counts(), "breaks": len(breaks)}
 
 
+def check_business_date(business_date: dt.date) -> dt.date:
+    """``business_date`` if within the years 2000-2999 (like every instant: ``timeutil``), else ``ValidationError``."""
+    if not 2000 <= business_date.year <= 2999:
+        raise ValidationError(f"business date {business_date.isoformat()} is outside the years 2000-2999")
+    return business_date
+
+
 #: The stages ``reconcile`` reports to its ``progress`` callback, in order (before each starts).
 STAGES = ("ingest", "ledger_read", "match_classify", "persist")
 
@@ -129,6 +140,7 @@ def reconcile(db: Database, provider_config: ProviderConfig, business_date: dt.d
     """Reconcile ``report`` against the ledger for (provider, business date); see the module docstring.
 
     ``progress``, if given, is called with each of ``STAGES`` as it starts (a progress bar)."""
+    check_business_date(business_date)
     step = progress or (lambda stage: None)
     profile = provider_config.report
     window_s = profile.match_window_s
@@ -150,7 +162,13 @@ def reconcile(db: Database, provider_config: ProviderConfig, business_date: dt.d
     timings["ledger_read"], clock = time.perf_counter() - clock, time.perf_counter()
 
     step("match_classify")
-    result, breaks, controls = compare(report_file, ledger, elsewhere, window_s=window_s, margin_s=margin_s)
+    def claimed(transfer_ids: list[str]) -> Collection[str]:
+        """Other days' transfers paired here that their own day's report already had."""
+        return db.transaction(lambda c: store.paired_in_own_day(c, provider_config.name, business_date, transfer_ids),
+                              readonly=True)
+
+    result, breaks, controls = compare(report_file, ledger, elsewhere, window_s=window_s, margin_s=margin_s,
+                                       own_day_pairs=claimed)
     timings["match_classify"], clock = time.perf_counter() - clock, time.perf_counter()
     rows = ledger.rows
 
@@ -161,6 +179,7 @@ def reconcile(db: Database, provider_config: ProviderConfig, business_date: dt.d
         provider=provider_config.name, business_date=business_date, file_name=report_file.name,
         file_size_bytes=report_file.size_bytes, file_sha256=report_file.sha256, data_rows=report_file.data_rows,
         profile=document, profile_digest=digest, counts=counts, timings=timings, across_cutoff=across, started_at=now,
+        paired_in_day=tuple(result.pairs.loc[result.pairs["l_in_window"].astype(bool), "l_transfer_id"].astype(str)),
     )
     step("persist")
     try:
@@ -183,6 +202,7 @@ def fetch_report(provider_config: ProviderConfig, business_date: dt.date) -> tup
     """
     from transfer_wallet.providers.http import HttpProvider
 
+    check_business_date(business_date)
     with HttpProvider(provider_config) as client:
         body = client.transfer_report(business_date)
     return body, f"{provider_config.name}-{business_date.isoformat()}.csv"

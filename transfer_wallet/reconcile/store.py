@@ -12,6 +12,16 @@
   to chosen fingerprints), and is remembered in the run's ``across_cutoff`` so that
   its own day's (re-)run does not report it again. A pair that is a second
   application (``DUPLICATE_AT_PROVIDER``) is not remembered: it excuses nothing.
+- The run also remembers the transfers of its own day it paired with a row of its own
+  report (``paired``): another day's report pairing one of them again claims the same money
+  a second time (``paired_in_own_day``). Both lists live in the run's ``across_cutoff``
+  JSON (``{"across": [...], "paired": [...]}``; a plain list is an older run's ``across``).
+- A PENDING_IN_LEDGER break with a report row (a pair: the provider applied it while our
+  side was in doubt) is not an absence: a pair on another day does not clear it; the
+  re-run of its own day looks at it again once our side settled.
+- A re-run that no longer pairs a transfer the day's previous run paired across days
+  reopens the other days' absence breaks that previous run had cleared (``reopen_absence``),
+  unless a third day's run still pairs it.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Collection
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from transfer_wallet import discrepancies
@@ -53,22 +63,50 @@ class RunRecord:
     timings: dict[str, float]
     across_cutoff: tuple[str, ...]
     started_at: dt.datetime
+    paired_in_day: tuple[str, ...] = ()
 
 
-def reconciled_across_cutoff(connection: Connection, provider: str, business_date: dt.date) -> set[str]:
-    """Transfer ids that the latest succeeded run of another day paired across days: the day
-    before (its end margin) and the ``LOOKAHEAD_DAYS`` after (a margin, or a transfer applied late)."""
-    first, last = business_date - dt.timedelta(days=1), business_date + dt.timedelta(days=LOOKAHEAD_DAYS)
+def _lists(text: str | None) -> tuple[list[str], list[str]]:
+    """``(across, paired)`` of a run's ``across_cutoff`` JSON (an older run's plain list is ``across``)."""
+    if not text:
+        return [], []
+    value = json.loads(text)
+    if isinstance(value, list):
+        return [str(v) for v in value], []
+    return [str(v) for v in value.get("across", [])], [str(v) for v in value.get("paired", [])]
+
+
+def _latest_runs(connection: Connection, provider: str, business_date: dt.date) -> dict[dt.date, str | None]:
+    """``across_cutoff`` JSON of the latest succeeded run of every day that can pair a transfer of
+    ``business_date`` or of whose transfers ``business_date`` can pair (the day before, the days after)."""
+    first, last = business_date - dt.timedelta(days=LOOKAHEAD_DAYS), business_date + dt.timedelta(days=LOOKAHEAD_DAYS)
     rows = connection.execute(
         select(_runs.c.business_date, _runs.c.across_cutoff).where(
             _runs.c.provider == provider, _runs.c.business_date >= first, _runs.c.business_date <= last,
             _runs.c.business_date != business_date, _runs.c.outcome == "succeeded").order_by(_runs.c.id)
     ).all()
-    latest = {row.business_date: row.across_cutoff for row in rows}  # ordered by id: the last one wins
+    return {row.business_date: row.across_cutoff for row in rows}  # ordered by id: the last one wins
+
+
+def reconciled_across_cutoff(connection: Connection, provider: str, business_date: dt.date) -> set[str]:
+    """Transfer ids that the latest succeeded run of another day paired across days: the day
+    before (its end margin) and the ``LOOKAHEAD_DAYS`` after (a margin, or a transfer applied late)."""
     found: set[str] = set()
-    for across in latest.values():
-        if across:
-            found.update(json.loads(across))
+    for day, text in _latest_runs(connection, provider, business_date).items():
+        if day >= business_date - dt.timedelta(days=1):
+            found.update(_lists(text)[0])
+    return found
+
+
+def paired_in_own_day(connection: Connection, provider: str, business_date: dt.date,
+                      transfer_ids: Collection[str]) -> set[str]:
+    """Those of ``transfer_ids`` (other days' transfers this run paired) that the latest run of
+    another day paired with a row of its own report: its report already claimed them."""
+    wanted = set(transfer_ids)
+    found: set[str] = set()
+    if wanted:
+        for text in _latest_runs(connection, provider, business_date).values():
+            found.update(wanted.intersection(_lists(text)[1]))
     return found
 
 
@@ -90,7 +128,8 @@ def insert_run(connection: Connection, record: RunRecord, *, outcome: str, now: 
         file_size_bytes=record.file_size_bytes, file_sha256=record.file_sha256,
         profile_digest=record.profile_digest, profile=json.dumps(record.profile, sort_keys=True, default=str),
         counts=json.dumps(record.counts, sort_keys=True), timings=json.dumps(record.timings, sort_keys=True),
-        across_cutoff=json.dumps(sorted(record.across_cutoff)), outcome=outcome, error=error, open_count=0,
+        across_cutoff=json.dumps({"across": sorted(record.across_cutoff), "paired": sorted(record.paired_in_day)}),
+        outcome=outcome, error=error, open_count=0,
         started_at=record.started_at, finished_at=now,
     ).returning(_runs.c.id)).scalar_one())
 
@@ -98,6 +137,7 @@ def insert_run(connection: Connection, record: RunRecord, *, outcome: str, now: 
 def persist(connection: Connection, record: RunRecord, breaks: Any, *, now: dt.datetime) -> tuple[int, int, bool]:
     """Store the run and its breaks (a breaks frame); returns ``(run id, open discrepancies of the day,
     whether the file was flagged as a DUPLICATE_FILE)``."""
+    previous = _previous_across(connection, record)
     run_id = insert_run(connection, record, outcome="succeeded", now=now)
     seen: set[str] = set()
     for finding in findings(breaks, provider=record.provider, business_date=record.business_date, run_id=run_id):
@@ -109,6 +149,7 @@ def persist(connection: Connection, record: RunRecord, breaks: Any, *, now: dt.d
     discrepancies.clear_absent(connection, source=SOURCE, provider=record.provider,
                                business_date=record.business_date, seen=seen, now=now)
     clear_timing_breaks(connection, record.provider, record.across_cutoff, now=now, other_than=record.business_date)
+    reopen_absence(connection, record, previous - set(record.across_cutoff), run_id=run_id, now=now)
     open_count = connection.execute(select(func.count()).select_from(_discrepancies).where(
         _discrepancies.c.source == SOURCE, _discrepancies.c.provider == record.provider,
         _discrepancies.c.business_date == record.business_date,
@@ -144,7 +185,7 @@ def clear_timing_breaks(connection: Connection, provider: str, transfer_ids: Col
     for first in range(0, len(ids), 1000):  # bounded IN lists (SQLite's bound-parameter limit)
         rows += connection.execute(select(_discrepancies.c.fingerprint, _discrepancies.c.business_date).where(
             _discrepancies.c.source == SOURCE, _discrepancies.c.provider == provider,
-            _discrepancies.c.kind.in_(ABSENCE_KINDS), _discrepancies.c.transfer_id.in_(ids[first:first + 1000]),
+            _absence(), _discrepancies.c.transfer_id.in_(ids[first:first + 1000]),
             _discrepancies.c.status.in_(OPEN_DISCREPANCY_STATUSES))).all()
     by_date: dict[dt.date, set[str]] = {}
     for row in rows:
@@ -164,3 +205,48 @@ def clear_fingerprints(connection: Connection, provider: str, business_date: dt.
     keep = set(open_ones) - targets
     return discrepancies.clear_absent(connection, source=SOURCE, provider=provider, business_date=business_date,
                                       seen=keep, now=now)
+
+
+def _absence() -> Any:
+    """The absence breaks: TIMING_CUTOFF, MISSING_AT_PROVIDER, and a PENDING_IN_LEDGER without a report row."""
+    kind = _discrepancies.c.kind
+    return or_(kind.in_([k for k in ABSENCE_KINDS if k != "PENDING_IN_LEDGER"]),
+               and_(kind == "PENDING_IN_LEDGER", _discrepancies.c.actual_minor.is_(None)))
+
+
+def _previous_across(connection: Connection, record: RunRecord) -> set[str]:
+    """What the latest succeeded run of the same (provider, day) paired across days."""
+    text = connection.execute(select(_runs.c.across_cutoff).where(
+        _runs.c.provider == record.provider, _runs.c.business_date == record.business_date,
+        _runs.c.outcome == "succeeded").order_by(_runs.c.id.desc()).limit(1)).scalar()
+    return set(_lists(text)[0])
+
+
+def reopen_absence(connection: Connection, record: RunRecord, dropped: Collection[str], *, run_id: int,
+                   now: dt.datetime) -> int:
+    """Reopen the cleared absence breaks of other days for ``dropped`` (transfers the day's previous run
+    paired across days and this re-run does not), unless another day's latest run still pairs them."""
+    if not dropped:
+        return 0
+    rows: list[Any] = []
+    ids = sorted(dropped)
+    for first in range(0, len(ids), 1000):
+        rows += connection.execute(select(_discrepancies).where(
+            _discrepancies.c.source == SOURCE, _discrepancies.c.provider == record.provider, _absence(),
+            _discrepancies.c.transfer_id.in_(ids[first:first + 1000]), _discrepancies.c.status == "cleared",
+            _discrepancies.c.business_date != record.business_date)).all()
+    reopened = 0
+    excused: dict[dt.date, set[str]] = {}
+    for row in rows:
+        if row.business_date not in excused:
+            excused[row.business_date] = reconciled_across_cutoff(connection, record.provider, row.business_date)
+        if row.transfer_id in excused[row.business_date]:
+            continue
+        discrepancies.record(connection, discrepancies.Finding(
+            kind=row.kind, detail=row.detail, source=SOURCE, fingerprint=row.fingerprint, provider=row.provider,
+            business_date=row.business_date, run_id=run_id, transfer_id=row.transfer_id,
+            provider_tx_id=row.provider_tx_id, player_id=row.player_id, currency=row.currency,
+            expected_minor=row.expected_minor, actual_minor=row.actual_minor, difference_minor=row.difference_minor,
+            fields=json.loads(row.fields) if row.fields else None), now=now)
+        reopened += 1
+    return reopened

@@ -166,6 +166,9 @@ def parse_amounts(
         if len(again):
             cleaned = raw.iloc[again].str.strip().to_numpy(dtype=object)
             minor[again], kind[again] = _amounts(cleaned, exponents[again], profile, allow_zero, limit_minor)
+    # numpy's fixed-width text drops trailing NULs ("13.00\x00" would read 13.00): such a cell is no amount.
+    kind = np.where(raw.astype("string").str.contains("\x00", regex=False).fillna(False).to_numpy(dtype=bool),
+                    _NOT_AMOUNT, kind)
     reasons = _REASONS[kind]
     decimals_rows = kind == _DECIMALS
     if decimals_rows.any():

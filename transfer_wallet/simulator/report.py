@@ -110,7 +110,7 @@ def render_report(
         writer.writerow([row[f] for f in fields])
     for trailer in _trailer_rows(transfers, fmt):
         writer.writerow([trailer.get(f, "") for f in fields])
-    buffer.write("END OF REPORT\n" * fmt.skip_footer_rows)  # lines the reader skips unread
+    buffer.write(f"{fmt.footer_marker}\n" * fmt.skip_footer_rows)  # lines the reader checks and skips
     body = buffer.getvalue().encode(fmt.encoding)
     return (b"\xef\xbb\xbf" + body) if fmt.bom else body
 

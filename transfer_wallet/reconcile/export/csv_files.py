@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterable
@@ -18,11 +19,22 @@ import pandas as pd
 from transfer_wallet.reconcile.export.rows import DISCREPANCY_COLUMNS
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: Control characters no spreadsheet cell (XML 1.0) may hold (openpyxl's ILLEGAL_CHARACTERS_RE), plus DEL.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def visible(text: str) -> str:
+    """``text`` with every control character a cell cannot hold written as ``\\xNN`` (seen, not dropped)."""
+    return CONTROL_CHARACTERS.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+
+
 SUMMARY_COLUMNS = ("type", "currency", "count", "open", "sum_abs_diff", "oldest_age_days")
 
 
 def neutralise(text: str) -> str:
-    """``text`` made safe for a spreadsheet cell (CWE-1236): a leading formula character gets a ``'``."""
+    """``text`` made safe for a spreadsheet cell (CWE-1236): a leading formula character gets a ``'``;
+    control characters are written out (``visible``)."""
+    text = visible(text)
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 

@@ -13,6 +13,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from transfer_wallet.reconcile.export.csv_files import visible
+
 AGE_BUCKETS = ((0, 1, "0-1 d"), (2, 7, "2-7 d"), (8, 30, "8-30 d"), (31, 60, "31-60 d"), (61, 90, "61-90 d"),
                (91, 10**6, "> 90 d"))
 _STYLE = ("body{font-family:sans-serif;margin:24px;color:#222}table{border-collapse:collapse;margin:8px 0 24px}"
@@ -46,7 +48,7 @@ def _number(value: float) -> str:
 def _table(columns: list[str], rows: list[list[Any]]) -> str:
     head = "".join(f"<th>{escape(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(
-        f'<td class="n">{escape(str(v))}</td>' if isinstance(v, (int, Decimal)) else f"<td>{escape('' if v is None else str(v))}</td>"
+        f'<td class="n">{escape(str(v))}</td>' if isinstance(v, (int, Decimal)) else f"<td>{escape('' if v is None else visible(str(v)))}</td>"
         for v in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
