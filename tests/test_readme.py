@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
-import os
 import re
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 from typing import Iterator
 
 import click
 import pytest
+from simulator_support import serving_acme
 from click.testing import CliRunner
 
 from cli import cli
@@ -113,20 +110,8 @@ def acme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """``tw provider serve acme`` on a free loopback port; yields a providers file pointing at it."""
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
-    sample = ROOT / "sample_data" / "providers.toml"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cli", "--providers", str(sample), "--json", "provider", "serve", "acme", "--port", "0",
-         "--store", str(tmp_path / "sim-acme.db"), "--quiet"],
-        cwd=ROOT, env={**os.environ, **SECRETS}, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
-    try:
-        url = json.loads(process.stdout.readline() if process.stdout else "{}")["url"]
-        providers = tmp_path / "providers.toml"
-        providers.write_text(sample.read_text().replace('base_url = "http://127.0.0.1:8701"', f'base_url = "{url}"'))
+    with serving_acme(tmp_path, SECRETS, store="sim-acme.db") as providers:
         yield providers
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def normalised(lines: list[str]) -> list[str]:

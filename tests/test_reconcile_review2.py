@@ -14,8 +14,9 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from cli import cli
-from reconcile_support import at, report_file
+from reconcile_support import at
 from test_reconcile_export import _cli_env
+from test_reconcile_review import NEXT_DAY, open_kinds, run
 from test_reconcile_run import CONFIG, DAY, NOW, Ledger, rows_of, stored
 from transfer_wallet import discrepancies
 from transfer_wallet.config import ProviderConfig
@@ -27,15 +28,6 @@ from transfer_wallet.reconcile.ingest import ReportFileError, ingest_report
 from transfer_wallet.reconcile.profile import parse_report_format
 from transfer_wallet.reconcile.run import reconcile
 
-NEXT_DAY = DAY + dt.timedelta(days=1)
-
-
-def run(db, rows: list[dict], day: dt.date, now: dt.datetime, salt: str = ""):
-    return reconcile(db, CONFIG, day, report_file(rows, salt=salt), now=now)
-
-
-def open_kinds(db) -> list[tuple[str, dt.date]]:
-    return sorted((d.kind, d.business_date) for d in stored(db) if d.status in ("open", "investigating"))
 
 
 def test_a_transfer_in_its_own_days_report_and_again_the_next_day_under_the_same_id_is_a_duplicate(db):

@@ -6,18 +6,14 @@ the database is real (SQLite file and PostgreSQL).
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+from simulator_support import serving_acme
 
 import transfer_wallet as tw
 
-ROOT = Path(__file__).resolve().parents[1]
 SECRETS = {"TW_ACME_SECRET_2026_11": "runtime-secret-11", "TW_ACME_SECRET_2026_09": "runtime-secret-09"}
 
 
@@ -26,20 +22,8 @@ def acme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A providers file whose acme points at a simulator on a free loopback port."""
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
-    sample = ROOT / "sample_data" / "providers.toml"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cli", "--providers", str(sample), "--json", "provider", "serve", "acme", "--port", "0",
-         "--store", str(tmp_path / "sim.db"), "--quiet"],
-        cwd=ROOT, env={**os.environ, **SECRETS}, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
-    try:
-        url = json.loads(process.stdout.readline() if process.stdout else "{}")["url"]
-        providers = tmp_path / "providers.toml"
-        providers.write_text(sample.read_text().replace('base_url = "http://127.0.0.1:8701"', f'base_url = "{url}"'))
+    with serving_acme(tmp_path, SECRETS, store="sim.db") as providers:
         yield providers
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_a_library_user_opens_plays_and_closes_a_session_through_open_runtime(db, acme: Path) -> None:  # type: ignore[no-untyped-def]
