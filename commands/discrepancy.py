@@ -15,6 +15,7 @@ import click
 
 from commands._common import CliContext, emit, list_output, pass_cli
 from commands._render import Column
+from transfer_wallet.discrepancy_kinds import ALL_KINDS
 
 #: What ``tw discrepancy list`` shows; at a narrow width the highest priority numbers go first, detail wraps.
 LIST_COLUMNS = [
@@ -23,14 +24,8 @@ LIST_COLUMNS = [
     Column("actual", "amount", 5), Column("difference", "amount", 0), Column("times_seen", "count", 6),
     Column("age_days", "count", 2), Column("detail", "text", 1),
 ]
-#: Every type a discrepancy is recorded with (reconciliation's, the sessions', the nightly job's);
-#: ``tests/test_cli_render_lists.py`` keeps it in step with the library.
-DISCREPANCY_TYPES = (
-    "MISSING_IN_LEDGER", "MISSING_AT_PROVIDER", "AMOUNT_MISMATCH", "CURRENCY_MISMATCH", "STATUS_MISMATCH",
-    "TYPE_MISMATCH", "PLAYER_MISMATCH", "DUPLICATE_AT_PROVIDER", "INVALID_RECORD", "TIMING_CUTOFF",
-    "CONTROL_TOTAL_MISMATCH", "PENDING_IN_LEDGER", "DUPLICATE_FILE", "FILE_MISSING", "SESSION_CONSERVATION",
-    "TRANSFER_OUT_REVIEW", "PROVIDER_ANSWER_MISMATCH", "TRANSFER_CONFLICT", "PROVIDER_TX_ID_MISMATCH",
-)
+#: Every type a discrepancy is recorded with (the library's one list).
+DISCREPANCY_TYPES = ALL_KINDS
 STATUS_CHOICES = ["open", "investigating", "resolved", "written_off", "cleared", "unresolved"]
 MOVE_CHOICES = ["investigating", "resolved", "written_off"]
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,32}")

@@ -145,10 +145,19 @@ def test_unknown_type_or_status_is_a_usage_error_not_an_empty_list(tw, opened):
     assert tw("discrepancy", "list", "--type", "amount_mismatch").stdout.count("AMOUNT_MISMATCH") == 3
 
 
-def test_discrepancy_types_cover_every_type_reconciliation_records():
-    from transfer_wallet.reconcile.classify import KINDS
+def test_discrepancy_types_cover_every_type_the_code_records():
+    """Every kind the library and the jobs record (a literal ``kind="..."`` or a session flag) can be listed."""
+    import re
+    from pathlib import Path
 
-    assert set(KINDS) <= set(DISCREPANCY_TYPES)
+    root = Path(__file__).resolve().parents[1]
+    recorded = {
+        kind
+        for path in [*root.joinpath("transfer_wallet").rglob("*.py"), *root.joinpath("jobs").glob("*.py")]
+        for kind in re.findall(r'(?:kind=|_flag\([^"\n]*)"([A-Z_]{6,})"', path.read_text(encoding="utf-8"))
+    }
+    assert {"SESSION_CONSERVATION", "TRANSFER_CONFLICT", "FILE_MISSING", "DUPLICATE_FILE"} <= recorded
+    assert recorded <= set(DISCREPANCY_TYPES)
 
 
 def test_a_terminal_gets_a_table_and_no_color_turns_every_style_off(tw, opened, monkeypatch):

@@ -49,13 +49,10 @@ from transfer_wallet.discrepancies import Finding
 from transfer_wallet.money import Money, MoneyError, currency
 from transfer_wallet.reconcile.ledger_side import APPLIED, UNSETTLED
 from transfer_wallet.reconcile.match import MatchResult
+from transfer_wallet.discrepancy_kinds import RECONCILE_KINDS
 
 SOURCE = "reconcile"
-KINDS = (
-    "MISSING_IN_LEDGER", "MISSING_AT_PROVIDER", "AMOUNT_MISMATCH", "CURRENCY_MISMATCH", "STATUS_MISMATCH",
-    "TYPE_MISMATCH", "PLAYER_MISMATCH", "DUPLICATE_AT_PROVIDER", "INVALID_RECORD", "TIMING_CUTOFF",
-    "CONTROL_TOTAL_MISMATCH", "PENDING_IN_LEDGER", "DUPLICATE_FILE", "PROVIDER_TX_ID_MISMATCH",
-)
+KINDS = RECONCILE_KINDS
 _SIDE = ("amount_minor", "currency", "direction", "status", "player_id", "created_at")
 BREAK_COLUMNS: tuple[str, ...] = (
     "kind", "key", "transfer_id", "provider_tx_id", "l_provider_tx_id", "reference", "row_number", "fields",
