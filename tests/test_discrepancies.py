@@ -262,3 +262,14 @@ def test_fields_too_long_for_the_column_are_kept_as_valid_json(db):
     found = put(db, amount_mismatch(fields=huge), MONDAY_7AM)
     fields = discrepancies.get(db, found).fields
     assert list(fields) == ["_truncated"] and fields["_truncated"].startswith('{"detail": {"ledger": "x"')
+
+
+def test_clear_absent_with_only_clears_just_the_named_breaks_of_the_window(db):
+    explained = put(db, amount_mismatch("t-1"), MONDAY_7AM)
+    other = put(db, amount_mismatch("t-2"), MONDAY_7AM)
+    fingerprint = amount_mismatch("t-1").identity()
+    cleared = db.transaction(lambda connection: clear_absent(
+        connection, source="reconcile", provider="acme", business_date=SUNDAY, seen=(), only={fingerprint},
+        now=MONDAY_7AM))
+    assert cleared == 1
+    assert (discrepancies.get(db, explained).status, discrepancies.get(db, other).status) == ("cleared", "open")

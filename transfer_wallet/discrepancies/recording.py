@@ -149,10 +149,14 @@ def _changes(row: Any, computed: Mapping[str, Any]) -> str | None:
 
 def clear_absent(
     connection: Connection, *, source: str, provider: str, business_date: dt.date, seen: Collection[str],
-    now: dt.datetime, actor: str = SYSTEM_ACTOR,
+    now: dt.datetime, actor: str = SYSTEM_ACTOR, only: Collection[str] | None = None,
 ) -> int:
     """Close as ``cleared`` the still-open discrepancies of one (source, provider, business date)
-    whose fingerprint is not in ``seen`` (the break no longer appears); returns how many."""
+    whose fingerprint is not in ``seen`` (the break no longer appears); returns how many.
+
+    ``only``: consider just these fingerprints (a break another day's run has explained),
+    leaving every other open one of the window as it is.
+    """
     query = select(_discrepancies.c.id, _discrepancies.c.status, _discrepancies.c.fingerprint).where(
         _discrepancies.c.source == source, _discrepancies.c.provider == provider,
         _discrepancies.c.business_date == business_date,
@@ -162,9 +166,10 @@ def clear_absent(
         query = query.with_for_update()
     candidates = connection.execute(query).all()
     seen = set(seen)
+    wanted = None if only is None else set(only)
     cleared = 0
     for row in candidates:
-        if row.fingerprint in seen:
+        if row.fingerprint in seen or (wanted is not None and row.fingerprint not in wanted):
             continue
         changed = connection.execute(
             update(_discrepancies).where(_discrepancies.c.id == row.id, _discrepancies.c.status == row.status)

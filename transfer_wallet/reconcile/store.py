@@ -198,13 +198,8 @@ def clear_fingerprints(connection: Connection, provider: str, business_date: dt.
                        now: dt.datetime) -> int:
     """Clear exactly ``targets`` among the open reconcile discrepancies of (provider, business date),
     through ``clear_absent`` (same events and status), leaving every other one as it is."""
-    open_ones = connection.execute(select(_discrepancies.c.fingerprint).where(
-        _discrepancies.c.source == SOURCE, _discrepancies.c.provider == provider,
-        _discrepancies.c.business_date == business_date,
-        _discrepancies.c.status.in_(OPEN_DISCREPANCY_STATUSES))).scalars().all()
-    keep = set(open_ones) - targets
     return discrepancies.clear_absent(connection, source=SOURCE, provider=provider, business_date=business_date,
-                                      seen=keep, now=now)
+                                      seen=(), only=targets, now=now)
 
 
 def _absence() -> Any:
