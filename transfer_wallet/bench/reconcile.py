@@ -144,7 +144,7 @@ def write_report(text: pd.DataFrame, path: Path) -> None:
 def insert_ledger(url: str, ledger: pd.DataFrame) -> None:
     """Bulk-insert players, one session each, and the transfers (COPY on PostgreSQL)."""
     import transfer_wallet as tw
-    from transfer_wallet.models import GameSession, Player, Transfer
+    from transfer_wallet.models import GameSession, Player, Transfer, table_of
 
     db = tw.open_database(url)
     tw.upgrade(db)
@@ -165,16 +165,16 @@ def insert_ledger(url: str, ledger: pd.DataFrame) -> None:
     rows = list(records.itertuples(index=False, name=None))
 
     def load(connection: Any) -> None:
-        connection.execute(Player.__table__.insert(), [dict(id=p, currency="EUR", created_at=DAY_START)  # type: ignore[attr-defined]
+        connection.execute(table_of(Player).insert(), [dict(id=p, currency="EUR", created_at=DAY_START)
                                                        for p in players])
-        connection.execute(GameSession.__table__.insert(), sessions)  # type: ignore[attr-defined]
+        connection.execute(table_of(GameSession).insert(), sessions)
         if connection.dialect.name == "postgresql":
             with connection.connection.driver_connection.cursor() as cursor:
                 with cursor.copy(f"COPY transfers ({', '.join(columns)}) FROM STDIN") as copy:
                     for row in rows:
                         copy.write_row(row)
             return
-        table = Transfer.__table__  # type: ignore[attr-defined]
+        table = table_of(Transfer)
         for first in range(0, len(rows), 50_000):
             connection.execute(table.insert(), [dict(zip(columns, row)) for row in rows[first:first + 50_000]])
 
