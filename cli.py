@@ -94,20 +94,22 @@ class TwGroup(click.Group):
 
 
 def _describe_database_error(exc: Exception) -> str | None:
-    """A one-line operator message for a database error (never its SQL or parameters), else None."""
-    try:
-        from sqlalchemy.exc import OperationalError, ProgrammingError, StatementError
-    except ImportError:  # pragma: no cover
-        return None
+    """A one-line operator message for a database error (never its SQL or parameters), else None.
+
+    SQLAlchemy's errors wrap the driver's; the light read path (``transfer_wallet.dbapi``)
+    raises the driver's own. Both give the same line.
+    """
+    from transfer_wallet.dbapi import driver_error_line, error_line
+
+    if "sqlalchemy" not in sys.modules:  # nothing imported it: the error cannot be one of its
+        return driver_error_line(exc)
+    from sqlalchemy.exc import OperationalError, ProgrammingError, StatementError
+
     if not isinstance(exc, StatementError):
-        return None
-    lines = str(exc.orig if exc.orig is not None else type(exc).__name__).strip().splitlines()
-    text = lines[0] if lines else type(exc.orig).__name__
-    if isinstance(exc, (OperationalError, ProgrammingError)) and (
-        "no such table" in text or "does not exist" in text and "relation" in text
-    ):
-        return f"database schema missing ({text}); run `tw db upgrade` first"
-    return f"database error: {text}"
+        return driver_error_line(exc)
+    if exc.orig is None:
+        return f"database error: {type(exc).__name__}"
+    return error_line(exc.orig, schema_kind=isinstance(exc, (OperationalError, ProgrammingError)))
 
 
 @click.group(cls=TwGroup, context_settings={"help_option_names": ["-h", "--help"]})

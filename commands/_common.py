@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from transfer_wallet.config import ProviderConfig
     from commands._render import Column
     from transfer_wallet.db import Database
+    from transfer_wallet.dbapi import Reader
 
 
 @dataclass
@@ -44,6 +45,22 @@ class CliContext:
                 require_existing_database(url)
             self._database = open_database(url)
         return self._database
+
+    def reader(self) -> "Reader":
+        """A read-only runner of ``work(cursor)`` on a plain DBAPI cursor, checked as ``database()`` checks.
+
+        When the URL is one ``transfer_wallet.dbapi`` reads exactly (a SQLite file, PostgreSQL),
+        a plain driver connection, without importing SQLAlchemy; otherwise the full layer.
+        """
+        from transfer_wallet.config import database_url
+        from transfer_wallet.dbapi import FullReader, LightReader, light_target
+
+        target = light_target(database_url(self.database_url)) if self._database is None else None
+        if target is None:
+            return FullReader(self.database())
+        if target.backend == "sqlite":
+            _require_file(target.address)
+        return LightReader(target)
 
     def providers_path(self) -> str:
         """The providers file (``--providers``, ``TW_PROVIDERS_FILE``, ``./providers.toml``); missing is an error."""
@@ -388,7 +405,12 @@ def sqlite_file_of(url: str) -> str | None:
 def require_existing_database(url: str) -> None:
     """Fail (exit 1, nothing created) when ``url`` names a SQLite file that does not exist."""
     name = sqlite_file_of(url)
-    if name is not None and not os.path.exists(name):
+    if name is not None:
+        _require_file(name)
+
+
+def _require_file(name: str) -> None:
+    if not os.path.exists(name):
         fail(f"database file {name!r} does not exist; run `tw db upgrade` first to create it")
 
 

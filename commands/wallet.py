@@ -126,7 +126,9 @@ def balance(ctx: CliContext, player_id: str) -> None:
     Example:
       tw --json wallet balance P1
     """
-    from transfer_wallet.wallet import Wallet
+    from transfer_wallet.balances import read_balance, validate_player_id
 
-    document = Wallet(ctx.database()).balance(player_id).as_dict()
+    reader = ctx.reader()  # no SQLAlchemy for a plain SQLite or PostgreSQL URL: a fast start
+    validate_player_id(player_id)
+    document = reader.run(lambda cursor: read_balance(cursor, player_id)).as_dict()
     emit(ctx, document, title=f"balance of {player_id}")

@@ -23,42 +23,18 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from transfer_wallet import ledger
+from transfer_wallet.balances import PLAYER_ID_PATTERN as PLAYER_ID_PATTERN
+from transfer_wallet.balances import Balance, read_balance, validate_player_id
 from transfer_wallet.db import Database
+from transfer_wallet.dbapi import run_on
 from transfer_wallet.errors import IdempotencyConflictError, NotFoundError, ValidationError
 from transfer_wallet.models import CASHIER, Account, Player, table_of, utc_now
-from transfer_wallet.money import Currency, Money, currency
+from transfer_wallet.money import Money, currency
 
 _players = table_of(Player)
 _accounts = table_of(Account)
 
-PLAYER_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}")
 REFERENCE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,127}")
-
-
-@dataclass(frozen=True, slots=True)
-class Balance:
-    """A player's money: available to play or withdraw, locked in open sessions, and the total."""
-
-    player_id: str
-    available: Money
-    locked: Money
-
-    @property
-    def currency(self) -> Currency:
-        return self.available.currency
-
-    @property
-    def total(self) -> Money:
-        return self.available + self.locked
-
-    def as_dict(self) -> dict[str, str]:
-        return {
-            "player_id": self.player_id,
-            "currency": self.currency.code,
-            "available": self.available.format(),
-            "locked": self.locked.format(),
-            "total": self.total.format(),
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,15 +57,6 @@ class WalletResult:
             "available_after": self.available_after.format(),
             **self.balance.as_dict(),
         }
-
-
-def validate_player_id(player_id: str) -> str:
-    """``player_id`` if the whole of it is a valid player id, else ``ValidationError`` (value quoted)."""
-    if not isinstance(player_id, str) or not PLAYER_ID_PATTERN.fullmatch(player_id):
-        raise ValidationError(
-            f"invalid player id {player_id!r}: 1-64 letters, digits or . _ : @ -, starting with a letter or digit"
-        )
-    return player_id
 
 
 def validate_reference(reference: str) -> str:
@@ -165,15 +132,8 @@ class Wallet:
 
     @staticmethod
     def _balance(connection: Connection, player_id: str) -> Balance:
-        rows = connection.execute(
-            select(_accounts.c.kind, _accounts.c.currency, _accounts.c.balance_minor).where(
-                _accounts.c.player_id == player_id
-            )
-        ).all()
-        kinds = {row.kind: Money(row.balance_minor, currency(row.currency)) for row in rows}
-        if "player_main" not in kinds:
-            raise NotFoundError(f"unknown player '{player_id}'")
-        return Balance(player_id, kinds["player_main"], kinds["player_locked"])
+        """The balance read in the caller's unit of work (the one query, ``balances.read_balance``)."""
+        return run_on(connection, lambda cursor: read_balance(cursor, player_id))
 
     # -- money movements ----------------------------------------------------------------------
 
@@ -259,4 +219,4 @@ def _as_money(amount: Money | str, currency_code: str, player_id: str) -> Money:
     return Money.parse(amount, currency_code)
 
 
-__all__ = ["Balance", "Wallet", "WalletResult"]
+__all__ = ["Balance", "Wallet", "WalletResult", "validate_player_id"]

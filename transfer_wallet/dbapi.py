@@ -1,0 +1,142 @@
+"""Plain DBAPI reads (``sqlite3`` / ``psycopg``), without SQLAlchemy.
+
+A simple read command (``tw wallet balance``) must start fast, and importing
+SQLAlchemy alone costs about 0.2 s. Queries that such commands need are SQL text
+constants run on a DBAPI cursor (:func:`execute`), by both the library (on the
+driver connection under its SQLAlchemy connection, :func:`cursor_of`) and the
+light path here (:class:`LightReader`): one implementation of each query.
+
+The light path takes only the URLs it reads exactly as SQLAlchemy does
+(:func:`light_target`): ``sqlite:///FILE`` without a query, percent sign or
+in-memory name, and ``postgres[ql][+psycopg|+psycopg2]://...``. Any other URL
+goes through the full database layer, unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import sys
+from contextlib import closing
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, TypeVar
+
+if TYPE_CHECKING:  # pragma: no cover
+    from transfer_wallet.db import Database
+
+T = TypeVar("T")
+
+#: The same busy wait as the full layer (``transfer_wallet.db.SQLITE_BUSY_TIMEOUT_MS``).
+SQLITE_BUSY_TIMEOUT_S = 15.0
+
+_SQLITE_URL = re.compile(r"sqlite:///(?P<path>[^?#%]+)")
+_POSTGRES_URL = re.compile(r"postgres(?:ql)?(?:\+psycopg2?)?://(?P<rest>.+)", re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a light read connects: ``sqlite`` and a file name, or ``postgresql`` and a libpq URI."""
+
+    backend: str
+    address: str
+
+
+def light_target(url: str) -> Target | None:
+    """The database ``url`` names, if the light path reads it exactly as SQLAlchemy would; else None."""
+    sqlite = _SQLITE_URL.fullmatch(url)
+    if sqlite is not None:
+        path = sqlite["path"]
+        if path == ":memory:" or path.startswith("file:"):
+            return None
+        return Target("sqlite", path)
+    postgres = _POSTGRES_URL.fullmatch(url)
+    if postgres is not None:
+        return Target("postgresql", f"postgresql://{postgres['rest']}")
+    return None
+
+
+def execute(cursor: Any, sql: str, params: Sequence[Any] = ()) -> Any:
+    """Run ``sql`` (``?`` placeholders) on a DBAPI cursor: as is on sqlite3, with ``%s`` on psycopg."""
+    if not isinstance(cursor, sqlite3.Cursor):
+        assert "%" not in sql, sql
+        sql = sql.replace("?", "%s")
+    cursor.execute(sql, tuple(params))
+    return cursor
+
+
+def cursor_of(connection: Any) -> Any:
+    """A cursor of the DBAPI connection under a SQLAlchemy ``Connection`` (in its transaction)."""
+    return connection.connection.driver_connection.cursor()
+
+
+def run_on(connection: Any, work: Callable[[Any], T]) -> T:
+    """``work(cursor)`` on a cursor of the SQLAlchemy ``connection``; the cursor is closed after."""
+    with closing(cursor_of(connection)) as cursor:
+        return work(cursor)
+
+
+class Reader(Protocol):
+    """Runs ``work(cursor)`` in one read-only transaction and returns what it returns."""
+
+    def run(self, work: Callable[[Any], T]) -> T: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FullReader:
+    """``Reader`` over the full database layer: a read-only unit of work, on the driver's cursor."""
+
+    db: "Database"
+
+    def run(self, work: Callable[[Any], T]) -> T:
+        """``work(cursor)`` in ``db.transaction(..., readonly=True)`` (transient errors retried)."""
+        return self.db.transaction(lambda connection: run_on(connection, work), readonly=True)
+
+
+class LightReader:
+    """One read-only transaction on a plain driver connection to ``target``."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+
+    def run(self, work: Callable[[Any], T]) -> T:
+        """``work(cursor)`` in one read transaction; the connection is closed after."""
+        if self.target.backend == "sqlite":
+            return self._run_sqlite(work)
+        import psycopg
+
+        with closing(psycopg.connect(self.target.address)) as connection:
+            with closing(connection.cursor()) as cursor:
+                return work(cursor)
+
+    def _run_sqlite(self, work: Callable[[Any], T]) -> T:
+        connection = sqlite3.connect(self.target.address, timeout=SQLITE_BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            connection.execute("BEGIN")  # one snapshot for every statement of the read
+            with closing(connection.cursor()) as cursor:
+                return work(cursor)
+        finally:
+            connection.close()
+
+
+def error_line(error: BaseException, *, schema_kind: bool) -> str:
+    """One operator line for a database driver's ``error`` (its first line, never SQL or parameters).
+
+    ``schema_kind``: an operational or programming error, where a missing table means
+    the schema was never created.
+    """
+    lines = str(error).strip().splitlines()
+    text = lines[0] if lines else type(error).__name__
+    if schema_kind and ("no such table" in text or "does not exist" in text and "relation" in text):
+        return f"database schema missing ({text}); run `tw db upgrade` first"
+    return f"database error: {text}"
+
+
+def driver_error_line(exc: BaseException) -> str | None:
+    """The line for an error raised by sqlite3 or psycopg themselves (the light path), else None."""
+    drivers: list[Any] = [sqlite3]
+    if "psycopg" in sys.modules:
+        drivers.append(sys.modules["psycopg"])
+    for driver in drivers:
+        if isinstance(exc, driver.Error):
+            return error_line(exc, schema_kind=isinstance(exc, (driver.OperationalError, driver.ProgrammingError)))
+    return None
