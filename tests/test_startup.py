@@ -124,3 +124,12 @@ def test_the_light_path_reads_a_url_as_sqlalchemy_does_or_leaves_it_to_the_full_
         parsed, libpq = make_url(url), make_url(target.address)
         assert (libpq.username, libpq.password, libpq.host, libpq.port, libpq.database, dict(libpq.query)) == (
             parsed.username, parsed.password, parsed.host, parsed.port, parsed.database, dict(parsed.query))
+
+
+def test_a_url_the_light_path_leaves_alone_reads_the_same_balance_through_the_full_layer(ledger_file: str) -> None:
+    escaped = ledger_file[:-3] + "%2Edb"  # ".../tw%2Edb": SQLAlchemy unescapes it, the light path does not try
+    light = loaded_modules_and_output("--db", ledger_file, "--json", "wallet", "balance", "P1")
+    full = loaded_modules_and_output("--db", escaped, "--json", "wallet", "balance", "P1")
+    assert (full[0], light[0]) == (0, 0)
+    assert full[2] == light[2] and '"total": "12.50"' in full[2]
+    assert "sqlalchemy" in full[1] and "sqlalchemy" not in light[1]
