@@ -157,3 +157,16 @@ def test_racing_twins_of_one_reference_move_the_money_once_and_conflicts_are_ref
     with db.engine.connect() as connection:
         assert connection.execute(text("SELECT COUNT(*) FROM entries WHERE kind = 'transfer'")).scalar_one() == 1
     assert check_ledger(db).clean
+
+
+def test_posting_arrays_go_to_postgresql_as_literals_of_checked_values() -> None:
+    from transfer_wallet.ledger import _pg_array
+
+    assert _pg_array([2, 5]) == "{2,5}"
+    assert _pg_array([-100, 100]) == "{-100,100}"
+    assert _pg_array([True, False]) == "{t,f}"
+    assert _pg_array(["EUR", "JPY"]) == "{EUR,JPY}"
+    assert _pg_array([]) == "{}"
+    for bad in ("EU,R", "eur", "EUR\n", "{EUR}", 1.5, None):
+        with pytest.raises(ValueError, match="not an array value"):
+            _pg_array([bad])  # type: ignore[list-item]

@@ -4,11 +4,10 @@ Ours: ``Wallet.transfer`` between two funded players per worker process
 (idempotent, committed; on PostgreSQL one round trip). The baselines, measured
 in the same run, each round in turn with ours (baseline, ours, baseline, ours ...):
 
-- PostgreSQL: a **pgledger-style** ledger in plain SQL written here (accounts,
-  transfers, entries; one ``pl_transfer`` call locks both accounts in id order,
-  checks the floor, inserts the transfer and its two entries, moves both
-  balances), called in autocommit through psycopg; and **pgbench** TPC-B-like
-  (simple protocol, scale = the largest client count, same clients).
+- PostgreSQL (``bench.pgledger``): a **pgledger-style** function doing the work
+  pgledger does per transfer, and a **plain SQL** one, the least a double-entry
+  transfer needs; both called in autocommit through psycopg; and **pgbench**
+  TPC-B-like (simple protocol, scale = the largest client count, same clients).
 - SQLite: the stdlib ``sqlite3`` module executing the very statements the
   ledger issues (no SQLAlchemy, no Python service code).
 
@@ -22,13 +21,12 @@ from __future__ import annotations
 import multiprocessing
 import sqlite3
 import uuid
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.engine import make_url
 
 from transfer_wallet import migrations
-from dataclasses import dataclass
-from typing import Any
-
 from transfer_wallet.bench._harness import (
     FUNDING,
     Figures,
@@ -40,6 +38,7 @@ from transfer_wallet.bench._harness import (
     run_workers,
     scratch_database,
 )
+from transfer_wallet.bench.pgledger import measure_pgledger, measure_plain_sql, prepare_baselines
 from transfer_wallet.db import SQLITE_BUSY_TIMEOUT_MS, normalise_url, open_database
 from transfer_wallet.errors import ConfigError
 from transfer_wallet.wallet import Wallet
@@ -124,79 +123,6 @@ def measure_sqlite_baseline(url: str, clients: int, seconds: float) -> tuple[int
     return run_workers(_sqlite_worker, lambda n: (path, n), clients, seconds)
 
 
-# -- PostgreSQL baseline: a pgledger-style ledger in plain SQL ------------------------------
-
-#: Written for this benchmark (not copied): the least a double-entry transfer needs.
-PGLEDGER_SCHEMA = (
-    "CREATE TABLE pl_accounts (id bigint PRIMARY KEY, currency text NOT NULL, "
-    "balance bigint NOT NULL CHECK (balance >= 0))",
-    "CREATE TABLE pl_transfers (id bigserial PRIMARY KEY, from_account_id bigint NOT NULL REFERENCES pl_accounts, "
-    "to_account_id bigint NOT NULL REFERENCES pl_accounts, amount bigint NOT NULL CHECK (amount > 0), "
-    "created_at timestamptz NOT NULL DEFAULT now())",
-    "CREATE TABLE pl_entries (id bigserial PRIMARY KEY, account_id bigint NOT NULL REFERENCES pl_accounts, "
-    "transfer_id bigint NOT NULL REFERENCES pl_transfers, amount bigint NOT NULL, balance_after bigint NOT NULL, "
-    "created_at timestamptz NOT NULL DEFAULT now())",
-    "CREATE INDEX pl_entries_account ON pl_entries (account_id)",
-    "CREATE INDEX pl_entries_transfer ON pl_entries (transfer_id)",
-    """
-    CREATE FUNCTION pl_transfer(p_from bigint, p_to bigint, p_amount bigint) RETURNS bigint LANGUAGE plpgsql AS $$
-    DECLARE transfer bigint; from_after bigint; to_after bigint;
-    BEGIN
-        PERFORM 1 FROM pl_accounts WHERE id IN (p_from, p_to) ORDER BY id FOR UPDATE;
-        UPDATE pl_accounts SET balance = balance - p_amount WHERE id = p_from AND balance >= p_amount
-        RETURNING balance INTO from_after;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'insufficient funds in account %', p_from;
-        END IF;
-        UPDATE pl_accounts SET balance = balance + p_amount WHERE id = p_to RETURNING balance INTO to_after;
-        INSERT INTO pl_transfers (from_account_id, to_account_id, amount) VALUES (p_from, p_to, p_amount)
-        RETURNING id INTO transfer;
-        INSERT INTO pl_entries (account_id, transfer_id, amount, balance_after)
-        VALUES (p_from, transfer, -p_amount, from_after), (p_to, transfer, p_amount, to_after);
-        RETURN transfer;
-    END $$
-    """,
-)
-
-
-def _psycopg_connect(url: str) -> Any:
-    import psycopg
-
-    parsed = make_url(url)
-    return psycopg.connect(
-        host=parsed.host or "127.0.0.1", port=parsed.port or 5432, user=parsed.username,
-        password=parsed.password, dbname=parsed.database, autocommit=True,
-    )
-
-
-def prepare_pgledger(url: str, pairs: int) -> None:
-    """The baseline's schema and two funded accounts per worker in the database of ``url``."""
-    with _psycopg_connect(url) as connection:
-        for statement in PGLEDGER_SCHEMA:
-            connection.execute(statement)
-        with connection.cursor() as cursor:
-            cursor.executemany("INSERT INTO pl_accounts (id, currency, balance) VALUES (%s, 'EUR', %s)",
-                               [(n, 100_000_000) for n in range(1, 2 * pairs + 1)])
-
-
-def _pgledger_worker(url: str, pair: int, seconds: float, start_at: float, queue: multiprocessing.Queue) -> None:
-    connection = _psycopg_connect(url)
-    left, right = 2 * pair + 1, 2 * pair + 2
-
-    def step(n: int) -> None:
-        payer, payee = (left, right) if n % 2 == 0 else (right, left)
-        connection.execute("SELECT pl_transfer(%s, %s, %s)", (payer, payee, 100)).fetchone()
-
-    transfers = run_until(start_at, seconds, step)
-    connection.close()
-    queue.put(transfers)
-
-
-def measure_pgledger(url: str, clients: int, seconds: float) -> tuple[int, float]:
-    """(transfers, seconds) of ``pl_transfer`` calls with ``clients`` processes."""
-    return run_workers(_pgledger_worker, lambda n: (url, n), clients, seconds)
-
-
 # -- the whole benchmark ----------------------------------------------------------------------
 
 
@@ -250,10 +176,11 @@ def run_ledger_benchmark(url: str, client_counts: list[int], seconds: float, rou
             return results
         with scratch_database(url) as baseline_url:
             init_pgbench(baseline_url, scale=scale)
-            prepare_pgledger(baseline_url, scale)
+            prepare_baselines(baseline_url, scale)
             for clients in client_counts:
                 pgbench = _rate(lambda *a: (measure_pgbench(*a, scale=scale) * seconds, seconds), baseline_url, clients, seconds)
                 figures = alternate({"pgledger": _rate(measure_pgledger, baseline_url, clients, seconds),
+                                     "plain_sql": _rate(measure_plain_sql, baseline_url, clients, seconds),
                                      "pgbench": pgbench,
                                      "ours": _rate(measure_ledger, ledger_url, clients, seconds)}, rounds)
                 ours = figures.pop("ours")
