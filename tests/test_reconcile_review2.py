@@ -212,3 +212,14 @@ def test_a_row_with_too_many_fields_after_a_quoted_line_break_shows_its_own_text
     report = ingest_report(text.encode(), parse_report_format("acme", {}))
     [bad] = report.invalid.to_dict("records")
     assert bad["row_number"] == 4 and bad["raw_value"].startswith("px-5,") and bad["raw_value"].endswith(",extra")
+
+
+@pytest.mark.parametrize(("line", "column"), [
+    ("px-4,,P1\x00,TRANSFER_IN,13.00,EUR,SUCCESS,2026-12-01T10:00:00", "player_id"),
+    ("px-4,,P1,TRANSFER_IN,13\x00.00,EUR,SUCCESS,2026-12-01T10:00:00", "amount"),
+    ("px-4,,P1,TRANSFER_IN,13.00,EUR,SUCCESS,2026-12-01T10:00:00\x00", "created_at"),
+])
+def test_a_nul_anywhere_in_a_cell_makes_that_cell_invalid_whatever_the_csv_parser_does_with_it(line, column):
+    report = ingest_report((HEADER + line + "\n").encode(), parse_report_format("acme", {}))
+    assert report.rows.empty
+    assert report.invalid["column"].tolist() == [column]

@@ -47,6 +47,7 @@ import pandas as pd
 
 from transfer_wallet.discrepancies import Finding
 from transfer_wallet.money import Money, MoneyError, currency
+from transfer_wallet.reconcile.frame import isin
 from transfer_wallet.reconcile.ledger_side import APPLIED, UNSETTLED
 from transfer_wallet.reconcile.match import MatchResult
 from transfer_wallet.discrepancy_kinds import RECONCILE_KINDS
@@ -81,7 +82,7 @@ def _pairs(pairs: pd.DataFrame, reconciled_elsewhere: Collection[str] = frozense
            paired_in_own_day: Collection[str] = frozenset()) -> pd.DataFrame:
     p_applied = pairs["p_status"] == "SUCCESS"
     l_applied = pairs["l_status"] == APPLIED
-    unsettled = pairs["l_status"].isin(UNSETTLED)
+    unsettled = isin(pairs["l_status"], UNSETTLED)
     differs = {
         "currency": pairs["p_currency"] != pairs["l_currency"],
         "amount": (pairs["p_amount_minor"] != pairs["l_amount_minor"]).fillna(True),
@@ -97,8 +98,8 @@ def _pairs(pairs: pd.DataFrame, reconciled_elsewhere: Collection[str] = frozense
     # same id, when its own day's report already had it (or, for one of this day, when another day's
     # report already had it): two reports claim the same money.
     in_window = pairs["l_in_window"].astype(bool).to_numpy()
-    claimed = np.where(in_window, pairs["l_transfer_id"].isin(list(reconciled_elsewhere)).to_numpy(),
-                       pairs["l_transfer_id"].isin(list(paired_in_own_day)).to_numpy())
+    claimed = np.where(in_window, isin(pairs["l_transfer_id"], list(reconciled_elsewhere)).to_numpy(),
+                       isin(pairs["l_transfer_id"], list(paired_in_own_day)).to_numpy())
     again = (differs["provider_tx_id"] & ~in_window) | claimed
     kind = np.select(
         [unsettled.to_numpy(), again] + [differs[name] for name, _ in _COMPARED] + [differs["provider_tx_id"]],
@@ -152,11 +153,11 @@ def _duplicates(rows: pd.DataFrame) -> pd.DataFrame:
 
 def _ledger_only(rows: pd.DataFrame, margin_s: int, window: tuple[dt.datetime, dt.datetime],
                  reconciled_elsewhere: Collection[str]) -> pd.DataFrame:
-    rows = rows[rows["in_window"] & ~rows["transfer_id"].isin(list(reconciled_elsewhere))]
-    rows = rows[(rows["status"] == APPLIED) | rows["status"].isin(UNSETTLED)]
+    rows = rows[rows["in_window"] & ~isin(rows["transfer_id"], list(reconciled_elsewhere))]
+    rows = rows[(rows["status"] == APPLIED) | isin(rows["status"], UNSETTLED)]
     margin = pd.Timedelta(seconds=margin_s)
     near_edge = (rows["created_at"] < pd.Timestamp(window[0]) + margin) | (rows["created_at"] >= pd.Timestamp(window[1]) - margin)
-    kind = np.select([rows["status"].isin(UNSETTLED).to_numpy(), near_edge.to_numpy()],
+    kind = np.select([isin(rows["status"], UNSETTLED).to_numpy(), near_edge.to_numpy()],
                      ["PENDING_IN_LEDGER", "TIMING_CUTOFF"], default="MISSING_AT_PROVIDER")
     detail = np.select(
         [kind == "PENDING_IN_LEDGER", kind == "TIMING_CUTOFF"],

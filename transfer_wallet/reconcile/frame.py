@@ -24,8 +24,12 @@ provider_round_id      string (may be <NA>)        optional column of the profil
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 #: Column -> pandas dtype of the canonical report frame (in this order).
 CANONICAL_DTYPES: dict[str, str] = {
@@ -44,6 +48,34 @@ CANONICAL_DTYPES: dict[str, str] = {
 CANONICAL_COLUMNS: tuple[str, ...] = tuple(CANONICAL_DTYPES)
 #: Columns of ``ReportFile.invalid``: one row per unreadable (row, column).
 INVALID_COLUMNS: tuple[str, ...] = ("row_number", "column", "raw_value", "reason")
+
+
+def isin(series: pd.Series, values: Any) -> pd.Series:
+    """``series.isin(values)``, the same answer, without a Python step per value of ``values``.
+
+    pandas 3 keeps ``string`` columns in Arrow, and its ``isin`` there builds an Arrow
+    scalar for every value of ``values`` in a Python loop before one vectorised lookup:
+    at 200,000 rows that loop was 85 % of matching. Here ``values`` becomes one Arrow
+    array at once and the lookup is the same ``pyarrow.compute.is_in``. An NA in
+    ``series`` is in ``values`` only if ``values`` holds an NA, as in pandas. Other dtypes
+    go to pandas, whose hash-based ``isin`` has no such loop.
+    """
+    dtype = series.dtype
+    if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
+        return series.isin(values)
+    if isinstance(values, (set, frozenset)):
+        values = list(values)
+    wanted = _arrow(pd.array(values, dtype=dtype))
+    if len(wanted) == 0:
+        return pd.Series(np.zeros(len(series), dtype=bool), index=series.index)
+    found = pc.is_in(_arrow(series.array), value_set=wanted)
+    return pd.Series(np.asarray(found, dtype=bool), index=series.index)
+
+
+def _arrow(strings: Any) -> pa.Array:
+    """The Arrow array behind an Arrow-backed pandas string array (chunks joined)."""
+    array = pa.array(strings)
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 
 def empty_frame() -> pd.DataFrame:

@@ -77,7 +77,7 @@ def ingest_report(source: bytes | str | Path, profile: ReportFormat, *, name: st
     table, bad_lines = _tokenise(content, profile, name)
     table = _without_blank_lines(table)
     table, trailer = _split_trailer(table, profile, name)
-    rows, problems = _validate(table, profile, _longest_line(content))
+    rows, problems = _validate(table, profile, _longest_line(content), has_nul=_NUL_STAND_IN in content)
     invalid = problems.frame(extra=bad_lines)
     data_rows = len(rows) + int(invalid["row_number"].nunique())
     return ReportFile(
@@ -99,6 +99,10 @@ def _read_source(source: bytes | str | Path, name: str | None) -> tuple[bytes, s
         return path.read_bytes(), name or path.name
     except OSError as exc:
         raise ReportFileError(f"cannot read report {path}: {exc.strerror or exc}") from exc
+
+
+_NUL = "[\x00\ufffd]"
+_NUL_STAND_IN = "\N{REPLACEMENT CHARACTER}".encode("utf-8")
 
 
 def _utf8_content(raw: bytes, profile: ReportFormat, name: str) -> bytes:
@@ -128,7 +132,9 @@ def _utf8_content(raw: bytes, profile: ReportFormat, name: str) -> bytes:
             raise ReportFileError(f"{name}: the last {footer} line(s) are not the footer "
                                   f"(the first must start with {profile.footer_marker.strip()!r})")
         content = parts[0].rstrip(b"\r\n")
-    return content + b"\n"
+    # pandas' C parser ends a cell at a NUL byte ("13.00\x00" would read 13.00); no text cell holds one
+    # legitimately, so it becomes U+FFFD, which no amount, id, code or time accepts: the cell is invalid.
+    return content.replace(b"\x00", _NUL_STAND_IN) + b"\n"
 
 
 def _check_header(content: bytes, profile: ReportFormat, name: str) -> None:
@@ -265,8 +271,10 @@ def _codes(uniques: pd.Series, table: dict[str, str], *, upper: bool = False) ->
     return (cleaned.str.upper() if upper else cleaned).map(table)
 
 
-def _validate(table: pd.DataFrame, profile: ReportFormat, longest_line: int) -> tuple[pd.DataFrame, Problems]:
-    """The canonical rows of the readable lines, and the problems of the others."""
+def _validate(table: pd.DataFrame, profile: ReportFormat, longest_line: int, *, has_nul: bool = False,
+              ) -> tuple[pd.DataFrame, Problems]:
+    """The canonical rows of the readable lines, and the problems of the others (``has_nul``: the
+    file held a NUL or U+FFFD, so ids are scanned for one)."""
     problems = Problems(table.index.to_numpy(dtype="int64"), MAX_FIELD_CHARS)
     if table.empty:
         return empty_frame(), problems
@@ -277,6 +285,9 @@ def _validate(table: pd.DataFrame, profile: ReportFormat, longest_line: int) -> 
             problems.flag(raw.str.len() > MAX_FIELD_CHARS, raw, column[field], f"longer than {MAX_FIELD_CHARS} characters")
     for field in ("provider_tx_id", "player_id"):
         problems.flag((cells[field] == "") | cells[field].str.isspace(), cells[field], column[field], "empty")
+    for field in ("provider_tx_id", "reference", "player_id") if has_nul else ():
+        if field in cells:  # a NUL (read as U+FFFD, see _utf8_content) is no part of an id
+            problems.flag(cells[field].str.contains(_NUL, regex=True), cells[field], column[field], "NUL in an id")
     directions = {code: _DIRECTIONS[canonical] for code, canonical in profile.codes_of(TYPE_VALUES).items()}
     direction = by_distinct_values(cells["type"], lambda u: _codes(u, directions))
     problems.flag(pd.isna(direction), cells["type"], column["type"], "unknown type code")

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from transfer_wallet.reconcile.frame import isin
+
 DEFAULT_MATCH_WINDOW_S = 900
 METHODS = ("reference", "provider_tx_id", "candidate")
 
@@ -78,7 +80,7 @@ def _preferred_first(report: pd.DataFrame, confirmed_tx_ids: pd.Series | None) -
         return report
     rank = (report["status"] != "SUCCESS").astype("int64") * 2
     if confirmed_tx_ids is not None:
-        rank += (~report["provider_tx_id"].isin(confirmed_tx_ids.dropna())).astype("int64")
+        rank += (~isin(report["provider_tx_id"], confirmed_tx_ids.dropna())).astype("int64")
     rank = rank.where(repeated, 0)
     return report.iloc[rank.to_numpy().argsort(kind="stable")]
 def match(report: pd.DataFrame, ledger: pd.DataFrame, *, window_s: int = DEFAULT_MATCH_WINDOW_S) -> MatchResult:
@@ -107,7 +109,7 @@ def match(report: pd.DataFrame, ledger: pd.DataFrame, *, window_s: int = DEFAULT
 
 def _remaining(p: pd.DataFrame, l: pd.DataFrame, paired: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return (p[~p["p_row_number"].isin(paired["p_row_number"])],
-            l[~l["l_transfer_id"].isin(paired["l_transfer_id"])])
+            l[~isin(l["l_transfer_id"], paired["l_transfer_id"])])
 
 
 def _unique_candidates(p: pd.DataFrame, l: pd.DataFrame, window_s: int) -> pd.DataFrame:

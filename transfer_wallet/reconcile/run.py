@@ -32,7 +32,7 @@ from transfer_wallet.errors import ValidationError
 from transfer_wallet.reconcile import store
 from transfer_wallet.reconcile.classify import classify
 from transfer_wallet.reconcile.controls import control_breaks, control_totals, trailer_breaks
-from transfer_wallet.reconcile.frame import ReportFile
+from transfer_wallet.reconcile.frame import ReportFile, isin
 from transfer_wallet.reconcile.ingest import ingest_report
 from transfer_wallet.reconcile.ledger_side import LedgerSide, read_ledger_side
 from transfer_wallet.reconcile.match import MatchResult, match
@@ -98,8 +98,8 @@ def compare(report_file: ReportFile, ledger: LedgerSide, elsewhere: set[str], *,
     breaks = classify(result, report_file.invalid, margin_s=margin_s, window=(ledger.start, ledger.end),
                       reconciled_elsewhere=elsewhere, paired_in_own_day=claimed)
     rows = ledger.rows
-    paired = rows["transfer_id"].isin(result.pairs["l_transfer_id"])
-    responsible = rows[(rows["in_window"] & ~rows["transfer_id"].isin(list(elsewhere))) | paired]
+    paired = isin(rows["transfer_id"], result.pairs["l_transfer_id"])
+    responsible = rows[(rows["in_window"] & ~isin(rows["transfer_id"], list(elsewhere))) | paired]
     controls = control_totals(report_file.rows, responsible, breaks)
     extra = [control_breaks(controls), trailer_breaks(report_file.trailer, report_file.rows, report_file.data_rows,
                                                        len(report_file.invalid))]
@@ -110,7 +110,7 @@ def across_days(pairs: pd.DataFrame, breaks: pd.DataFrame) -> tuple[str, ...]:
     """Transfer ids paired with a row of this report although they belong to another business day
     (cut-off margin, or found by reference), except those applied a second time (duplicates)."""
     again = breaks.loc[breaks["kind"] == "DUPLICATE_AT_PROVIDER", "transfer_id"].dropna()
-    other_day = pairs[~pairs["l_in_window"].astype(bool) & ~pairs["l_transfer_id"].isin(list(again))]
+    other_day = pairs[~pairs["l_in_window"].astype(bool) & ~isin(pairs["l_transfer_id"], list(again))]
     return tuple(other_day["l_transfer_id"].astype(str))
 
 
