@@ -11,7 +11,7 @@ from commands._render import Column
 
 if TYPE_CHECKING:
     from transfer_wallet.play import PlayResult
-    from transfer_wallet.sessions import SessionView
+    from transfer_wallet.session_views import SessionView
 
 #: What ``tw session list`` shows; at a narrow width the highest priority numbers go first.
 SESSION_COLUMNS = [
@@ -107,12 +107,11 @@ def show(ctx: CliContext, session_id: str) -> None:
     Example:
       tw session show s0123456789abcdef0123
     """
-    from transfer_wallet.play import rounds_of
-    from transfer_wallet.sessions import SessionManager
+    from transfer_wallet.session_views import read_session_and_rounds
 
-    database = ctx.database()
-    view = SessionManager(database, {}, {}).get(session_id)
-    _render(ctx, view, rounds=rounds_of(database, session_id))
+    reader = ctx.reader()  # no SQLAlchemy for a plain SQLite or PostgreSQL URL: a fast start
+    view, rounds = reader.run(lambda cursor: read_session_and_rounds(cursor, session_id))
+    _render(ctx, view, rounds=rounds)
 
 
 @session.command("list")

@@ -23,6 +23,21 @@ from typing import Any
 from sqlalchemy import BigInteger, CheckConstraint, DateTime, Index, Integer, MetaData, Table, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from transfer_wallet.session_views import (
+    ACTIVE as ACTIVE,
+    CLOSED as CLOSED,
+    CLOSING as CLOSING,
+    COMPLETED as COMPLETED,
+    FAILED as FAILED,
+    IN_DOUBT as IN_DOUBT,
+    OPEN_STATES as OPEN_STATES,
+    OPENING as OPENING,
+    PENDING as PENDING,
+    REFUSED as REFUSED,
+    SESSION_STATES as SESSION_STATES,
+    TRANSFER_STATES as TRANSFER_STATES,
+)
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -173,14 +188,9 @@ class FxRate(SQLModel, table=True):
 
 # -- sessions (transfer-in, play, transfer-out) ------------------------------------------------
 
-#: Session states. OPENING/CLOSING may be in doubt (see their transfer) or stuck.
-OPENING, ACTIVE, CLOSING, CLOSED, FAILED = "opening", "active", "closing", "closed", "failed"
-SESSION_STATES = (OPENING, ACTIVE, CLOSING, CLOSED, FAILED)
-OPEN_STATES = (OPENING, ACTIVE, CLOSING)
+# Session and transfer states (OPENING ... FAILED, PENDING ... REFUSED): ``transfer_wallet.session_views``,
+# light so that ``tw session show`` needs no SQLAlchemy; imported above and used here.
 
-#: Transfer states: a pending (or in-doubt) transfer ends completed or refused (funds back), once.
-PENDING, IN_DOUBT, COMPLETED, REFUSED = "pending", "in_doubt", "completed", "refused"
-TRANSFER_STATES = (PENDING, IN_DOUBT, COMPLETED, REFUSED)
 #: What the ``ck_transfers_status`` constraint of migration 0002 allows: the states, and a
 #: "void" that no code writes any more (dropping it from the constraint needs a migration).
 _TRANSFER_STATUS_CHECK = (*TRANSFER_STATES, "void")

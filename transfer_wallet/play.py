@@ -25,10 +25,12 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from transfer_wallet.db import Database
+from transfer_wallet.dbapi import run_on
 from transfer_wallet.errors import IdempotencyConflictError, InsufficientFundsError, InvalidStateError, ValidationError
 from transfer_wallet.models import ACTIVE, GameRound, GameSession, PlayTransaction, table_of, utc_now
 from transfer_wallet.money import Money, currency
 from transfer_wallet.providers.protocol import Round, check_identifier
+from transfer_wallet.session_views import read_rounds
 from transfer_wallet.sessions import _session_row, request_digest, session_deadline
 
 _sessions = table_of(GameSession)
@@ -271,18 +273,6 @@ def _result(session_id: str, row: Row, game_ccy: Any, *, replayed: bool) -> Play
 
 
 def rounds_of(db: Database, session_id: str) -> list[dict[str, Any]]:
-    """A session's rounds as game history, oldest first."""
-
-    def work(connection: Connection) -> list[dict[str, Any]]:
-        session = _session_row(connection, session_id)
-        ccy = currency(session.game_currency)
-        rows = connection.execute(select(_rounds).where(_rounds.c.session_id == session_id).order_by(_rounds.c.started_at, _rounds.c.id)).all()
-        return [
-            {"round_id": r.round_id, "game_id": r.game_id, "status": r.status,
-             "bet": Money(r.bet_minor, ccy).format(), "win": Money(r.win_minor, ccy).format(),
-             "refund": Money(r.refund_minor, ccy).format(), "started_at": r.started_at.isoformat(),
-             "updated_at": r.updated_at.isoformat()}
-            for r in rows
-        ]
-
-    return db.transaction(work, readonly=True)
+    """A session's rounds as game history, oldest first (``session_views.read_rounds``)."""
+    return db.transaction(lambda connection: run_on(connection, lambda cursor: read_rounds(cursor, session_id)),
+                          readonly=True)

@@ -23,6 +23,7 @@ from transfer_wallet.errors import IdempotencyConflictError, InvalidStateError, 
 from transfer_wallet.ledger import request_digest
 from transfer_wallet.models import FX_ROUNDING, OPEN_STATES, OPENING, PENDING
 from transfer_wallet.money import Conversion, Money, convert
+from transfer_wallet.session_views import new_session_id
 from transfer_wallet.sessions.outcomes import Outcomes
 from transfer_wallet.sessions.state import (
     SessionPolicy,
@@ -85,7 +86,7 @@ class Opening(Outcomes):
         player_max_s = limits.check_transfer_in(connection, player_id, money.amount_minor, now=now)
         max_session_s = min(policy.max_session_s, player_max_s) if player_max_s else policy.max_session_s
         conversion, rate = _convert_in(connection, money, policy.currency, now)
-        session_id = f"s{uuid.uuid4().hex[:20]}"
+        session_id = new_session_id()
         transfer_id = f"{session_id}-in"
         legs = [ledger.Leg(main, -money.amount_minor), ledger.Leg(locked, conversion.consumed.amount_minor)]
         if conversion.residue.amount_minor:
