@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
 from openpyxl.utils import get_column_letter
 
 from transfer_wallet.reconcile.export.csv_files import SUMMARY_COLUMNS, neutralise
@@ -38,28 +39,30 @@ def _format(value: Decimal) -> str:
     return "0" if decimals == 0 else "0." + "0" * decimals
 
 
-def _sheet(book: Workbook, title: str, columns: Sequence[str], rows: list[list[Any]], *, first: bool = False) -> None:
-    sheet = book.active if first else book.create_sheet()
-    assert sheet is not None
-    sheet.title = title
-    sheet.append(list(columns))
-    # The row number is counted here: ``sheet.max_row`` scans every cell (quadratic over a big day).
-    for row_number, values in enumerate(rows, start=2):
-        sheet.append([_value(v) for v in values])
-        for index, (column, value) in enumerate(zip(columns, values), start=1):
-            if column in _AMOUNTS and isinstance(value, Decimal):
-                sheet.cell(row=row_number, column=index).number_format = _format(value)
+def _sheet(book: Workbook, title: str, columns: Sequence[str], rows: list[list[Any]]) -> None:
+    """One sheet, streamed (write-only: each row is written once, never held as cell objects)."""
+    sheet = book.create_sheet(title)
     sheet.freeze_panes = "A2"
     sheet.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{len(rows) + 1}"
     for index, column in enumerate(columns, start=1):
         sheet.column_dimensions[get_column_letter(index)].width = max(10, min(40, len(column) + 4))
+    sheet.append(list(columns))
+    amounts = [index for index, column in enumerate(columns) if column in _AMOUNTS]
+    for values in rows:
+        cells = [_value(v) for v in values]
+        for index in amounts:
+            if isinstance(values[index], Decimal):
+                cell = WriteOnlyCell(sheet, value=values[index])
+                cell.number_format = _format(values[index])
+                cells[index] = cell
+        sheet.append(cells)
 
 
 def write_workbook(path: Path, rows: list[dict[str, Any]], summary: list[dict[str, Any]],
                    controls: pd.DataFrame) -> Path:
     """Write the three sheets to ``path``."""
-    book = Workbook()
-    _sheet(book, "Summary", SUMMARY_COLUMNS, [[row[c] for c in SUMMARY_COLUMNS] for row in summary], first=True)
+    book = Workbook(write_only=True)
+    _sheet(book, "Summary", SUMMARY_COLUMNS, [[row[c] for c in SUMMARY_COLUMNS] for row in summary])
     _sheet(book, "Discrepancies", DISCREPANCY_COLUMNS, [[row[c] for c in DISCREPANCY_COLUMNS] for row in rows])
     _sheet(book, "Control totals", list(controls.columns),
            [[v.item() if hasattr(v, "item") else v for v in row] for row in controls.itertuples(index=False)])
