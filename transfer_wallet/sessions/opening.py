@@ -75,13 +75,11 @@ class Opening(Outcomes):
         from transfer_wallet import limits
         from transfer_wallet.wallet import _as_money
 
-        if _key_used(connection, key):
-            return None
         wallet_ccy, main, locked = ledger.player_accounts(self.db, connection, player_id)
-        money = _as_money(amount, wallet_ccy, player_id)
         lock_rows(connection, [main.id, locked.id])  # serialises this player's opens: counts and limits hold
-        if _key_used(connection, key):
-            return None  # the same open, repeated concurrently, got here first: replay it
+        if _key_used(connection, key):  # looked up once, under the lock: a repeat (or a concurrent twin) replays
+            return None
+        money = _as_money(amount, wallet_ccy, player_id)
         _check_open_count(connection, player_id, provider, policy)
         player_max_s = limits.check_transfer_in(connection, player_id, money.amount_minor, now=now)
         max_session_s = min(policy.max_session_s, player_max_s) if player_max_s else policy.max_session_s

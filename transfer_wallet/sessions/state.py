@@ -202,15 +202,18 @@ def transfer_row(connection: Connection, transfer_id: str) -> Row:
 
 
 def locked_transfer(connection: Connection, transfer_id: str) -> tuple[Row, Row]:
-    """(transfer, session): the session row locked first, then the transfer read fresh.
+    """(transfer, session): the session row locked first (found through the transfer, one
+    statement), then the transfer read fresh.
 
     Every finisher of a transfer takes the session lock before reading the transfer's
     state, so the worker that loses a race sees the winner's result, not a stale one.
     """
-    session_id = connection.execute(
-        select(transfers_table.c.session_id).where(transfers_table.c.id == transfer_id)
-    ).scalar()
-    if session_id is None:
+    query = (select(sessions_table)
+             .join(transfers_table, transfers_table.c.session_id == sessions_table.c.id)
+             .where(transfers_table.c.id == transfer_id))
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update(of=sessions_table)
+    session = connection.execute(query).first()
+    if session is None:
         raise NotFoundError(f"unknown transfer '{transfer_id}'")
-    session = session_row(connection, session_id, lock=True)
     return transfer_row(connection, transfer_id), session
