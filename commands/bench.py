@@ -44,15 +44,13 @@ def ledger_bench(ctx: CliContext, clients: str, seconds: float, rounds: int) -> 
     Example:
       tw --json --db postgresql://postgres@127.0.0.1/postgres bench ledger --clients 1,4 --seconds 5 --rounds 3
     """
+    from transfer_wallet.bench._harness import table_columns
     from transfer_wallet.bench.ledger import run_ledger_benchmark
     from transfer_wallet.config import database_url
 
     url = database_url(ctx.database_url)
     rows = [r.as_dict() for r in run_ledger_benchmark(url, _client_counts(clients), seconds, rounds)]
-    baselines = [key[: -len("_per_s")] for key in rows[0] if key.endswith("_per_s") and key != "ours_per_s"]
-    columns = ["clients", "ours_per_s", "ours_spread"]
-    for name in baselines:
-        columns += [f"{name}_per_s", f"{name}_spread", f"ratio_to_{name}"]
+    baselines, columns = table_columns(rows)
     emit(ctx, {"baselines": baselines, "results": rows}, rows=rows, columns=columns,
          title=f"ledger transfers/s, medians of {rounds} alternating rounds of {seconds:g} s")
 
@@ -81,36 +79,38 @@ def provider_bench(ctx: CliContext, provider_name: str, requests: int, seed: int
 
 @bench.command("sessions")
 @click.option("--clients", default="1,4", show_default=True, help="Worker processes for the ledger-side run.")
-@click.option("--seconds", default=10.0, show_default=True, type=float, help="Measurement time per client count.")
+@click.option("--seconds", default=10.0, show_default=True, type=float, help="Measurement time per round and side.")
+@click.option("--rounds", default=3, show_default=True, type=click.IntRange(1, 100), help="Alternating rounds per side.")
 @click.option("--provider", "provider_name", default="acme", show_default=True, help="Provider config used for the HTTP run.")
 @click.option("--sessions", default=200, show_default=True, type=click.IntRange(1, 100_000), help="Full sessions over HTTP.")
 @pass_cli
-def sessions_bench(ctx: CliContext, clients: str, seconds: float, provider_name: str, sessions: int) -> None:
+def sessions_bench(ctx: CliContext, clients: str, seconds: float, rounds: int, provider_name: str, sessions: int) -> None:
     """Full sessions/s over HTTP (open + 10 mirrored rounds + close) and ledger-side open+close/s.
 
     The ledger side uses an in-process provider with 1 and 4 worker processes;
-    on PostgreSQL pgbench runs in the same command for the ratio.
+    on PostgreSQL pgbench runs in the same command, in alternating rounds with ours
+    (medians, spreads, ratio median over median).
 
     \b
     Example:
       tw --db postgresql://postgres@127.0.0.1/postgres --providers sample_data/providers.toml bench sessions
     """
+    from transfer_wallet.bench._harness import table_columns
     from transfer_wallet.bench.sessions import run_full_sessions, run_ledger_sessions
     from transfer_wallet.config import database_url, provider_config
 
     url = database_url(ctx.database_url)
     full = run_full_sessions(url, provider_config(provider_name, ctx.providers_file), sessions)
-    ledger_side = [r.as_dict() for r in run_ledger_sessions(url, _client_counts(clients), seconds)]
-    for row in ledger_side:
-        row["open_close_per_s"] = row.pop("transfers_per_s")
-        row["sessions"] = row.pop("transfers")
+    ledger_side = [r.as_dict() for r in run_ledger_sessions(url, _client_counts(clients), seconds, rounds)]
     document = {"full_sessions_http": full, "ledger_sessions": ledger_side}
     if ctx.as_json:
         emit(ctx, document)
         return
     emit(ctx, full, title="full sessions over HTTP (open + 10 mirrored rounds + close)")
-    emit(ctx, document, rows=ledger_side, columns=["clients", "open_close_per_s", "baseline_per_s", "ratio", "sessions", "seconds"],
-         title="ledger-side session open+close/s (in-process provider) vs pgbench TPC-B")
+    _, columns = table_columns(ledger_side)
+    emit(ctx, document, rows=ledger_side, columns=columns,
+         title=f"ledger-side session open+close/s (in-process provider), medians of {rounds} alternating rounds "
+               f"of {seconds:g} s")
 
 
 @bench.command("reconcile")

@@ -59,3 +59,13 @@ def test_the_ledger_benchmark_on_postgres_reports_every_side_per_round(pg_server
     for side in ("ours", "pgledger", "plain_sql", "pgbench"):
         assert row[f"{side}_per_s"] > 0, side
     assert abs(row["ratio_to_pgledger"] - row["ours_per_s"] / row["pgledger_per_s"]) < 0.01
+
+
+def test_the_session_benchmark_on_postgres_alternates_with_pgbench(pg_server) -> None:  # type: ignore[no-untyped-def]
+    from transfer_wallet.bench.sessions import run_ledger_sessions
+
+    (result,) = run_ledger_sessions(pg_server.create(), [1], seconds=1, rounds=2)
+    row = result.as_dict()
+    assert len(row["per_round"]["ours"]) == len(row["per_round"]["pgbench"]) == 2
+    assert row["ours_per_s"] > 0 and row["pgbench_per_s"] > 0
+    assert abs(row["ratio_to_pgbench"] - row["ours_per_s"] / row["pgbench_per_s"]) < 0.01

@@ -44,3 +44,13 @@ def test_the_ledger_benchmark_on_sqlite_reports_both_sides_per_round(tmp_path) -
     assert row["ours_per_s"] > 0 and row["raw_sqlite3_per_s"] > 0
     assert abs(row["ratio_to_raw_sqlite3"] - row["ours_per_s"] / row["raw_sqlite3_per_s"]) < 0.01
     assert not (tmp_path / "ledger.db").exists()  # scratch databases only
+
+
+def test_the_session_benchmark_on_sqlite_reports_every_round_of_ours(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from transfer_wallet.bench.sessions import run_ledger_sessions
+
+    (result,) = run_ledger_sessions(f"sqlite:///{tmp_path / 'ledger.db'}", [1], seconds=1, rounds=2)
+    row = result.as_dict()
+    assert row["clients"] == 1 and row["rounds"] == 2 and len(row["per_round"]["ours"]) == 2
+    assert row["ours_per_s"] > 0 and result.baselines == {}  # no baseline on SQLite
+    assert not (tmp_path / "ledger.db").exists()

@@ -41,31 +41,6 @@ FUNDING = "1000000.00"
 
 
 @dataclass(frozen=True, slots=True)
-class BenchResult:
-    """Transfers/s of the ledger and of the baseline at one client count."""
-
-    clients: int
-    transfers_per_s: float
-    baseline_per_s: float
-    transfers: int
-    seconds: float
-
-    @property
-    def ratio(self) -> float:
-        return self.transfers_per_s / self.baseline_per_s if self.baseline_per_s else 0.0
-
-    def as_dict(self) -> dict[str, float | int]:
-        return {
-            "clients": self.clients,
-            "transfers_per_s": round(self.transfers_per_s, 1),
-            "baseline_per_s": round(self.baseline_per_s, 1),
-            "ratio": round(self.ratio, 3),
-            "transfers": self.transfers,
-            "seconds": round(self.seconds, 2),
-        }
-
-
-@dataclass(frozen=True, slots=True)
 class Figures:
     """One side's rate over alternating rounds: every round's figure, their median and spread."""
 
@@ -100,6 +75,45 @@ def alternate(sides: dict[str, Callable[[], float]], rounds: int) -> dict[str, F
 def ratio(ours: Figures, baseline: Figures) -> float:
     """Median over median (0 when the baseline has no figure)."""
     return ours.median / baseline.median if baseline.median else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RoundsResult:
+    """At one client count: our figures and each baseline's, over the same alternating rounds."""
+
+    clients: int
+    seconds: float
+    ours: Figures
+    baselines: dict[str, Figures]
+
+    def as_dict(self) -> dict[str, Any]:
+        """A flat row for the table and ``--json``: medians, spreads and ratios (median over median)."""
+        row: dict[str, Any] = {"clients": self.clients, "rounds": len(self.ours.per_s), "seconds": self.seconds,
+                               "ours_per_s": round(self.ours.median, 1), "ours_spread": round(self.ours.spread, 3)}
+        for name, figures in self.baselines.items():
+            row[f"{name}_per_s"] = round(figures.median, 1)
+            row[f"{name}_spread"] = round(figures.spread, 3)
+            row[f"ratio_to_{name}"] = round(ratio(self.ours, figures), 3)
+        row["per_round"] = {"ours": list(self.ours.as_dict()["rounds_per_s"]),
+                            **{name: f.as_dict()["rounds_per_s"] for name, f in self.baselines.items()}}
+        return row
+
+
+def rate_of(measure: Callable[..., tuple[float, float]], *args: Any) -> Callable[[], float]:
+    """A side for ``alternate``: run ``measure(*args)`` -> (count, seconds), return count per second."""
+    def side() -> float:
+        count, elapsed = measure(*args)
+        return count / elapsed
+    return side
+
+
+def table_columns(rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """``(baselines, columns)`` of ``RoundsResult`` rows: ours, then each baseline with its ratio."""
+    baselines = [key[: -len("_per_s")] for key in rows[0] if key.endswith("_per_s") and key != "ours_per_s"] if rows else []
+    columns = ["clients", "ours_per_s", "ours_spread"]
+    for name in baselines:
+        columns += [f"{name}_per_s", f"{name}_spread", f"ratio_to_{name}"]
+    return baselines, columns
 
 
 # -- scratch databases ------------------------------------------------------------------------

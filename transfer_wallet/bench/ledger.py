@@ -21,20 +21,18 @@ from __future__ import annotations
 import multiprocessing
 import sqlite3
 import uuid
-from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.engine import make_url
 
 from transfer_wallet import migrations
 from transfer_wallet.bench._harness import (
     FUNDING,
-    Figures,
+    RoundsResult,
     alternate,
     init_pgbench,
     measure_pgbench,
+    rate_of,
     run_until,
-    ratio,
     run_workers,
     scratch_database,
 )
@@ -126,63 +124,33 @@ def measure_sqlite_baseline(url: str, clients: int, seconds: float) -> tuple[int
 # -- the whole benchmark ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerBenchResult:
-    """At one client count: our figures and each baseline's, over the same alternating rounds."""
-
-    clients: int
-    seconds: float
-    ours: Figures
-    baselines: dict[str, Figures]
-
-    def as_dict(self) -> dict[str, Any]:
-        """A flat row for the table and ``--json``: medians, spreads and ratios (median over median)."""
-        row: dict[str, Any] = {"clients": self.clients, "rounds": len(self.ours.per_s), "seconds": self.seconds,
-                               "ours_per_s": round(self.ours.median, 1), "ours_spread": round(self.ours.spread, 3)}
-        for name, figures in self.baselines.items():
-            row[f"{name}_per_s"] = round(figures.median, 1)
-            row[f"{name}_spread"] = round(figures.spread, 3)
-            row[f"ratio_to_{name}"] = round(ratio(self.ours, figures), 3)
-        row["per_round"] = {"ours": list(self.ours.as_dict()["rounds_per_s"]),
-                               **{name: f.as_dict()["rounds_per_s"] for name, f in self.baselines.items()}}
-        return row
-
-
-def _rate(measure: Any, *args: Any) -> Any:
-    """A side for ``alternate``: run ``measure(*args)`` -> (count, seconds), return count per second."""
-    def side() -> float:
-        count, elapsed = measure(*args)
-        return count / elapsed
-    return side
-
-
-def run_ledger_benchmark(url: str, client_counts: list[int], seconds: float, rounds: int = 3) -> list[LedgerBenchResult]:
+def run_ledger_benchmark(url: str, client_counts: list[int], seconds: float, rounds: int = 3) -> list[RoundsResult]:
     """Ours and the baselines in alternating rounds for each client count; scratch databases only."""
     if not client_counts or any(c < 1 or c > 64 for c in client_counts):
         raise ConfigError("--clients takes 1..64 per count, e.g. 1,4")
     if not 1 <= seconds <= 3600:
         raise ConfigError("--seconds must be between 1 and 3600")
     postgres = not normalise_url(url).startswith("sqlite")
-    results: list[LedgerBenchResult] = []
+    results: list[RoundsResult] = []
     scale = max(client_counts)
     with scratch_database(url) as ledger_url:
         _prepare_ledger(ledger_url, scale)
         if not postgres:
             for clients in client_counts:
-                figures = alternate({"raw_sqlite3": _rate(measure_sqlite_baseline, ledger_url, clients, seconds),
-                                     "ours": _rate(measure_ledger, ledger_url, clients, seconds)}, rounds)
+                figures = alternate({"raw_sqlite3": rate_of(measure_sqlite_baseline, ledger_url, clients, seconds),
+                                     "ours": rate_of(measure_ledger, ledger_url, clients, seconds)}, rounds)
                 ours = figures.pop("ours")
-                results.append(LedgerBenchResult(clients, seconds, ours, figures))
+                results.append(RoundsResult(clients, seconds, ours, figures))
             return results
         with scratch_database(url) as baseline_url:
             init_pgbench(baseline_url, scale=scale)
             prepare_baselines(baseline_url, scale)
             for clients in client_counts:
-                pgbench = _rate(lambda *a: (measure_pgbench(*a, scale=scale) * seconds, seconds), baseline_url, clients, seconds)
-                figures = alternate({"pgledger": _rate(measure_pgledger, baseline_url, clients, seconds),
-                                     "plain_sql": _rate(measure_plain_sql, baseline_url, clients, seconds),
+                pgbench = rate_of(lambda *a: (measure_pgbench(*a, scale=scale) * seconds, seconds), baseline_url, clients, seconds)
+                figures = alternate({"pgledger": rate_of(measure_pgledger, baseline_url, clients, seconds),
+                                     "plain_sql": rate_of(measure_plain_sql, baseline_url, clients, seconds),
                                      "pgbench": pgbench,
-                                     "ours": _rate(measure_ledger, ledger_url, clients, seconds)}, rounds)
+                                     "ours": rate_of(measure_ledger, ledger_url, clients, seconds)}, rounds)
                 ours = figures.pop("ours")
-                results.append(LedgerBenchResult(clients, seconds, ours, figures))
+                results.append(RoundsResult(clients, seconds, ours, figures))
     return results

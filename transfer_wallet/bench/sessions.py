@@ -7,13 +7,15 @@
    (no HTTP): one *operation* is a whole open + close, i.e. the lock, the
    confirmation, the close intent and the settlement, four committed database
    transactions. 1 and 4 worker processes, each with its own players.
-   On PostgreSQL, pgbench TPC-B-like runs in the same command for the ratio.
+   On PostgreSQL, pgbench TPC-B-like runs in the same command, in alternating
+   rounds with ours (pgbench, ours, pgbench, ours ...): medians, spreads, ratio.
 
 Everything runs on scratch databases beside ``--db`` (see ``_harness``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import secrets
 import tempfile
@@ -25,9 +27,11 @@ from transfer_wallet import migrations
 from transfer_wallet.bench._harness import (
     FUNDING,
     KEY_ID,
-    BenchResult,
+    RoundsResult,
+    alternate,
     init_pgbench,
     measure_pgbench,
+    rate_of,
     run_until,
     run_workers,
     scratch_database,
@@ -72,22 +76,34 @@ def _ledger_session_worker(url: str, worker: int, seconds: float, start_at: floa
     queue.put(done)
 
 
-def run_ledger_sessions(url: str, client_counts: list[int], seconds: float) -> list[BenchResult]:
-    """Ledger-side open+close per second (in-process provider), with pgbench beside on PostgreSQL."""
+def measure_ledger_sessions(url: str, clients: int, seconds: float) -> tuple[int, float]:
+    """(open+close done, seconds) with ``clients`` worker processes on a funded database."""
+    return run_workers(_ledger_session_worker, lambda n: (url, n), clients, seconds)
+
+
+def run_ledger_sessions(url: str, client_counts: list[int], seconds: float, rounds: int = 3) -> list[RoundsResult]:
+    """Ledger-side open+close per second (in-process provider) in alternating rounds with pgbench
+    (PostgreSQL; SQLite has no baseline here); scratch databases only."""
     if not client_counts or any(c < 1 or c > 64 for c in client_counts):
         raise ConfigError("--clients takes 1..64 per count, e.g. 1,4")
+    if not 1 <= seconds <= 3600:
+        raise ConfigError("--seconds must be between 1 and 3600")
     postgres = not normalise_url(url).startswith("sqlite")
-    results: list[BenchResult] = []
-    with scratch_database(url) as ledger_url:
-        _fund(ledger_url, [f"bench-s{n}" for n in range(max(client_counts))])
+    scale = max(client_counts)
+    results: list[RoundsResult] = []
+    with scratch_database(url) as ledger_url, contextlib.ExitStack() as stack:
+        _fund(ledger_url, [f"bench-s{n}" for n in range(scale)])
+        pgbench_url = stack.enter_context(scratch_database(url)) if postgres else None
+        if pgbench_url:
+            init_pgbench(pgbench_url, scale=scale)
         for clients in client_counts:
-            done, elapsed = run_workers(_ledger_session_worker, lambda n: (ledger_url, n), clients, seconds)
-            baseline = 0.0
-            if postgres:
-                with scratch_database(url) as pgbench_url:
-                    init_pgbench(pgbench_url, scale=max(client_counts))
-                    baseline = measure_pgbench(pgbench_url, clients, seconds, scale=max(client_counts))
-            results.append(BenchResult(clients, done / elapsed, baseline, done, elapsed))
+            sides = {"ours": rate_of(measure_ledger_sessions, ledger_url, clients, seconds)}
+            if pgbench_url:
+                sides = {"pgbench": rate_of(lambda *a: (measure_pgbench(*a, scale=scale) * seconds, seconds),
+                                            pgbench_url, clients, seconds), **sides}
+            figures = alternate(sides, rounds)
+            ours = figures.pop("ours")
+            results.append(RoundsResult(clients, seconds, ours, figures))
     return results
 
 
