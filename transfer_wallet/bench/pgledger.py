@@ -154,27 +154,22 @@ def prepare_baselines(url: str, pairs: int, funding_minor: int = 100_000_000) ->
                 [(f"bench-{n}", funding_minor) for n in range(1, 2 * pairs + 1)])
 
 
-def _plain_worker(url: str, pair: int, seconds: float, start_at: float, queue: multiprocessing.Queue) -> None:
+#: Per baseline: how a worker finds its pair of accounts (numbered 2n+1, 2n+2) and the call of one transfer.
+_SIDES = {
+    "plain_sql": ("SELECT id FROM pl_accounts WHERE id IN (%s, %s) ORDER BY id", "SELECT pl_transfer(%s, %s, %s)"),
+    "pgledger": ("SELECT id FROM plx_accounts WHERE name IN ('bench-' || %s, 'bench-' || %s) ORDER BY id",
+                 "SELECT * FROM plx_transfer(%s, %s, %s)"),
+}
+
+
+def _worker(side: str, url: str, pair: int, seconds: float, start_at: float, queue: multiprocessing.Queue) -> None:
+    find, call = _SIDES[side]
     connection = _connect(url)
-    left, right = 2 * pair + 1, 2 * pair + 2
+    left, right = (row[0] for row in connection.execute(find, (2 * pair + 1, 2 * pair + 2)))
 
     def step(n: int) -> None:
         payer, payee = (left, right) if n % 2 == 0 else (right, left)
-        connection.execute("SELECT pl_transfer(%s, %s, %s)", (payer, payee, 100)).fetchone()
-
-    transfers = run_until(start_at, seconds, step)
-    connection.close()
-    queue.put(transfers)
-
-
-def _pgledger_worker(url: str, pair: int, seconds: float, start_at: float, queue: multiprocessing.Queue) -> None:
-    connection = _connect(url)
-    left, right = (row[0] for row in connection.execute(
-        "SELECT id FROM plx_accounts WHERE name IN (%s, %s) ORDER BY name", (f"bench-{2 * pair + 1}", f"bench-{2 * pair + 2}")))
-
-    def step(n: int) -> None:
-        payer, payee = (left, right) if n % 2 == 0 else (right, left)
-        connection.execute("SELECT * FROM plx_transfer(%s, %s, %s)", (payer, payee, 100)).fetchone()
+        connection.execute(call, (payer, payee, 100)).fetchone()
 
     transfers = run_until(start_at, seconds, step)
     connection.close()
@@ -183,9 +178,9 @@ def _pgledger_worker(url: str, pair: int, seconds: float, start_at: float, queue
 
 def measure_plain_sql(url: str, clients: int, seconds: float) -> tuple[int, float]:
     """(transfers, seconds) of ``pl_transfer`` calls with ``clients`` processes."""
-    return run_workers(_plain_worker, lambda n: (url, n), clients, seconds)
+    return run_workers(_worker, lambda n: ("plain_sql", url, n), clients, seconds)
 
 
 def measure_pgledger(url: str, clients: int, seconds: float) -> tuple[int, float]:
     """(transfers, seconds) of ``plx_transfer`` calls with ``clients`` processes."""
-    return run_workers(_pgledger_worker, lambda n: (url, n), clients, seconds)
+    return run_workers(_worker, lambda n: ("pgledger", url, n), clients, seconds)
