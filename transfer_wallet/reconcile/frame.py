@@ -28,8 +28,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 #: Column -> pandas dtype of the canonical report frame (in this order).
 CANONICAL_DTYPES: dict[str, str] = {
@@ -63,6 +61,7 @@ def isin(series: pd.Series, values: Any) -> pd.Series:
     dtype = series.dtype
     if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
         return series.isin(values)
+    import pyarrow.compute as pc  # installed: the column is stored in Arrow
     if isinstance(values, (set, frozenset)):
         values = list(values)
     wanted = _arrow(pd.array(values, dtype=dtype))
@@ -72,8 +71,10 @@ def isin(series: pd.Series, values: Any) -> pd.Series:
     return pd.Series(np.asarray(found, dtype=bool), index=series.index)
 
 
-def _arrow(strings: Any) -> pa.Array:
+def _arrow(strings: Any) -> Any:
     """The Arrow array behind an Arrow-backed pandas string array (chunks joined)."""
+    import pyarrow as pa
+
     array = pa.array(strings)
     return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
