@@ -128,8 +128,7 @@ def read_ledger_side(
 
 def _outside(references: Any, known: set[str]) -> list[str]:
     """The distinct ``references`` (NA dropped, sorted) that are not among the ``known`` transfer ids."""
-    wanted = pd.Series(references, dtype="string").dropna()
-    return sorted(str(reference) for reference in wanted[~wanted.isin(known)].unique())
+    return sorted(set(pd.Series(references, dtype="string").dropna().tolist()).difference(known))
 
 
 def _by_reference(cursor: Any, provider: str, wanted: list[str]) -> list[Any]:
