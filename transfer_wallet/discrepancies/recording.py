@@ -169,11 +169,13 @@ def _record_batch(connection: Connection, batch: list[Finding], *, now: dt.datet
     firsts: dict[str, Finding] = {}
     for finding in batch:
         firsts.setdefault(finding.identity(), finding)
+    # An executemany with RETURNING: SQLAlchemy sends it as one multi-row INSERT (its "insertmanyvalues",
+    # a page holds more than RECORD_BATCH rows on both backends) from a cached compiled statement.
     rows = connection.execute(
         _insert_statement(connection)
-        .values([_new_row(finding, now) for finding in firsts.values()])
         .on_conflict_do_nothing(index_elements=["fingerprint"])
-        .returning(_discrepancies.c.id, _discrepancies.c.fingerprint)
+        .returning(_discrepancies.c.id, _discrepancies.c.fingerprint),
+        [_new_row(finding, now) for finding in firsts.values()],
     ).all()
     inserted = {row.fingerprint: int(row.id) for row in rows}  # RETURNING order is not the VALUES order
     if inserted:
