@@ -139,3 +139,21 @@ def test_more_new_findings_than_a_batch_are_all_inserted_once_each_in_order(db):
 def test_recording_nothing_writes_nothing(db):
     assert all_at_once(db, [], MONDAY_7AM) == []
     assert outcome(db, "many", []) == {"rows": [], "history": {}, "returned": []}
+
+
+def test_each_batch_of_new_findings_is_one_insert_of_rows_and_one_of_their_events(db):
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def seen(_connection, _cursor, statement, *_):
+        statements.append(" ".join(statement.split()[:3]))
+
+    findings = [amount_mismatch("many", f"t{n:04d}") for n in range(2 * recording.RECORD_BATCH + 1)]
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        all_at_once(db, findings, MONDAY_7AM)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    inserts = [s for s in statements if s.startswith("INSERT INTO")]
+    assert inserts == ["INSERT INTO discrepancies", "INSERT INTO discrepancy_events"] * 3
