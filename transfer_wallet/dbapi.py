@@ -14,6 +14,7 @@ goes through the full database layer, unchanged.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import sqlite3
 import sys
@@ -62,6 +63,29 @@ def execute(cursor: Any, sql: str, params: Sequence[Any] = ()) -> Any:
         sql = sql.replace("?", "%s")
     cursor.execute(sql, tuple(params))
     return cursor
+
+
+def placeholders(count: int) -> str:
+    """``?, ?, ?`` for ``count`` parameters (an ``IN (...)`` list); ``count`` must be at least 1."""
+    assert count >= 1, count
+    return ", ".join("?" * count)
+
+
+def bound_time(cursor: Any, moment: dt.datetime) -> Any:
+    """``moment`` (aware) as the parameter to compare with a ``UtcDateTime`` column on ``cursor``.
+
+    SQLite stores such a column as naive UTC text in SQLAlchemy's one format
+    (``2026-12-01 05:00:00.000000``, microseconds always written), where text order
+    is time order: the parameter is that exact text, so ``>=`` and ``<`` compare as
+    the SQLAlchemy query would. PostgreSQL (``timestamptz``) takes the aware datetime.
+    """
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime given; use an aware UTC datetime")
+    if not isinstance(cursor, sqlite3.Cursor):
+        return moment
+    utc = moment.astimezone(dt.timezone.utc)
+    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (
+        utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond)
 
 
 def cursor_of(connection: Any) -> Any:

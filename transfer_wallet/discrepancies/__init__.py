@@ -4,12 +4,12 @@ What finance must look at, whoever found it: sessions (conservation, transfer
 conflicts, suspicious transfer-outs) and reconciliation (report against ledger).
 A module per concern::
 
-    recording.py   Finding, record (upsert by stable fingerprint), clear_absent   (the system)
+    recording.py   Finding, record (upsert by stable fingerprint), record_many, clear_absent   (the system)
     workflow.py    TRANSITIONS, transition, add_note: finance's moves, validated   (people)
     queries.py     list_discrepancies, count_discrepancies, get (with history), counts, count_for_sessions (read-only)
     views.py       DiscrepancyView, DiscrepancyEventView, DiscrepancyCount        (value objects)
 
-``record`` and ``clear_absent`` run inside the caller's transaction (a
+``record``, ``record_many`` and ``clear_absent`` run inside the caller's transaction (a
 connection); the workflow and query functions take the ``Database`` and run one
 unit of work each. Every change, by the system or a person, leaves one row in
 the append-only ``discrepancy_events`` (the database refuses UPDATE and DELETE).
@@ -31,7 +31,14 @@ from transfer_wallet.discrepancies.queries import (
     get,
     list_discrepancies,
 )
-from transfer_wallet.discrepancies.recording import SYSTEM_ACTOR, Finding, clear_absent, record
+from transfer_wallet.discrepancies.recording import (
+    RECORD_BATCH,
+    SYSTEM_ACTOR,
+    Finding,
+    clear_absent,
+    record,
+    record_many,
+)
 from transfer_wallet.discrepancies.views import DiscrepancyCount, DiscrepancyEventView, DiscrepancyView
 from transfer_wallet.discrepancies.workflow import (
     CLOSED_STATUSES,
@@ -48,6 +55,7 @@ __all__ = [
     "DEFAULT_LIST_LIMIT",
     "FINANCE_STATUSES",
     "MAX_LIST_LIMIT",
+    "RECORD_BATCH",
     "SYSTEM_ACTOR",
     "TRANSITIONS",
     "UNRESOLVED",
@@ -63,6 +71,7 @@ __all__ = [
     "get",
     "list_discrepancies",
     "record",
+    "record_many",
     "transition",
     "validate_actor",
     "validate_note",

@@ -1,4 +1,5 @@
-"""Recording discrepancies: what the system finds (``record``) and what no longer appears (``clear_absent``).
+"""Recording discrepancies: what the system finds (``record``, ``record_many``) and what no longer appears
+(``clear_absent``).
 
 Sessions (conservation, transfer conflicts, suspicious transfer-outs) and
 reconciliation (report against ledger) both record what finance must look at
@@ -10,6 +11,12 @@ again (tomorrow's run, a re-run of the same window) bumps ``last_seen_at`` and
 ``times_seen`` and refreshes what the system computed (amounts, fields,
 detail), but never touches what finance wrote (status, note). A ``cleared``
 discrepancy that shows up again is reopened.
+
+``record_many`` is ``record`` for a run's worth of findings: the new ones go in
+``RECORD_BATCH`` at a time (one ``INSERT ... ON CONFLICT DO NOTHING RETURNING``
+and one executemany of their ``recorded`` events per batch); every finding whose
+fingerprint already exists goes through ``record`` itself, so the re-seen logic
+lives in one place.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
-from typing import Any, Collection, Mapping
+from typing import Any, Collection, Iterable, Mapping
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -29,6 +36,8 @@ _discrepancies = table_of(Discrepancy)
 _events = table_of(DiscrepancyEvent)
 
 SYSTEM_ACTOR = "system"
+#: New findings per multi-row INSERT (21 bound parameters each: 10,500, under SQLite's 32,766).
+RECORD_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +102,12 @@ def _insert_statement(connection: Connection) -> Any:
     return dialect.insert(_discrepancies)
 
 
+def _new_row(finding: Finding, now: dt.datetime) -> dict[str, Any]:
+    """The ``discrepancies`` row of a finding seen for the first time: open, seen once, now."""
+    return dict(fingerprint=finding.identity(), source=finding.source, status="open", times_seen=1, created_at=now,
+                last_seen_at=now, updated_at=now, **finding.computed_values())
+
+
 def record(connection: Connection, finding: Finding, *, now: dt.datetime, actor: str = SYSTEM_ACTOR) -> int:
     """Record ``finding`` inside the caller's transaction; returns the discrepancy's id.
 
@@ -106,8 +121,7 @@ def record(connection: Connection, finding: Finding, *, now: dt.datetime, actor:
     fingerprint = finding.identity()
     inserted = connection.execute(
         _insert_statement(connection)
-        .values(fingerprint=fingerprint, source=finding.source, status="open", times_seen=1, created_at=now,
-                last_seen_at=now, updated_at=now, **finding.computed_values())
+        .values(_new_row(finding, now))
         .on_conflict_do_nothing(index_elements=["fingerprint"])
         .returning(_discrepancies.c.id)
     ).first()
@@ -130,6 +144,49 @@ def record(connection: Connection, finding: Finding, *, now: dt.datetime, actor:
         _event(connection, row.id, now, actor, "changed", row.status, row.status, changed)
     connection.execute(update(_discrepancies).where(_discrepancies.c.id == row.id).values(**values))
     return int(row.id)
+
+
+def record_many(
+    connection: Connection, findings: Iterable[Finding], *, now: dt.datetime, actor: str = SYSTEM_ACTOR,
+) -> list[int]:
+    """Record every one of ``findings`` inside the caller's transaction, as ``record`` called for each in
+    turn would; returns their discrepancy ids, in order.
+
+    Per ``RECORD_BATCH`` findings: the first finding of each fingerprint is inserted in one
+    ``INSERT ... ON CONFLICT (fingerprint) DO NOTHING RETURNING`` with one executemany of
+    ``recorded`` events; every other one (its fingerprint existed, or came earlier in the
+    call) then goes through ``record``, in order, and is seen again.
+    """
+    ordered = list(findings)
+    ids: list[int] = []
+    for first in range(0, len(ordered), RECORD_BATCH):
+        ids += _record_batch(connection, ordered[first:first + RECORD_BATCH], now=now, actor=actor)
+    return ids
+
+
+def _record_batch(connection: Connection, batch: list[Finding], *, now: dt.datetime, actor: str) -> list[int]:
+    """``record_many`` of at most ``RECORD_BATCH`` findings."""
+    firsts: dict[str, Finding] = {}
+    for finding in batch:
+        firsts.setdefault(finding.identity(), finding)
+    # An executemany with RETURNING: SQLAlchemy sends it as one multi-row INSERT (its "insertmanyvalues",
+    # a page holds more than RECORD_BATCH rows on both backends) from a cached compiled statement.
+    rows = connection.execute(
+        _insert_statement(connection)
+        .on_conflict_do_nothing(index_elements=["fingerprint"])
+        .returning(_discrepancies.c.id, _discrepancies.c.fingerprint),
+        [_new_row(finding, now) for finding in firsts.values()],
+    ).all()
+    inserted = {row.fingerprint: int(row.id) for row in rows}  # RETURNING order is not the VALUES order
+    if inserted:
+        connection.execute(_events.insert(), [
+            _event_values(inserted[fingerprint], now, actor, "recorded", None, "open")
+            for fingerprint in firsts if fingerprint in inserted])
+    ids: list[int] = []
+    for finding in batch:
+        fresh = inserted.pop(finding.identity(), None)  # only its first finding was inserted
+        ids.append(fresh if fresh is not None else record(connection, finding, now=now, actor=actor))
+    return ids
 
 
 #: What makes a re-seen break a different break for finance: its amounts, currency and differing fields.
@@ -186,6 +243,13 @@ def _event(
     from_status: str | None, to_status: str | None, note: str | None = None,
 ) -> None:
     connection.execute(_events.insert().values(
-        discrepancy_id=discrepancy_id, at=at, actor=actor, action=action, from_status=from_status,
-        to_status=to_status, note=note,
-    ))
+        _event_values(discrepancy_id, at, actor, action, from_status, to_status, note)))
+
+
+def _event_values(
+    discrepancy_id: int, at: dt.datetime, actor: str, action: str, from_status: str | None,
+    to_status: str | None, note: str | None = None,
+) -> dict[str, Any]:
+    """A ``discrepancy_events`` row."""
+    return dict(discrepancy_id=discrepancy_id, at=at, actor=actor, action=action, from_status=from_status,
+                to_status=to_status, note=note)

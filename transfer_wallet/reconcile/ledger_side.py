@@ -20,6 +20,12 @@ never reached the provider and is not read.
 Amounts are the **game** amounts (minor units of the game currency): the report is
 in the provider's currency, not the player's wallet currency.
 
+The queries are SQL text run on the driver cursor under the caller's SQLAlchemy
+connection (``transfer_wallet.dbapi``: in its transaction, no ORM row objects),
+and the frame is built column by column: a day can hold a million transfers.
+``amount_minor`` goes from the driver's ints straight into ``Int64`` (never through
+float, which would round an amount above 2**53 as soon as one amount is NA).
+
 =================  ===================  ================================================
 column             dtype                meaning
 =================  ===================  ================================================
@@ -43,13 +49,11 @@ from typing import Any, Sequence
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from sqlalchemy import or_, select
 from sqlalchemy.engine import Connection
 
+from transfer_wallet.dbapi import bound_time, execute, placeholders, run_on
 from transfer_wallet.models import Transfer, table_of
 from transfer_wallet.sessions.state import SETTLED_LOCALLY
-
-_transfers = table_of(Transfer)
 
 #: Column -> dtype of the ledger-side frame.
 LEDGER_DTYPES: dict[str, str] = {
@@ -68,6 +72,22 @@ APPLIED, NOT_APPLIED, UNSETTLED = "completed", "refused", ("pending", "in_doubt"
 DEFAULT_CUTOFF_MARGIN_S = 3600
 #: Ids per ``IN (...)`` of the by-reference lookup (well under SQLite's bound-parameter limit).
 REFERENCE_BATCH = 1000
+
+#: The ledger-side columns (``ledger_frame`` order) of the provider's (first ``?``) transfers that
+#: reached it: not settled here (second ``?``: ``SETTLED_LOCALLY``). ``?`` placeholders (``dbapi.execute``);
+#: ``{created_at}`` is ``CREATED_AT_UTC`` of the backend.
+SELECTED_SQL = (
+    "SELECT id, provider_tx_id, player_id, direction, game_amount_minor, game_currency, status, {created_at}"
+    f" FROM {table_of(Transfer).name}"
+    " WHERE provider = ? AND (provider_tx_id IS NULL OR provider_tx_id <> ?)"
+)
+#: ... created in ``[start, end)`` (the business day widened by the margins; ``ix_transfers_provider_created_at``).
+IN_WINDOW_SQL = " AND created_at >= ? AND created_at < ?"
+#: ``created_at`` as naive UTC: SQLite stores it so (text); PostgreSQL's timestamptz is converted in the query,
+#: because pandas reads naive datetimes about five times faster than psycopg's zone-aware ones.
+CREATED_AT_UTC = {"sqlite": "created_at", "postgresql": "created_at AT TIME ZONE 'UTC'"}
+#: How SQLAlchemy writes a ``UtcDateTime`` on SQLite (naive UTC text); other ISO texts are parsed too.
+_SQLITE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,42 +113,63 @@ def read_ledger_side(
     *, margin_s: int = DEFAULT_CUTOFF_MARGIN_S, references: Any = (),
 ) -> LedgerSide:
     """The provider's transfers created in the business day +- ``margin_s`` (one query), plus those
-    among ``references`` (the report's references) created outside it (one query per 1,000 ids)."""
+    among ``references`` (the report's references) created outside it (one query per 1,000 ids).
+
+    Read in the caller's transaction, on its connection's driver cursor."""
     if margin_s < 0:
         raise ValueError("margin_s must be >= 0")
     start, end = business_window(business_date, timezone)
     margin = dt.timedelta(seconds=margin_s)
-    rows = connection.execute(_selected(provider).where(
-        _transfers.c.created_at >= start - margin, _transfers.c.created_at < end + margin)).all()
-    frame = ledger_frame(rows, start, end)
-    wanted = pd.Series(references, dtype="string").dropna()
-    wanted = sorted(wanted[~wanted.isin(frame["transfer_id"])].unique())
-    extra: list[Any] = []
+    selected = SELECTED_SQL.format(created_at=CREATED_AT_UTC[connection.dialect.name])
+
+    def read(cursor: Any) -> list[Any]:
+        window = (bound_time(cursor, start - margin), bound_time(cursor, end + margin))
+        rows = list(execute(cursor, selected + IN_WINDOW_SQL, (provider, SETTLED_LOCALLY, *window)).fetchall())
+        return rows + _by_reference(cursor, selected, provider, _outside(references, {row[0] for row in rows}))
+
+    rows = run_on(connection, read)
+    return LedgerSide(ledger_frame(rows, start, end), start, end, margin_s)
+
+
+def _outside(references: Any, known: set[str]) -> list[str]:
+    """The distinct ``references`` (NA dropped, sorted) that are not among the ``known`` transfer ids."""
+    return sorted(set(pd.Series(references, dtype="string").dropna().tolist()).difference(known))
+
+
+def _by_reference(cursor: Any, selected: str, provider: str, wanted: list[str]) -> list[Any]:
+    """The provider's transfers (``selected``: ``SELECTED_SQL``) whose id is in ``wanted``, ``REFERENCE_BATCH``
+    ids a query."""
+    rows: list[Any] = []
     for first in range(0, len(wanted), REFERENCE_BATCH):
-        batch = [str(reference) for reference in wanted[first:first + REFERENCE_BATCH]]
-        extra.extend(connection.execute(_selected(provider).where(_transfers.c.id.in_(batch))).all())
-    if extra:
-        frame = pd.concat([frame, ledger_frame(extra, start, end)], ignore_index=True)
-    return LedgerSide(frame, start, end, margin_s)
-
-
-def _selected(provider: str) -> Any:
-    """The ledger-side columns of the provider's transfers that reached it (not settled here)."""
-    return select(
-        _transfers.c.id, _transfers.c.provider_tx_id, _transfers.c.player_id, _transfers.c.direction,
-        _transfers.c.game_amount_minor, _transfers.c.game_currency, _transfers.c.status, _transfers.c.created_at,
-    ).where(
-        _transfers.c.provider == provider,
-        or_(_transfers.c.provider_tx_id.is_(None), _transfers.c.provider_tx_id != SETTLED_LOCALLY),
-    )
+        batch = wanted[first:first + REFERENCE_BATCH]
+        sql = f"{selected} AND id IN ({placeholders(len(batch))})"
+        rows.extend(execute(cursor, sql, (provider, SETTLED_LOCALLY, *batch)).fetchall())
+    return rows
 
 
 def ledger_frame(rows: Sequence[Any], start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
     """The typed ledger-side frame of ``(id, provider_tx_id, player_id, direction, game amount,
-    game currency, status, created_at)`` tuples; ``in_window`` marks ``start <= created_at < end``."""
-    names = ["transfer_id", "provider_tx_id", "player_id", "direction", "amount_minor", "currency", "status",
-             "created_at"]
-    frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=names)
-    frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
-    frame["in_window"] = (frame["created_at"] >= pd.Timestamp(start)) & (frame["created_at"] < pd.Timestamp(end))
-    return frame.astype(LEDGER_DTYPES)
+    game currency, status, created_at)`` tuples; ``in_window`` marks ``start <= created_at < end``.
+
+    ``created_at`` is an aware datetime, or naive UTC (a datetime, or SQLite's text); amounts are ints or None,
+    kept exact."""
+    names = [name for name in LEDGER_DTYPES if name != "in_window"]
+    columns = dict(zip(names, zip(*rows))) if rows else {name: () for name in names}
+    created_at = _utc_times(list(columns["created_at"]))
+    data: dict[str, Any] = {name: pd.array(list(columns[name]), dtype=LEDGER_DTYPES[name])
+                            for name in names if name != "created_at"}  # Int64 from ints: exact
+    data["created_at"] = created_at
+    data["in_window"] = (created_at >= pd.Timestamp(start)) & (created_at < pd.Timestamp(end))
+    return pd.DataFrame(data, columns=list(LEDGER_DTYPES))
+
+
+def _utc_times(values: list[Any]) -> pd.DatetimeIndex:
+    """``values`` (aware datetimes, naive UTC datetimes, or SQLite's naive UTC text) as datetime64[ns, UTC]."""
+    if values and isinstance(values[0], str):
+        try:
+            times = pd.to_datetime(values, format=_SQLITE_TIME_FORMAT, utc=True)
+        except ValueError:  # written by something other than SQLAlchemy: any ISO 8601 text
+            times = pd.to_datetime(values, format="ISO8601", utc=True)
+    else:
+        times = pd.to_datetime(values, utc=True)
+    return pd.DatetimeIndex(times).as_unit("ns")

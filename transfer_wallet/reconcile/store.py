@@ -1,8 +1,9 @@
 """Persisting a reconciliation: the run row and its discrepancies, in the caller's one transaction.
 
 - A run per (provider, business date) is one ``reconciliation_runs`` row (a re-run adds a row).
-- Its breaks go through ``discrepancies.record`` (upsert by fingerprint: a re-run of
-  the same day bumps times seen and keeps what finance wrote) and
+- Its breaks go through ``discrepancies.record_many`` (``record``'s upsert by fingerprint,
+  new ones inserted in batches: a re-run of the same day bumps times seen and keeps what
+  finance wrote) and
   ``discrepancies.clear_absent`` (what this run no longer sees closes as cleared).
 - The same file (SHA-256, with data rows) already reconciled for another business
   date of the provider is a ``DUPLICATE_FILE`` discrepancy (key: the hash).
@@ -139,10 +140,9 @@ def persist(connection: Connection, record: RunRecord, breaks: Any, *, now: dt.d
     whether the file was flagged as a DUPLICATE_FILE)``."""
     previous = _previous_across(connection, record)
     run_id = insert_run(connection, record, outcome="succeeded", now=now)
-    seen: set[str] = set()
-    for finding in findings(breaks, provider=record.provider, business_date=record.business_date, run_id=run_id):
-        discrepancies.record(connection, finding, now=now)
-        seen.add(finding.identity())
+    found = findings(breaks, provider=record.provider, business_date=record.business_date, run_id=run_id)
+    discrepancies.record_many(connection, found, now=now)
+    seen = {finding.identity() for finding in found}
     other_dates = duplicate_file_dates(connection, record) if record.data_rows else []
     if other_dates:
         seen.add(_record_duplicate_file(connection, record, other_dates, run_id, now))
