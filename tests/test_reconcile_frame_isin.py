@@ -11,10 +11,11 @@ from transfer_wallet.reconcile.frame import isin
 
 STORAGES = ["python"] + (["pyarrow"] if importlib.util.find_spec("pyarrow") else [])
 VALUES = [["a", "d"], ("c",), [], {"a"}, frozenset({"d", "x"}), ["x"], ["a", None]]
+VALUE_IDS = ["list", "tuple", "empty", "set", "frozenset", "absent", "with-na"]
 
 
 @pytest.mark.parametrize("storage", STORAGES)
-@pytest.mark.parametrize("values", VALUES, ids=repr)
+@pytest.mark.parametrize("values", VALUES, ids=VALUE_IDS)
 def test_isin_matches_pandas_for_every_kind_of_value_set(storage: str, values: object) -> None:
     series = pd.Series(["a", None, "c", "d", "a"], dtype=pd.StringDtype(storage), index=[5, 6, 7, 8, 9])
     expected = series.isin(list(values) if isinstance(values, (set, frozenset)) else values)  # type: ignore[arg-type]
