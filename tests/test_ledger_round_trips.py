@@ -170,3 +170,22 @@ def test_posting_arrays_go_to_postgresql_as_literals_of_checked_values() -> None
     for bad in ("EU,R", "eur", "EUR\n", "{EUR}", 1.5, None):
         with pytest.raises(ValueError, match="not an array value"):
             _pg_array([bad])  # type: ignore[list-item]
+
+
+@pytest.mark.postgres
+def test_the_posting_function_refuses_two_legs_on_one_floored_account_and_writes_nothing(pg_db):
+    from sqlalchemy.exc import DBAPIError
+
+    from transfer_wallet import ledger
+
+    wallet = _funded(pg_db, {"P1": 92, "P2": 0})
+    main = pg_db.transaction(lambda c: ledger.player_accounts(pg_db, c, "P1"))[1]
+    cashier = pg_db.transaction(lambda c: ledger.system_account(pg_db, c, "cashier", "EUR"))
+    call = ("SELECT outcome FROM tw_post_entry('transfer', 'dup-legs', 'h', NULL, NULL, now(), "
+            f"'{{{main.id},{main.id},{cashier.id}}}'::integer[], '{{EUR,EUR,EUR}}'::varchar[], "
+            "'{-60,-60,120}'::bigint[], '{t,t,f}'::boolean[], '{}'::integer[])")
+    with pytest.raises(DBAPIError, match="is in two legs of one entry"):
+        pg_db.transaction(lambda c: c.exec_driver_sql(call).all())
+    assert wallet.balance("P1").available.amount_minor == 92
+    assert pg_db.transaction(lambda c: c.execute(text("SELECT count(*) FROM entries WHERE idempotency_key = 'dup-legs'")).scalar()) == 0
+    assert check_ledger(pg_db).clean

@@ -11,6 +11,10 @@ Same signature, outcomes and guarantees as migration 0006; what changed inside:
    entry read (replay or conflict). A short account still looks the key up first,
    so a twin that committed while we waited for the locks is a replay, not a refusal.
 3. The ``report`` balances are read only when the caller asked for some.
+4. Two legs on one floored account are refused (the loop sees the id twice in a
+   row): 0006 checked each leg against the starting balance and then applied one
+   delta of the two. ``ledger.post`` never sends that (``validate_legs``); this
+   guards the function itself.
 
 For the common case (a new posting) that is two statements fewer per call. A
 replay now takes the account locks briefly before it finds the key: it is rare,
@@ -44,6 +48,7 @@ CREATE OR REPLACE FUNCTION tw_post_entry(
 DECLARE
     stored_hash varchar;
     locked record;
+    previous_id integer;
 BEGIN
     FOR locked IN
         SELECT a.id, a.balance_minor AS balance, l.delta
@@ -51,6 +56,11 @@ BEGIN
          WHERE l.cached
          ORDER BY a.id FOR UPDATE OF a
     LOOP
+        IF locked.id = previous_id THEN  -- two legs on one floored account: the update would apply one
+            RAISE EXCEPTION 'tw_post_entry: account % is in two legs of one entry', locked.id
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        previous_id := locked.id;
         IF locked.balance + locked.delta < 0 THEN
             -- a twin of this request may have committed while we waited for the locks
             SELECT e.id, e.request_hash INTO posted_entry_id, stored_hash FROM entries e WHERE e.idempotency_key = p_key;
