@@ -54,3 +54,28 @@ def test_the_session_benchmark_on_sqlite_reports_every_round_of_ours(tmp_path) -
     assert row["clients"] == 1 and row["rounds"] == 2 and len(row["per_round"]["ours"]) == 2
     assert row["ours_per_s"] > 0 and result.baselines == {}  # no baseline on SQLite
     assert not (tmp_path / "ledger.db").exists()
+
+
+def _child_peak(queue) -> None:  # type: ignore[no-untyped-def]
+    from transfer_wallet.bench._harness import peak_rss_mb
+
+    queue.put(peak_rss_mb())
+
+
+def test_a_spawned_childs_peak_memory_is_its_own_not_its_parents() -> None:
+    import multiprocessing
+
+    from transfer_wallet.bench._harness import peak_rss_mb
+
+    ballast = bytearray(400 * 1024 * 1024)  # the parent touches 400 MB
+    for offset in range(0, len(ballast), 4096):
+        ballast[offset] = 1
+    assert peak_rss_mb() > 400
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_child_peak, args=(queue,))
+    child.start()
+    peak = queue.get(timeout=60)
+    child.join()
+    del ballast
+    assert 10 < peak < 300, peak  # ru_maxrss would say > 400: Linux carries it across fork and exec

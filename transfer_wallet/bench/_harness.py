@@ -116,6 +116,26 @@ def table_columns(rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
     return baselines, columns
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB, its own: ``VmHWM`` of ``/proc/self/status``.
+
+    Not ``getrusage().ru_maxrss``: Linux carries that across fork and exec, so a child
+    spawned by a parent that once held 1.8 GB reports 1.8 GB before it has done anything
+    (the reconcile benchmark's parent builds the whole test day in memory). Elsewhere, where
+    there is no ``/proc``, ``ru_maxrss`` is the fallback.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 # -- scratch databases ------------------------------------------------------------------------
 
 

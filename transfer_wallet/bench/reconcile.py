@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import multiprocessing
-import resource
 import tempfile
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from transfer_wallet.bench._harness import scratch_database
+from transfer_wallet.bench._harness import peak_rss_mb, scratch_database
 from transfer_wallet.config import ProviderConfig, ReportFormat
 from transfer_wallet.reconcile.profile import TrailerSpec
 
@@ -234,7 +233,7 @@ def _child(url: str, report: str, out_dir: str, queue: Any) -> None:
     done = time.perf_counter()
     timings = {**result.timings, "exports": done - exports, "end_to_end": done - clock}
     found = list(zip(result.breaks["kind"].astype(str), result.breaks["key"].astype(str)))
-    queue.put({"timings": timings, "found": found, "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+    queue.put({"timings": timings, "found": found, "max_rss_mb": peak_rss_mb()})
 
 
 def ours(url: str, report: Path, out_dir: Path) -> dict[str, Any]:
