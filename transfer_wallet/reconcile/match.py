@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-from transfer_wallet.reconcile.frame import isin
 
 DEFAULT_MATCH_WINDOW_S = 900
 METHODS = ("reference", "provider_tx_id", "candidate")
@@ -46,70 +46,95 @@ class MatchResult:
         return result
 
 
-def split_duplicates(report: pd.DataFrame, confirmed_tx_ids: pd.Series | None = None,
+def _joint_codes(report_values: pd.Series, ledger_values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Integer codes of one factorisation of both sides' key column (NA: -1), each on its own index.
+
+    Each key is hashed once, for both sides: the repeat tests, the lookup of confirmed ids
+    and the merges then work on ints (pandas hashes text again on every ``duplicated``,
+    ``isin`` and ``merge``: a second each at a million rows).
+    """
+    codes = pd.concat([report_values, ledger_values], ignore_index=True).factorize()[0]
+    return (pd.Series(codes[:len(report_values)], index=report_values.index),
+            pd.Series(codes[len(report_values):], index=ledger_values.index))
+
+
+def split_duplicates(report: pd.DataFrame, tx: pd.Series, reference: pd.Series, confirmed_tx: np.ndarray,
                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(kept occurrences, later occurrences)``; the later ones carry ``duplicate_of``
     (``provider_tx_id`` or ``reference``), ``duplicate_value`` and ``occurrence`` (2, 3 ...).
 
-    Among rows repeating a key, the one kept (paired) is a SUCCESS row under a provider tx id we
-    hold (``confirmed_tx_ids``), else a SUCCESS row, else the first: a refused (FAILED) attempt
-    logged next to the applied one must not hide the applied one from the match."""
-    report = _preferred_first(report, confirmed_tx_ids)
-    by_tx = report["provider_tx_id"].duplicated(keep="first")
-    reference = report["reference"]
-    by_reference = reference.notna() & reference.duplicated(keep="first") & ~by_tx
+    ``tx``/``reference``: the report's key codes (``_joint_codes``); ``confirmed_tx``: the codes of
+    the provider tx ids our ledger holds. Among rows repeating a key, the one kept (paired) is a
+    SUCCESS row under a provider tx id we hold, else a SUCCESS row, else the first: a refused
+    (FAILED) attempt logged next to the applied one must not hide the applied one from the match."""
+    tx_repeats = tx.duplicated(keep=False) & (tx >= 0)
+    reference_repeats = reference.duplicated(keep=False) & (reference >= 0)
+    order = _preference_order(report, tx, tx_repeats | reference_repeats, confirmed_tx)
+    if order is not None:
+        report, tx, reference = report.iloc[order], tx.iloc[order], reference.iloc[order]
+        tx_repeats, reference_repeats = tx_repeats.iloc[order], reference_repeats.iloc[order]
+    by_tx = tx_repeats & tx.duplicated(keep="first")
+    by_reference = reference_repeats & reference.duplicated(keep="first") & ~by_tx
     later = report[by_tx | by_reference].copy()
     later["duplicate_of"] = by_tx[by_tx | by_reference].map({True: "provider_tx_id", False: "reference"})
     later["duplicate_value"] = later["provider_tx_id"].where(later["duplicate_of"] == "provider_tx_id",
                                                              later["reference"])
     # Occurrence numbers only among the rows whose key repeats (a small set): cheap on a million rows.
-    tx_rows = report[report["provider_tx_id"].duplicated(keep=False)]
-    reference_rows = report[reference.notna() & reference.duplicated(keep=False)]
-    tx_occurrence = tx_rows.groupby("provider_tx_id").cumcount() + 1
-    reference_occurrence = reference_rows.groupby("reference").cumcount() + 1
+    tx_occurrence = tx[tx_repeats].groupby(tx[tx_repeats]).cumcount() + 1
+    reference_occurrence = reference[reference_repeats].groupby(reference[reference_repeats]).cumcount() + 1
     later["occurrence"] = tx_occurrence.reindex(later.index).where(
         later["duplicate_of"] == "provider_tx_id", reference_occurrence.reindex(later.index)).astype("int64")
     return report[~(by_tx | by_reference)].sort_index(), later.sort_index()
 
 
-def _preferred_first(report: pd.DataFrame, confirmed_tx_ids: pd.Series | None) -> pd.DataFrame:
-    """``report`` with the rows of every repeated key in preference order (stable: file order otherwise)."""
-    reference = report["reference"]
-    repeated = report["provider_tx_id"].duplicated(keep=False) | (reference.notna() & reference.duplicated(keep=False))
+def _preference_order(report: pd.DataFrame, tx: pd.Series, repeated: pd.Series, confirmed_tx: np.ndarray,
+                      ) -> np.ndarray | None:
+    """Positions that put the rows of every repeated key in preference order (stable: file order
+    otherwise); None when no key repeats."""
     if not repeated.any():
-        return report
+        return None
     rank = (report["status"] != "SUCCESS").astype("int64") * 2
-    if confirmed_tx_ids is not None:
-        rank += (~isin(report["provider_tx_id"], confirmed_tx_ids.dropna())).astype("int64")
+    rank += (~tx.isin(confirmed_tx)).astype("int64")
     rank = rank.where(repeated, 0)
-    return report.iloc[rank.to_numpy().argsort(kind="stable")]
+    return rank.to_numpy().argsort(kind="stable")
+
+
 def match(report: pd.DataFrame, ledger: pd.DataFrame, *, window_s: int = DEFAULT_MATCH_WINDOW_S) -> MatchResult:
-    """Pair the canonical report rows with the ledger-side rows (see the module docstring)."""
-    first, duplicates = split_duplicates(report.reset_index(drop=True), ledger["provider_tx_id"])
-    p = first.add_prefix("p_")
-    l = ledger.add_prefix("l_")
-    by_reference = p[p["p_reference"].notna()].merge(l, left_on="p_reference", right_on="l_transfer_id")
+    """Pair the canonical report rows with the ledger-side rows (see the module docstring).
+
+    ``pairs`` also carries ``l_position``, the ledger row's position in ``ledger``.
+    """
+    report, ledger = report.reset_index(drop=True), ledger.reset_index(drop=True)
+    reference, transfer_id = _joint_codes(report["reference"], ledger["transfer_id"])
+    tx, ledger_tx = _joint_codes(report["provider_tx_id"], ledger["provider_tx_id"])
+    first, duplicates = split_duplicates(report, tx, reference, ledger_tx[ledger_tx >= 0].to_numpy())
+    p = first.add_prefix("p_").assign(p_tx_code=tx, p_reference_code=reference)
+    l = ledger.add_prefix("l_").assign(l_position=np.arange(len(ledger)), l_tx_code=ledger_tx,
+                                       l_reference_code=transfer_id)
+    by_reference = p[p["p_reference_code"] >= 0].merge(l, left_on="p_reference_code", right_on="l_reference_code")
     p, l = _remaining(p, l, by_reference)
 
-    keyed = l[l["l_provider_tx_id"].notna() & ~l["l_provider_tx_id"].duplicated(keep=False)]
-    by_tx = p.merge(keyed, left_on="p_provider_tx_id", right_on="l_provider_tx_id")
+    keyed = l[(l["l_tx_code"] >= 0) & ~l["l_tx_code"].duplicated(keep=False)]
+    by_tx = p.merge(keyed, left_on="p_tx_code", right_on="l_tx_code")
     p, l = _remaining(p, l, by_tx)
 
     by_candidate = _unique_candidates(p[p["p_reference"].isna()], l, window_s)
     p, l = _remaining(p, l, by_candidate)
 
+    codes = ["p_tx_code", "p_reference_code", "l_tx_code", "l_reference_code"]
     pairs = pd.concat(
         [frame.assign(method=method) for frame, method in zip((by_reference, by_tx, by_candidate), METHODS)],
         ignore_index=True,
-    )
-    report_only = p.rename(columns=lambda c: c.removeprefix("p_"))
-    ledger_only = l.rename(columns=lambda c: c.removeprefix("l_"))
+    ).drop(columns=codes)
+    report_only = p.drop(columns=codes[:2]).rename(columns=lambda c: c.removeprefix("p_"))
+    ledger_only = l.drop(columns=["l_position", *codes[2:]]).rename(columns=lambda c: c.removeprefix("l_"))
     return MatchResult(pairs, duplicates, report_only.reset_index(drop=True), ledger_only.reset_index(drop=True))
 
 
 def _remaining(p: pd.DataFrame, l: pd.DataFrame, paired: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows of each side that ``paired`` did not take (by row number and position: ints, not text)."""
     return (p[~p["p_row_number"].isin(paired["p_row_number"])],
-            l[~isin(l["l_transfer_id"], paired["l_transfer_id"])])
+            l[~l["l_position"].isin(paired["l_position"])])
 
 
 def _unique_candidates(p: pd.DataFrame, l: pd.DataFrame, window_s: int) -> pd.DataFrame:

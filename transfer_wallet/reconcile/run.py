@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Collection
 
+import numpy as np
 import pandas as pd
 
 from transfer_wallet.config import ProviderConfig
@@ -98,7 +99,7 @@ def compare(report_file: ReportFile, ledger: LedgerSide, elsewhere: set[str], *,
     breaks = classify(result, report_file.invalid, margin_s=margin_s, window=(ledger.start, ledger.end),
                       reconciled_elsewhere=elsewhere, paired_in_own_day=claimed)
     rows = ledger.rows
-    paired = isin(rows["transfer_id"], result.pairs["l_transfer_id"])
+    paired = pd.Series(np.isin(np.arange(len(rows)), result.pairs["l_position"].to_numpy()), index=rows.index)
     responsible = rows[(rows["in_window"] & ~isin(rows["transfer_id"], list(elsewhere))) | paired]
     controls = control_totals(report_file.rows, responsible, breaks)
     extra = [control_breaks(controls), trailer_breaks(report_file.trailer, report_file.rows, report_file.data_rows,
