@@ -100,7 +100,8 @@ def compare(report_file: ReportFile, ledger: LedgerSide, elsewhere: set[str], *,
                       reconciled_elsewhere=elsewhere, paired_in_own_day=claimed)
     rows = ledger.rows
     paired = pd.Series(np.isin(np.arange(len(rows)), result.pairs["l_position"].to_numpy()), index=rows.index)
-    responsible = rows[(rows["in_window"] & ~isin(rows["transfer_id"], list(elsewhere))) | paired]
+    responsible_rows = ((rows["in_window"] & ~isin(rows["transfer_id"], list(elsewhere))) | paired).to_numpy()
+    responsible = rows[["status", "currency", "direction", "amount_minor"]][responsible_rows]  # what the totals read
     controls = control_totals(report_file.rows, responsible, breaks)
     extra = [control_breaks(controls), trailer_breaks(report_file.trailer, report_file.rows, report_file.data_rows,
                                                        len(report_file.invalid))]
