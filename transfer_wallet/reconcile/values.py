@@ -8,7 +8,7 @@ in its timezone, to UTC.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
 
 import numpy as np
 import pandas as pd
@@ -61,23 +61,43 @@ class Problems:
         })
 
 
-def by_distinct_values(raw: pd.Series, read: Callable[[pd.Series], pd.Series]) -> np.ndarray:
-    """``read`` applied to the distinct values of ``raw`` only, spread back to every row.
+def has_match(cells: pd.Series | np.ndarray, pattern: re.Pattern[str]) -> bool:
+    """Whether any cell of ``cells`` has a match of ``pattern`` (a one-character class).
 
-    For columns with few distinct values (codes, currencies, times to the second):
-    the work is per distinct value, the spreading one vectorised ``take``.
+    One C-level scan of the cells joined into one text instead of one call per cell:
+    a one-character pattern matches the joined text exactly where it matches a cell.
+    A cell that is not text (NA) is set aside.
     """
-    codes, uniques = pd.factorize(raw.to_numpy(dtype=object))
-    return np.asarray(read(pd.Series(uniques, dtype=object)).to_numpy(dtype=object))[codes]
+    values = np.asarray(cells, dtype=object)
+    try:
+        joined = "".join(values)
+    except TypeError:  # an NA among the cells
+        joined = "".join(v for v in values if isinstance(v, str))
+    return pattern.search(joined) is not None
 
 
 #: Longest amount cell read (longer ones are "not an amount"); amounts are parsed in chunks of rows.
 _MAX_AMOUNT_CHARS = 40
 _CHUNK_ROWS = 100_000
+_NUL = re.compile("\x00")
 _POWERS = 10 ** np.arange(_MAX_DIGITS, dtype="int64")
 _OK, _NOT_AMOUNT, _NEGATIVE, _EMPTY, _TOO_LARGE, _DECIMALS, _ZERO = range(7)
 _REASONS = np.array(["", "not an amount", "negative amount", "empty", "amount too large", "", "amount must be positive"],
                     dtype=object)
+
+
+def _char_matrix(values: np.ndarray, limit: int, ascii_separators: bool) -> np.ndarray:
+    """The texts as a (rows, ``limit``) matrix of character codes, each cut at ``limit`` characters.
+
+    One byte per character when every text is ASCII (a quarter of the memory to pass over),
+    else four; a byte matrix only if the separators compared with it are ASCII too.
+    """
+    if ascii_separators:
+        try:
+            return values.astype(f"S{limit}").view(np.uint8).reshape(len(values), limit)
+        except UnicodeEncodeError:  # a non-ASCII character: the wide matrix below
+            pass
+    return values.astype(f"U{limit}").view(np.uint32).reshape(len(values), limit)
 
 
 def _read_numbers(values: np.ndarray, profile: ReportFormat) -> tuple[np.ndarray, ...]:
@@ -88,10 +108,10 @@ def _read_numbers(values: np.ndarray, profile: ReportFormat) -> tuple[np.ndarray
     ``significant_digits`` <= 18.
     """
     limit = _MAX_AMOUNT_CHARS + 1  # a cell reaching the last column was longer than the limit
-    matrix = values.astype(f"U{limit}").view(np.uint32).reshape(len(values), limit)
+    matrix = _char_matrix(values, limit, (profile.decimal_separator + (profile.thousands_separator or "")).isascii())
     used = np.flatnonzero(matrix.any(axis=0))
     width = int(used[-1]) + 2 if len(used) else 1  # the widest cell, plus one empty column
-    chars = matrix[:, :width] if width <= limit else matrix
+    chars = np.ascontiguousarray(matrix[:, :width]) if width <= limit else matrix  # contiguous: each pass below is faster
     width = chars.shape[1]
     position = np.arange(width)[None, :]
     length = (chars != 0).sum(axis=1)
@@ -167,8 +187,9 @@ def parse_amounts(
             cleaned = raw.iloc[again].str.strip().to_numpy(dtype=object)
             minor[again], kind[again] = _amounts(cleaned, exponents[again], profile, allow_zero, limit_minor)
     # numpy's fixed-width text drops trailing NULs ("13.00\x00" would read 13.00): such a cell is no amount.
-    kind = np.where(raw.astype("string").str.contains("\x00", regex=False).fillna(False).to_numpy(dtype=bool),
-                    _NOT_AMOUNT, kind)
+    if has_match(values, _NUL):
+        kind = np.where(raw.astype("string").str.contains("\x00", regex=False).fillna(False).to_numpy(dtype=bool),
+                        _NOT_AMOUNT, kind)
     reasons = _REASONS[kind]
     decimals_rows = kind == _DECIMALS
     if decimals_rows.any():
