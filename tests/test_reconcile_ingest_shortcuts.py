@@ -14,14 +14,14 @@ import pandas as pd
 import pytest
 
 from transfer_wallet.reconcile.ingest import _WHITESPACE, ingest_report
-from transfer_wallet.reconcile.profile import parse_report_format
+from transfer_wallet.reconcile.profile import ReportFormat, parse_report_format
 from transfer_wallet.reconcile.values import _NUL, has_match, parse_amounts
 
 HEADER = "tx_id,ref,player,dir,amount,ccy,status,at"
 ROW = "t1,tr-1,P1,IN,12.50,EUR,SUCCESS,2026-11-24T09:30:00"
 
 
-def profile(**overrides: object):  # type: ignore[no-untyped-def]
+def profile(**overrides: object) -> ReportFormat:
     columns = {"provider_tx_id": "tx_id", "reference": "ref", "player_id": "player", "type": "dir",
                "currency": "ccy", "created_at": "at"}
     return parse_report_format("test", {"columns": columns, "values": {"TRANSFER_IN": "IN", "TRANSFER_OUT": "OUT"},
