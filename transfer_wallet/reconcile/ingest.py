@@ -55,6 +55,7 @@ MAX_FIELD_CHARS = 256
 #: A header line longer than this is not a header.
 MAX_HEADER_BYTES = 65_536
 _UTF8_BOM = codecs.BOM_UTF8
+_SCAN_BYTES = 1 << 20
 _SKIPPED_LINE = re.compile(r"Skipping line (\d+): expected (\d+) fields, saw (\d+)")
 _DIRECTIONS = {"TRANSFER_IN": "IN", "TRANSFER_OUT": "OUT"}
 _EXPONENTS: dict[str, int] = {c.code: c.exponent for c in all_currencies()}
@@ -196,9 +197,16 @@ def _equal(cells: pd.Series, text: str) -> np.ndarray:
 
 
 def _longest_line(content: bytes) -> int:
-    """The longest line in bytes (vectorised over the buffer)."""
-    ends = np.flatnonzero(np.frombuffer(content, dtype=np.uint8) == ord("\n"))
-    return int(np.diff(ends, prepend=-1).max()) if len(ends) else len(content)
+    """The longest line in bytes, its newline included (vectorised, over slices of the buffer: a mask
+    of the whole file would be as large as the file)."""
+    buffer = np.frombuffer(content, dtype=np.uint8)
+    longest, previous_end = 0, -1
+    for first in range(0, len(buffer), _SCAN_BYTES):
+        ends = first + np.flatnonzero(buffer[first:first + _SCAN_BYTES] == ord("\n"))
+        if len(ends):
+            longest = max(longest, int(np.diff(ends, prepend=previous_end).max()))
+            previous_end = int(ends[-1])
+    return longest if previous_end >= 0 else len(content)
 
 
 def _bad_lines(content: bytes, skipped: list[re.Match[str]], delimiter: str) -> pd.DataFrame:
@@ -329,13 +337,14 @@ def _validate(table: pd.DataFrame, profile: ReportFormat, longest_line: int, *, 
     codes = pd.Series(distinct[positions], dtype=object, copy=False)
     minor, reasons = parse_amounts(cells["amount"], codes, exponents, profile, allow_zero=False, limit_minor=MAX_AMOUNT_MINOR)
     problems.flag((reasons != "") & (exponents >= 0), cells["amount"], column["amount"], reasons)
-    created, reasons = parse_times(cells["created_at"], profile)
-    problems.flag(~_equal(reasons, ""), cells["created_at"], column["created_at"], reasons)
-    return _canonical_rows(cells, coded, minor, created, problems), problems
+    positions, times, reasons = parse_times(cells["created_at"], profile)
+    unreadable = (reasons != "")[positions]
+    problems.flag(unreadable, cells["created_at"], column["created_at"], reasons[positions] if unreadable.any() else "")
+    return _canonical_rows(cells, coded, minor, times.take(positions), problems), problems
 
 
 def _canonical_rows(cells: dict[str, pd.Series], coded: dict[str, tuple[np.ndarray, np.ndarray]], minor: np.ndarray,
-                    created: pd.Series, problems: Problems) -> pd.DataFrame:
+                    created: pd.api.extensions.ExtensionArray, problems: Problems) -> pd.DataFrame:
     """The canonical frame of the rows without a problem."""
     ok = ~problems.bad
     everything = bool(ok.all())
@@ -355,7 +364,7 @@ def _canonical_rows(cells: dict[str, pd.Series], coded: dict[str, tuple[np.ndarr
         "amount_minor": pick(minor).astype("int64", copy=False),
         "currency": from_codes("currency"),
         "status": from_codes("status"),
-        "created_at": created.array.copy() if everything else created.array[ok],
+        "created_at": created if everything else created[ok],
         "provider_session_id": _optional_text(cells, "provider_session_id", pick, len(row_numbers)),
         "provider_round_id": _optional_text(cells, "provider_round_id", pick, len(row_numbers)),
     }, copy=False)  # every column is a fresh array already: pandas 3 would copy each once more

@@ -197,8 +197,12 @@ def parse_amounts(
     return np.where(kind == _OK, minor, 0), reasons
 
 
-def parse_times(raw: pd.Series, profile: ReportFormat) -> tuple[pd.Series, pd.Series]:
-    """Report times -> (UTC ``datetime64[ns, UTC]``, NaT where unreadable; reason or "" per row).
+def parse_times(raw: pd.Series, profile: ReportFormat) -> tuple[np.ndarray, pd.api.extensions.ExtensionArray, np.ndarray]:
+    """Report times, read once per distinct text -> (each row's index into the distinct texts;
+    their UTC times, ``datetime64[ns, UTC]``, NaT where unreadable; their reasons, "" if readable).
+
+    A row's time is ``times.take(positions)``, its reason ``reasons[positions]``: spreading to
+    the rows is left to the caller, who needs it only for the rows it keeps or flags.
 
     Read with ``date_format`` in the profile's timezone (a ``%z`` in the format wins).
     An ambiguous local time (DST ends: the hour repeats) is the earliest instant; a
@@ -220,5 +224,4 @@ def parse_times(raw: pd.Series, profile: ReportFormat) -> tuple[pd.Series, pd.Se
     reasons[(text == "").to_numpy()] = "empty"
     reasons[gap] = f"local time does not exist in {profile.timezone} (DST gap)"
     reasons[out_of_range] = "date out of range"
-    times = pd.Series(utc.array.take(codes), index=raw.index)
-    return times, pd.Series(reasons[codes], index=raw.index, dtype=object)
+    return codes, utc.array, reasons
