@@ -111,34 +111,36 @@ def _read_numbers(values: np.ndarray, profile: ReportFormat) -> tuple[np.ndarray
     matrix = _char_matrix(values, limit, (profile.decimal_separator + (profile.thousands_separator or "")).isascii())
     used = np.flatnonzero(matrix.any(axis=0))
     width = int(used[-1]) + 2 if len(used) else 1  # the widest cell, plus one empty column
-    chars = np.ascontiguousarray(matrix[:, :width]) if width <= limit else matrix  # contiguous: each pass below is faster
-    width = chars.shape[1]
-    position = np.arange(width)[None, :]
-    length = (chars != 0).sum(axis=1)
-    layout = ((chars != 0) == (position < length[:, None])).all(axis=1) & (length < limit)
-    negative = chars[:, 0] == ord("-")
-    start = negative.astype(np.int64)[:, None]
-    body = (position >= start) & (position < length[:, None])
+    # Transposed, one row per character position: every pass and sum below runs along long rows.
+    chars = np.ascontiguousarray(matrix[:, :width].T)
+    width = chars.shape[0]
+    position = np.arange(width)[:, None]
+    filled = chars != 0
+    length = filled.sum(axis=0)
+    layout = (filled == (position < length)).all(axis=0) & (length < limit)
+    negative = chars[0] == ord("-")
+    start = negative.astype(np.int64)
+    body = (position >= start) & (position < length)
     digit = body & (chars >= ord("0")) & (chars <= ord("9"))
     decimal = body & (chars == ord(profile.decimal_separator))
-    decimal_count = decimal.sum(axis=1)
-    decimal_at = np.where(decimal_count == 1, decimal.argmax(axis=1), length)
+    decimal_count = decimal.sum(axis=0)
+    decimal_at = np.where(decimal_count == 1, decimal.argmax(axis=0), length)
     fraction = np.where(decimal_count == 1, length - decimal_at - 1, 0)
-    whole = decimal_at - start[:, 0]
+    whole = decimal_at - start
     thousands_ok = np.ones(len(values), dtype=bool)
     separator = np.zeros_like(body)
     if profile.thousands_separator:
         separator = body & (chars == ord(profile.thousands_separator))
-        group = body & (position > start) & (position < decimal_at[:, None]) & (((decimal_at[:, None] - position) & 3) == 0)
-        grouped = separator.any(axis=1)
-        thousands_ok = ~grouped | ((separator == group).all(axis=1) & (whole % 4 != 0))
+        group = body & (position > start) & (position < decimal_at) & (((decimal_at - position) & 3) == 0)
+        grouped = separator.any(axis=0)
+        thousands_ok = ~grouped | ((separator == group).all(axis=0) & (whole % 4 != 0))
     well = (layout & thousands_ok & (decimal_count <= 1) & (whole >= 1) & ((decimal_count == 0) | (fraction >= 1))
-            & (digit | decimal | separator | ~body).all(axis=1))
+            & (digit | decimal | separator | ~body).all(axis=0))
     value = np.zeros(len(values), dtype=np.int64)
     significant = np.zeros(len(values), dtype=np.int64)  # digits from the first non-zero one
     for column in range(width):  # a loop over character positions (at most 41), never over rows
-        is_digit = digit[:, column]
-        figure = chars[:, column].astype(np.int64) - ord("0")
+        is_digit = digit[column]
+        figure = chars[column].astype(np.int64) - ord("0")
         significant += is_digit & ((significant > 0) | (figure > 0))
         grow = is_digit & (significant <= _MAX_DIGITS)
         value = np.where(grow, value * 10 + figure, value)
