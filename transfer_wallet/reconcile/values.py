@@ -1,9 +1,11 @@
 """Vectorised readers of report cells (amounts, times) and the collector of unreadable cells.
 
 Used by ``ingest``. Every function takes whole pandas columns of text and returns
-whole columns: no Python loop over rows. Amounts are read with string operations
-into exact integer minor units (never a float); times with the profile's format
-in its timezone, to UTC.
+whole columns: no Python loop over rows. Amounts are read on a numpy character
+matrix into exact integer minor units (never a float); times once per distinct
+text with the profile's format in its timezone, to UTC (the caller spreads them to
+the rows). Checks that are rarely needed run only after a cheap scan of the whole
+column says they can matter (``has_match``).
 """
 
 from __future__ import annotations
