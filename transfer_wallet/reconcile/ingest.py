@@ -48,13 +48,14 @@ from transfer_wallet.errors import ValidationError
 from transfer_wallet.money import MAX_AMOUNT_MINOR, all_currencies
 from transfer_wallet.reconcile.frame import INVALID_COLUMNS, ReportFile, TrailerTotals, empty_frame
 from transfer_wallet.reconcile.profile import STATUS_VALUES, TYPE_VALUES, ReportFormat
-from transfer_wallet.reconcile.values import Problems, by_distinct_values, parse_amounts, parse_times
+from transfer_wallet.reconcile.values import Problems, has_match, parse_amounts, parse_times
 
 #: A cell longer than this is invalid (and its raw value is cut to this length).
 MAX_FIELD_CHARS = 256
 #: A header line longer than this is not a header.
 MAX_HEADER_BYTES = 65_536
 _UTF8_BOM = codecs.BOM_UTF8
+_SCAN_BYTES = 1 << 20
 _SKIPPED_LINE = re.compile(r"Skipping line (\d+): expected (\d+) fields, saw (\d+)")
 _DIRECTIONS = {"TRANSFER_IN": "IN", "TRANSFER_OUT": "OUT"}
 _EXPONENTS: dict[str, int] = {c.code: c.exponent for c in all_currencies()}
@@ -102,6 +103,7 @@ def _read_source(source: bytes | str | Path, name: str | None) -> tuple[bytes, s
 
 
 _NUL = "[\x00\ufffd]"
+_WHITESPACE = re.compile(r"\s")  # exactly the characters for which str.isspace() holds
 _NUL_STAND_IN = "\N{REPLACEMENT CHARACTER}".encode("utf-8")
 
 
@@ -112,29 +114,31 @@ def _utf8_content(raw: bytes, profile: ReportFormat, name: str) -> bytes:
         raw, encoding = raw[len(_UTF8_BOM):], "utf-8"
     try:
         if codecs.lookup(encoding).name == "utf-8":
-            raw.decode("utf-8")  # validates; pandas then reads the same bytes
+            if not raw.isascii():  # ASCII is valid UTF-8 (a scan far cheaper than decoding)
+                raw.decode("utf-8")  # validates; pandas then reads the same bytes
             content = raw
         else:
             content = raw.decode(encoding).lstrip("\ufeff").encode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise ReportFileError(f"{name}: line {line} is not valid {encoding} (byte {exc.start})") from None
-    content = content.rstrip(b"\r\n")
-    if not content.strip():
+    if not content or content.isspace():  # what strip() would empty, without copying the file
         raise ReportFileError(f"{name}: the file is empty")
     footer = profile.skip_footer_rows
+    if not footer and (not content.endswith(b"\n") or content[-2:-1] in (b"\r", b"\n")):
+        content = content.rstrip(b"\r\n") + b"\n"  # else it ends in one plain "\n" already: no copy
     if footer:
-        parts = content.rsplit(b"\n", footer)
+        parts = content.rstrip(b"\r\n").rsplit(b"\n", footer)
         if len(parts) <= footer:
             raise ReportFileError(f"{name}: fewer lines than a header and {footer} footer line(s)")
         # A footer must be recognisable: a file that comes without it would otherwise lose its last rows unread.
         if not parts[1].lstrip().startswith(profile.footer_marker.strip().encode("utf-8")):
             raise ReportFileError(f"{name}: the last {footer} line(s) are not the footer "
                                   f"(the first must start with {profile.footer_marker.strip()!r})")
-        content = parts[0].rstrip(b"\r\n")
+        content = parts[0].rstrip(b"\r\n") + b"\n"
     # pandas' C parser ends a cell at a NUL byte ("13.00\x00" would read 13.00); no text cell holds one
     # legitimately, so it becomes U+FFFD, which no amount, id, code or time accepts: the cell is invalid.
-    return content.replace(b"\x00", _NUL_STAND_IN) + b"\n"
+    return content.replace(b"\x00", _NUL_STAND_IN) if b"\x00" in content else content
 
 
 def _check_header(content: bytes, profile: ReportFormat, name: str) -> None:
@@ -179,7 +183,7 @@ def _without_blank_lines(table: pd.DataFrame) -> pd.DataFrame:
     """``table`` without the rows of blank lines (every cell empty)."""
     if table.empty:
         return table
-    maybe = (table.iloc[:, 0] == "").to_numpy()
+    maybe = _equal(table.iloc[:, 0], "")
     if not maybe.any():
         return table
     blank = np.zeros(len(table), dtype=bool)
@@ -187,10 +191,22 @@ def _without_blank_lines(table: pd.DataFrame) -> pd.DataFrame:
     return table[~blank]
 
 
+def _equal(cells: pd.Series, text: str) -> np.ndarray:
+    """``cells == text`` as a bool array: numpy compares a column of Python strings several times faster than pandas."""
+    return np.asarray(cells.to_numpy(dtype=object) == text, dtype=bool)
+
+
 def _longest_line(content: bytes) -> int:
-    """The longest line in bytes (vectorised over the buffer)."""
-    ends = np.flatnonzero(np.frombuffer(content, dtype=np.uint8) == ord("\n"))
-    return int(np.diff(ends, prepend=-1).max()) if len(ends) else len(content)
+    """The longest line in bytes, its newline included (vectorised, over slices of the buffer: a mask
+    of the whole file would be as large as the file)."""
+    buffer = np.frombuffer(content, dtype=np.uint8)
+    longest, previous_end = 0, -1
+    for first in range(0, len(buffer), _SCAN_BYTES):
+        ends = first + np.flatnonzero(buffer[first:first + _SCAN_BYTES] == ord("\n"))
+        if len(ends):
+            longest = max(longest, int(np.diff(ends, prepend=previous_end).max()))
+            previous_end = int(ends[-1])
+    return longest if previous_end >= 0 else len(content)
 
 
 def _bad_lines(content: bytes, skipped: list[re.Match[str]], delimiter: str) -> pd.DataFrame:
@@ -230,7 +246,7 @@ def _split_trailer(table: pd.DataFrame, profile: ReportFormat, name: str) -> tup
     if spec is None:
         return table, None
     marker_column = profile.columns[spec.marker_field]
-    is_trailer = (table[marker_column] == spec.marker).to_numpy()
+    is_trailer = _equal(table[marker_column], spec.marker)
     if not is_trailer.any():
         raise ReportFileError(f"{name}: the declared trailer line ('{spec.marker}' in column {marker_column}) is missing")
     first = int(np.argmax(is_trailer))
@@ -266,9 +282,34 @@ def _trailer_totals(lines: pd.DataFrame, profile: ReportFormat, name: str) -> di
     return totals
 
 
-def _codes(uniques: pd.Series, table: dict[str, str], *, upper: bool = False) -> pd.Series:
-    cleaned = uniques.str.strip()
-    return (cleaned.str.upper() if upper else cleaned).map(table)
+def _read_codes(raw: pd.Series, table: dict[str, str], *, upper: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(each row's index into the distinct values of ``raw``, the canonical code of each distinct value
+    or NaN if ``table`` has none): the stripping and lookup are done once per distinct value."""
+    positions, uniques = pd.factorize(raw.to_numpy(dtype=object))
+    cleaned = pd.Series(uniques, dtype=object).str.strip()
+    return positions, (cleaned.str.upper() if upper else cleaned).map(table).to_numpy(dtype=object)
+
+
+def _blank(cells: pd.Series) -> np.ndarray:
+    """Which cells are empty or only whitespace; ``str.isspace`` runs only if some cell holds whitespace."""
+    blank = _equal(cells, "")
+    if has_match(cells, _WHITESPACE):
+        blank = blank | cells.str.isspace().to_numpy(dtype=bool)
+    return blank
+
+
+def _check_ids(cells: dict[str, pd.Series], problems: Problems, profile: ReportFormat, longest_line: int,
+               has_nul: bool) -> None:
+    """Flag cells that are too long, empty required ids, and ids holding a NUL."""
+    column = profile.columns
+    if longest_line > MAX_FIELD_CHARS:  # else no cell can be that long: skip the scan
+        for field, raw in cells.items():
+            problems.flag(raw.str.len() > MAX_FIELD_CHARS, raw, column[field], f"longer than {MAX_FIELD_CHARS} characters")
+    for field in ("provider_tx_id", "player_id"):
+        problems.flag(_blank(cells[field]), cells[field], column[field], "empty")
+    for field in ("provider_tx_id", "reference", "player_id") if has_nul else ():
+        if field in cells:  # a NUL (read as U+FFFD, see _utf8_content) is no part of an id
+            problems.flag(cells[field].str.contains(_NUL, regex=True), cells[field], column[field], "NUL in an id")
 
 
 def _validate(table: pd.DataFrame, profile: ReportFormat, longest_line: int, *, has_nul: bool = False,
@@ -279,58 +320,68 @@ def _validate(table: pd.DataFrame, profile: ReportFormat, longest_line: int, *, 
     if table.empty:
         return empty_frame(), problems
     column = profile.columns
-    cells = {f: pd.Series(table[column[f]].to_numpy(dtype=object), dtype=object) for f in profile.mapped_fields()}
-    if longest_line > MAX_FIELD_CHARS:  # else no cell can be that long: skip the scan
-        for field, raw in cells.items():
-            problems.flag(raw.str.len() > MAX_FIELD_CHARS, raw, column[field], f"longer than {MAX_FIELD_CHARS} characters")
-    for field in ("provider_tx_id", "player_id"):
-        problems.flag((cells[field] == "") | cells[field].str.isspace(), cells[field], column[field], "empty")
-    for field in ("provider_tx_id", "reference", "player_id") if has_nul else ():
-        if field in cells:  # a NUL (read as U+FFFD, see _utf8_content) is no part of an id
-            problems.flag(cells[field].str.contains(_NUL, regex=True), cells[field], column[field], "NUL in an id")
+    # copy=False: the Series share the parsed columns (pandas 3 would copy each by default).
+    cells = {f: pd.Series(table[column[f]].to_numpy(dtype=object), dtype=object, copy=False)
+             for f in profile.mapped_fields()}
+    _check_ids(cells, problems, profile, longest_line, has_nul)
     directions = {code: _DIRECTIONS[canonical] for code, canonical in profile.codes_of(TYPE_VALUES).items()}
-    direction = by_distinct_values(cells["type"], lambda u: _codes(u, directions))
-    problems.flag(pd.isna(direction), cells["type"], column["type"], "unknown type code")
-    status = by_distinct_values(cells["status"], lambda u: _codes(u, profile.codes_of(STATUS_VALUES)))
-    problems.flag(pd.isna(status), cells["status"], column["status"], "unknown status code")
-    codes = pd.Series(by_distinct_values(cells["currency"], lambda u: _codes(u, _CURRENCY_CODES, upper=True)), dtype=object)
-    exponents = codes.map(_EXPONENTS).fillna(-1).to_numpy(dtype="int64")
+    coded = {"direction": _read_codes(cells["type"], directions),
+             "status": _read_codes(cells["status"], profile.codes_of(STATUS_VALUES)),
+             "currency": _read_codes(cells["currency"], _CURRENCY_CODES, upper=True)}
+    for field, raw_field, reason in (("direction", "type", "unknown type code"), ("status", "status", "unknown status code")):
+        positions, distinct = coded[field]
+        problems.flag(pd.isna(distinct)[positions], cells[raw_field], column[raw_field], reason)
+    positions, distinct = coded["currency"]
+    exponents = pd.Series(distinct, dtype=object).map(_EXPONENTS).fillna(-1).to_numpy(dtype="int64")[positions]
     problems.flag(exponents < 0, cells["currency"], column["currency"], "unknown currency")
+    codes = pd.Series(distinct[positions], dtype=object, copy=False)
     minor, reasons = parse_amounts(cells["amount"], codes, exponents, profile, allow_zero=False, limit_minor=MAX_AMOUNT_MINOR)
     problems.flag((reasons != "") & (exponents >= 0), cells["amount"], column["amount"], reasons)
-    created, reasons = parse_times(cells["created_at"], profile)
-    problems.flag(reasons != "", cells["created_at"], column["created_at"], reasons)
+    positions, times, reasons = parse_times(cells["created_at"], profile)
+    unreadable = (reasons != "")[positions]
+    problems.flag(unreadable, cells["created_at"], column["created_at"], reasons[positions] if unreadable.any() else "")
+    return _canonical_rows(cells, coded, minor, times.take(positions), problems), problems
+
+
+def _canonical_rows(cells: dict[str, pd.Series], coded: dict[str, tuple[np.ndarray, np.ndarray]], minor: np.ndarray,
+                    created: pd.api.extensions.ExtensionArray, problems: Problems) -> pd.DataFrame:
+    """The canonical frame of the rows without a problem."""
     ok = ~problems.bad
     everything = bool(ok.all())
-    def pick(values: np.ndarray | pd.Series) -> np.ndarray:
+    def pick(values: np.ndarray | pd.Series) -> np.ndarray:  # a fresh array either way
         array = np.asarray(values)
-        return array if everything else array[ok]
-    rows = pd.DataFrame({
-        "row_number": pick(problems.row_numbers),
+        return array.copy() if everything else array[ok]
+    def from_codes(field: str) -> pd.arrays.StringArray:  # the distinct values as text, spread to the rows
+        positions, distinct = coded[field]
+        return pd.array(distinct, dtype="string").take(pick(positions))
+    row_numbers = pick(problems.row_numbers)
+    return pd.DataFrame({
+        "row_number": row_numbers,
         "provider_tx_id": _text(pick(cells["provider_tx_id"])),
         "reference": _text(pick(cells["reference"]), empty_is_na=True),
         "player_id": _text(pick(cells["player_id"])),
-        "direction": _text(pick(direction)),
-        "amount_minor": pick(minor).astype("int64"),
-        "currency": _text(pick(codes)),
-        "status": _text(pick(status)),
-        "created_at": created.array if everything else created.array[ok],
-        "provider_session_id": _optional_text(cells, "provider_session_id", pick),
-        "provider_round_id": _optional_text(cells, "provider_round_id", pick),
-    })
-    return rows, problems
+        "direction": from_codes("direction"),
+        "amount_minor": pick(minor).astype("int64", copy=False),
+        "currency": from_codes("currency"),
+        "status": from_codes("status"),
+        "created_at": created if everything else created[ok],
+        "provider_session_id": _optional_text(cells, "provider_session_id", pick, len(row_numbers)),
+        "provider_round_id": _optional_text(cells, "provider_round_id", pick, len(row_numbers)),
+    }, copy=False)  # every column is a fresh array already: pandas 3 would copy each once more
 
 
 def _text(values: np.ndarray, *, empty_is_na: bool = False) -> pd.arrays.StringArray:
-    array = pd.array(values.astype(object), dtype="string")
+    """Text cells as a ``string`` array (with <NA> for the empty ones if ``empty_is_na``); it takes
+    ``values`` over (a fresh array of ``pick``) instead of copying it."""
+    array = np.asarray(values, dtype=object)
     if empty_is_na:
-        array[np.asarray(values == "", dtype=bool)] = pd.NA
-    return array
+        array[array == ""] = None
+    return pd.array(array, dtype="string", copy=False)
 
 
 def _optional_text(
-    cells: dict[str, pd.Series], field: str, pick: Callable[[np.ndarray | pd.Series], np.ndarray],
+    cells: dict[str, pd.Series], field: str, pick: Callable[[np.ndarray | pd.Series], np.ndarray], rows: int,
 ) -> pd.arrays.StringArray:
     if field in cells:
         return _text(pick(cells[field]), empty_is_na=True)
-    return pd.Series(pd.NA, index=pd.RangeIndex(len(pick(cells["provider_tx_id"]))), dtype="string").array
+    return pd.array(np.full(rows, None, dtype=object), dtype="string", copy=False)  # the column is not in the file: NA

@@ -1,14 +1,16 @@
 """Vectorised readers of report cells (amounts, times) and the collector of unreadable cells.
 
 Used by ``ingest``. Every function takes whole pandas columns of text and returns
-whole columns: no Python loop over rows. Amounts are read with string operations
-into exact integer minor units (never a float); times with the profile's format
-in its timezone, to UTC.
+whole columns: no Python loop over rows. Amounts are read on a numpy character
+matrix into exact integer minor units (never a float); times once per distinct
+text with the profile's format in its timezone, to UTC (the caller spreads them to
+the rows). Checks that are rarely needed run only after a cheap scan of the whole
+column says they can matter (``has_match``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
 
 import numpy as np
 import pandas as pd
@@ -61,23 +63,43 @@ class Problems:
         })
 
 
-def by_distinct_values(raw: pd.Series, read: Callable[[pd.Series], pd.Series]) -> np.ndarray:
-    """``read`` applied to the distinct values of ``raw`` only, spread back to every row.
+def has_match(cells: pd.Series | np.ndarray, pattern: re.Pattern[str]) -> bool:
+    """Whether any cell of ``cells`` has a match of ``pattern`` (a one-character class).
 
-    For columns with few distinct values (codes, currencies, times to the second):
-    the work is per distinct value, the spreading one vectorised ``take``.
+    One C-level scan of the cells joined into one text instead of one call per cell:
+    a one-character pattern matches the joined text exactly where it matches a cell.
+    A cell that is not text (NA) is set aside.
     """
-    codes, uniques = pd.factorize(raw.to_numpy(dtype=object))
-    return np.asarray(read(pd.Series(uniques, dtype=object)).to_numpy(dtype=object))[codes]
+    values = np.asarray(cells, dtype=object)
+    try:
+        joined = "".join(values)
+    except TypeError:  # an NA among the cells
+        joined = "".join(v for v in values if isinstance(v, str))
+    return pattern.search(joined) is not None
 
 
 #: Longest amount cell read (longer ones are "not an amount"); amounts are parsed in chunks of rows.
 _MAX_AMOUNT_CHARS = 40
 _CHUNK_ROWS = 100_000
+_NUL = re.compile("\x00")
 _POWERS = 10 ** np.arange(_MAX_DIGITS, dtype="int64")
 _OK, _NOT_AMOUNT, _NEGATIVE, _EMPTY, _TOO_LARGE, _DECIMALS, _ZERO = range(7)
 _REASONS = np.array(["", "not an amount", "negative amount", "empty", "amount too large", "", "amount must be positive"],
                     dtype=object)
+
+
+def _char_matrix(values: np.ndarray, limit: int, ascii_separators: bool) -> np.ndarray:
+    """The texts as a (rows, ``limit``) matrix of character codes, each cut at ``limit`` characters.
+
+    One byte per character when every text is ASCII (a quarter of the memory to pass over),
+    else four; a byte matrix only if the separators compared with it are ASCII too.
+    """
+    if ascii_separators:
+        try:
+            return values.astype(f"S{limit}").view(np.uint8).reshape(len(values), limit)
+        except UnicodeEncodeError:  # a non-ASCII character: the wide matrix below
+            pass
+    return values.astype(f"U{limit}").view(np.uint32).reshape(len(values), limit)
 
 
 def _read_numbers(values: np.ndarray, profile: ReportFormat) -> tuple[np.ndarray, ...]:
@@ -88,37 +110,39 @@ def _read_numbers(values: np.ndarray, profile: ReportFormat) -> tuple[np.ndarray
     ``significant_digits`` <= 18.
     """
     limit = _MAX_AMOUNT_CHARS + 1  # a cell reaching the last column was longer than the limit
-    matrix = values.astype(f"U{limit}").view(np.uint32).reshape(len(values), limit)
+    matrix = _char_matrix(values, limit, (profile.decimal_separator + (profile.thousands_separator or "")).isascii())
     used = np.flatnonzero(matrix.any(axis=0))
     width = int(used[-1]) + 2 if len(used) else 1  # the widest cell, plus one empty column
-    chars = matrix[:, :width] if width <= limit else matrix
-    width = chars.shape[1]
-    position = np.arange(width)[None, :]
-    length = (chars != 0).sum(axis=1)
-    layout = ((chars != 0) == (position < length[:, None])).all(axis=1) & (length < limit)
-    negative = chars[:, 0] == ord("-")
-    start = negative.astype(np.int64)[:, None]
-    body = (position >= start) & (position < length[:, None])
+    # Transposed, one row per character position: every pass and sum below runs along long rows.
+    chars = np.ascontiguousarray(matrix[:, :width].T)
+    width = chars.shape[0]
+    position = np.arange(width)[:, None]
+    filled = chars != 0
+    length = filled.sum(axis=0)
+    layout = (filled == (position < length)).all(axis=0) & (length < limit)
+    negative = chars[0] == ord("-")
+    start = negative.astype(np.int64)
+    body = (position >= start) & (position < length)
     digit = body & (chars >= ord("0")) & (chars <= ord("9"))
     decimal = body & (chars == ord(profile.decimal_separator))
-    decimal_count = decimal.sum(axis=1)
-    decimal_at = np.where(decimal_count == 1, decimal.argmax(axis=1), length)
+    decimal_count = decimal.sum(axis=0)
+    decimal_at = np.where(decimal_count == 1, decimal.argmax(axis=0), length)
     fraction = np.where(decimal_count == 1, length - decimal_at - 1, 0)
-    whole = decimal_at - start[:, 0]
+    whole = decimal_at - start
     thousands_ok = np.ones(len(values), dtype=bool)
     separator = np.zeros_like(body)
     if profile.thousands_separator:
         separator = body & (chars == ord(profile.thousands_separator))
-        group = body & (position > start) & (position < decimal_at[:, None]) & (((decimal_at[:, None] - position) & 3) == 0)
-        grouped = separator.any(axis=1)
-        thousands_ok = ~grouped | ((separator == group).all(axis=1) & (whole % 4 != 0))
+        group = body & (position > start) & (position < decimal_at) & (((decimal_at - position) & 3) == 0)
+        grouped = separator.any(axis=0)
+        thousands_ok = ~grouped | ((separator == group).all(axis=0) & (whole % 4 != 0))
     well = (layout & thousands_ok & (decimal_count <= 1) & (whole >= 1) & ((decimal_count == 0) | (fraction >= 1))
-            & (digit | decimal | separator | ~body).all(axis=1))
+            & (digit | decimal | separator | ~body).all(axis=0))
     value = np.zeros(len(values), dtype=np.int64)
     significant = np.zeros(len(values), dtype=np.int64)  # digits from the first non-zero one
     for column in range(width):  # a loop over character positions (at most 41), never over rows
-        is_digit = digit[:, column]
-        figure = chars[:, column].astype(np.int64) - ord("0")
+        is_digit = digit[column]
+        figure = chars[column].astype(np.int64) - ord("0")
         significant += is_digit & ((significant > 0) | (figure > 0))
         grow = is_digit & (significant <= _MAX_DIGITS)
         value = np.where(grow, value * 10 + figure, value)
@@ -167,8 +191,9 @@ def parse_amounts(
             cleaned = raw.iloc[again].str.strip().to_numpy(dtype=object)
             minor[again], kind[again] = _amounts(cleaned, exponents[again], profile, allow_zero, limit_minor)
     # numpy's fixed-width text drops trailing NULs ("13.00\x00" would read 13.00): such a cell is no amount.
-    kind = np.where(raw.astype("string").str.contains("\x00", regex=False).fillna(False).to_numpy(dtype=bool),
-                    _NOT_AMOUNT, kind)
+    if has_match(values, _NUL):
+        kind = np.where(raw.astype("string").str.contains("\x00", regex=False).fillna(False).to_numpy(dtype=bool),
+                        _NOT_AMOUNT, kind)
     reasons = _REASONS[kind]
     decimals_rows = kind == _DECIMALS
     if decimals_rows.any():
@@ -176,8 +201,12 @@ def parse_amounts(
     return np.where(kind == _OK, minor, 0), reasons
 
 
-def parse_times(raw: pd.Series, profile: ReportFormat) -> tuple[pd.Series, pd.Series]:
-    """Report times -> (UTC ``datetime64[ns, UTC]``, NaT where unreadable; reason or "" per row).
+def parse_times(raw: pd.Series, profile: ReportFormat) -> tuple[np.ndarray, pd.api.extensions.ExtensionArray, np.ndarray]:
+    """Report times, read once per distinct text -> (each row's index into the distinct texts;
+    their UTC times, ``datetime64[ns, UTC]``, NaT where unreadable; their reasons, "" if readable).
+
+    A row's time is ``times.take(positions)``, its reason ``reasons[positions]``: spreading to
+    the rows is left to the caller, who needs it only for the rows it keeps or flags.
 
     Read with ``date_format`` in the profile's timezone (a ``%z`` in the format wins).
     An ambiguous local time (DST ends: the hour repeats) is the earliest instant; a
@@ -199,5 +228,4 @@ def parse_times(raw: pd.Series, profile: ReportFormat) -> tuple[pd.Series, pd.Se
     reasons[(text == "").to_numpy()] = "empty"
     reasons[gap] = f"local time does not exist in {profile.timezone} (DST gap)"
     reasons[out_of_range] = "date out of range"
-    times = pd.Series(utc.array.take(codes), index=raw.index)
-    return times, pd.Series(reasons[codes], index=raw.index, dtype=object)
+    return codes, utc.array, reasons
