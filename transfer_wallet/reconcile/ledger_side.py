@@ -51,7 +51,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -138,15 +138,16 @@ def read_ledger_side(
         window = (bound_time(cursor, start - margin), bound_time(cursor, end + margin))
         columns: list[list[Any]] = [[] for _ in _READ_COLUMNS]
         _extend(columns, cursor, selected + IN_WINDOW_SQL, (provider, SETTLED_LOCALLY, *window))
-        _by_reference(cursor, selected, provider, _outside(references, set(columns[0])), columns)
+        _by_reference(cursor, selected, provider, _outside(references, columns[0]), columns)
         return columns
 
     columns = run_on(connection, read)
     return LedgerSide(_frame(columns, start, end), start, end, margin_s)
 
 
-def _outside(references: Any, known: set[str]) -> list[str]:
-    """The distinct ``references`` (NA dropped, sorted) that are not among the ``known`` transfer ids."""
+def _outside(references: Any, known: Iterable[str]) -> list[str]:
+    """The distinct ``references`` (NA dropped, sorted) that are not among the ``known`` transfer ids (no set
+    of those is built: a day's million ids would be one more copy)."""
     return sorted(set(pd.Series(references, dtype="string").dropna().tolist()).difference(known))
 
 
