@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
+from transfer_wallet import dbapi
 from transfer_wallet.dbapi import bound_time, run_on
 from transfer_wallet.models import GameSession, Player, Transfer, table_of
 from transfer_wallet.reconcile import ledger_side
@@ -121,6 +122,22 @@ def test_an_amount_above_2_to_the_53_is_read_exactly_next_to_a_missing_amount(db
     amounts = read(db).set_index("transfer_id")["amount_minor"]
     assert amounts["big"] == big and int(amounts["big"]) == big
     assert amounts["withdraw-all"] is pd.NA
+
+
+@pytest.mark.parametrize("chunked", [True, False], ids=["streamed-in-chunks", "fetchmany"])
+def test_a_day_larger_than_one_fetch_batch_is_read_whole_in_order_streamed_or_fetched(db, monkeypatch, chunked):
+    # PostgreSQL streams in chunks when libpq can (17+), else fetches; SQLite always fetches.
+    monkeypatch.setattr(ledger_side, "FETCH_BATCH", 2)
+    if not chunked:
+        monkeypatch.setattr(dbapi, "_streams_in_chunks", lambda cursor: False)
+    last_week = MIDNIGHT - dt.timedelta(days=7)
+    store(db, *[transfer(f"t{n}", MIDNIGHT + n * HOUR, amount=2**53 + n) for n in range(5)],
+          transfer("t5", MIDNIGHT + 5 * HOUR, amount=None, provider_tx_id=None, status="in_doubt"),
+          *[transfer(f"late-{n}", last_week + n * HOUR) for n in range(3)])
+    frame = read(db, references=["t1", "late-0", "late-1", "late-2"])
+    assert list(frame["transfer_id"]) == [f"t{n}" for n in range(6)] + ["late-0", "late-1", "late-2"]
+    assert frame["amount_minor"].tolist()[:6] == [2**53 + n for n in range(5)] + [pd.NA]
+    assert frame["in_window"].tolist() == [True] * 6 + [False] * 3
 
 
 @pytest.mark.parametrize("with_rows", [True, False], ids=["rows", "empty"])

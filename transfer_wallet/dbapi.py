@@ -20,7 +20,8 @@ import sqlite3
 import sys
 from contextlib import closing
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, TypeVar
+from itertools import islice
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, Sequence, TypeVar
 
 if TYPE_CHECKING:  # pragma: no cover
     from transfer_wallet.db import Database
@@ -58,11 +59,45 @@ def light_target(url: str) -> Target | None:
 
 def execute(cursor: Any, sql: str, params: Sequence[Any] = ()) -> Any:
     """Run ``sql`` (``?`` placeholders) on a DBAPI cursor: as is on sqlite3, with ``%s`` on psycopg."""
-    if not isinstance(cursor, sqlite3.Cursor):
-        assert "%" not in sql, sql
-        sql = sql.replace("?", "%s")
-    cursor.execute(sql, tuple(params))
+    cursor.execute(_driver_sql(cursor, sql), tuple(params))
     return cursor
+
+
+def batches(cursor: Any, sql: str, params: Sequence[Any], size: int) -> Iterator[list[Any]]:
+    """The rows of ``sql`` (``?`` placeholders, as :func:`execute`), ``size`` row tuples at a time, in order.
+
+    For results too big to hold twice: neither we nor, on psycopg, the driver hold every
+    row at once. On psycopg with libpq 17+ the server sends the rows in chunks of ``size``
+    (``cursor.stream``; ``fetchall`` would first hold the whole result in libpq, 200 MB for
+    a million ledger rows); elsewhere ``execute`` then ``fetchmany``. Exhaust the iterator
+    before the next statement on ``cursor``.
+    """
+    assert size >= 1, size
+    if _streams_in_chunks(cursor):
+        rows = cursor.stream(_driver_sql(cursor, sql), tuple(params), size=size)
+        while batch := list(islice(rows, size)):
+            yield batch
+        return
+    execute(cursor, sql, params)
+    while batch := cursor.fetchmany(size):
+        yield batch
+
+
+def _driver_sql(cursor: Any, sql: str) -> str:
+    """``sql`` with ``?`` placeholders as the driver of ``cursor`` takes it."""
+    if isinstance(cursor, sqlite3.Cursor):
+        return sql
+    assert "%" not in sql, sql
+    return sql.replace("?", "%s")
+
+
+def _streams_in_chunks(cursor: Any) -> bool:
+    """Whether ``cursor`` is a psycopg 3 cursor whose libpq can stream a result in chunks (17+)."""
+    if isinstance(cursor, sqlite3.Cursor) or not hasattr(cursor, "stream"):
+        return False
+    import psycopg
+
+    return bool(psycopg.capabilities.has_stream_chunked())
 
 
 def placeholders(count: int) -> str:

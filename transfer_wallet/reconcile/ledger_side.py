@@ -22,9 +22,14 @@ in the provider's currency, not the player's wallet currency.
 
 The queries are SQL text run on the driver cursor under the caller's SQLAlchemy
 connection (``transfer_wallet.dbapi``: in its transaction, no ORM row objects),
-and the frame is built column by column: a day can hold a million transfers.
-``amount_minor`` goes from the driver's ints straight into ``Int64`` (never through
-float, which would round an amount above 2**53 as soon as one amount is NA).
+and the frame is built column by column: a day can hold a million transfers. The
+rows are fetched ``FETCH_BATCH`` at a time (``dbapi.batches``: streamed in chunks on
+PostgreSQL) and each batch is split into per-column lists at once
+(``operator.itemgetter``, in C), so a million row tuples are never all alive
+together: ``zip(*rows)`` over them cost more than the query (the garbage collector
+walked every tuple again and again). ``amount_minor`` goes from the
+driver's ints straight into ``Int64`` (never through float, which would round an
+amount above 2**53 as soon as one amount is NA).
 
 =================  ===================  ================================================
 column             dtype                meaning
@@ -45,13 +50,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Sequence
+from operator import itemgetter
+from typing import Any, Iterable, Sequence
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 from sqlalchemy.engine import Connection
 
-from transfer_wallet.dbapi import bound_time, execute, placeholders, run_on
+from transfer_wallet.dbapi import batches, bound_time, placeholders, run_on
 from transfer_wallet.models import Transfer, table_of
 from transfer_wallet.sessions.state import SETTLED_LOCALLY
 
@@ -67,11 +73,17 @@ LEDGER_DTYPES: dict[str, str] = {
     "created_at": "datetime64[ns, UTC]",
     "in_window": "bool",
 }
+#: The selected columns, in ``SELECTED_SQL`` order (all but ``in_window``).
+_READ_COLUMNS = tuple(name for name in LEDGER_DTYPES if name != "in_window")
+#: Per selected column, what takes its value out of a row tuple.
+_TAKE = tuple(map(itemgetter, range(len(_READ_COLUMNS))))
 #: Ledger statuses that mean "the provider applied it" / "it did not apply" / "not known yet".
 APPLIED, NOT_APPLIED, UNSETTLED = "completed", "refused", ("pending", "in_doubt")
 DEFAULT_CUTOFF_MARGIN_S = 3600
 #: Ids per ``IN (...)`` of the by-reference lookup (well under SQLite's bound-parameter limit).
 REFERENCE_BATCH = 1000
+#: Rows fetched at a time (``dbapi.batches``) and split into columns (a few MB of row tuples at a time).
+FETCH_BATCH = 50_000
 
 #: The ledger-side columns (``ledger_frame`` order) of the provider's (first ``?``) transfers that
 #: reached it: not settled here (second ``?``: ``SETTLED_LOCALLY``). ``?`` placeholders (``dbapi.execute``);
@@ -122,29 +134,42 @@ def read_ledger_side(
     margin = dt.timedelta(seconds=margin_s)
     selected = SELECTED_SQL.format(created_at=CREATED_AT_UTC[connection.dialect.name])
 
-    def read(cursor: Any) -> list[Any]:
+    def read(cursor: Any) -> list[list[Any]]:
         window = (bound_time(cursor, start - margin), bound_time(cursor, end + margin))
-        rows = list(execute(cursor, selected + IN_WINDOW_SQL, (provider, SETTLED_LOCALLY, *window)).fetchall())
-        return rows + _by_reference(cursor, selected, provider, _outside(references, {row[0] for row in rows}))
+        columns: list[list[Any]] = [[] for _ in _READ_COLUMNS]
+        _extend(columns, cursor, selected + IN_WINDOW_SQL, (provider, SETTLED_LOCALLY, *window))
+        _by_reference(cursor, selected, provider, _outside(references, columns[0]), columns)
+        return columns
 
-    rows = run_on(connection, read)
-    return LedgerSide(ledger_frame(rows, start, end), start, end, margin_s)
+    columns = run_on(connection, read)
+    return LedgerSide(_frame(columns, start, end), start, end, margin_s)
 
 
-def _outside(references: Any, known: set[str]) -> list[str]:
-    """The distinct ``references`` (NA dropped, sorted) that are not among the ``known`` transfer ids."""
+def _outside(references: Any, known: Iterable[str]) -> list[str]:
+    """The distinct ``references`` (NA dropped, sorted) that are not among the ``known`` transfer ids (no set
+    of those is built: a day's million ids would be one more copy)."""
     return sorted(set(pd.Series(references, dtype="string").dropna().tolist()).difference(known))
 
 
-def _by_reference(cursor: Any, selected: str, provider: str, wanted: list[str]) -> list[Any]:
-    """The provider's transfers (``selected``: ``SELECTED_SQL``) whose id is in ``wanted``, ``REFERENCE_BATCH``
-    ids a query."""
-    rows: list[Any] = []
+def _by_reference(cursor: Any, selected: str, provider: str, wanted: list[str], columns: list[list[Any]]) -> None:
+    """Extend ``columns`` with the provider's transfers (``selected``: ``SELECTED_SQL``) whose id is in
+    ``wanted``, ``REFERENCE_BATCH`` ids a query."""
     for first in range(0, len(wanted), REFERENCE_BATCH):
         batch = wanted[first:first + REFERENCE_BATCH]
         sql = f"{selected} AND id IN ({placeholders(len(batch))})"
-        rows.extend(execute(cursor, sql, (provider, SETTLED_LOCALLY, *batch)).fetchall())
-    return rows
+        _extend(columns, cursor, sql, (provider, SETTLED_LOCALLY, *batch))
+
+
+def _extend(columns: list[list[Any]], cursor: Any, sql: str, params: tuple[Any, ...]) -> None:
+    """Extend ``columns`` with the rows of ``sql`` on ``cursor``, ``FETCH_BATCH`` rows at a time."""
+    for rows in batches(cursor, sql, params, FETCH_BATCH):
+        _split(columns, rows)
+
+
+def _split(columns: list[list[Any]], rows: Sequence[Any]) -> None:
+    """Extend ``columns`` (one list per ``_READ_COLUMNS``) with the values of ``rows`` (tuples)."""
+    for column, take in zip(columns, _TAKE):
+        column.extend(map(take, rows))
 
 
 def ledger_frame(rows: Sequence[Any], start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
@@ -153,12 +178,17 @@ def ledger_frame(rows: Sequence[Any], start: dt.datetime, end: dt.datetime) -> p
 
     ``created_at`` is an aware datetime, or naive UTC (a datetime, or SQLite's text); amounts are ints or None,
     kept exact."""
-    names = [name for name in LEDGER_DTYPES if name != "in_window"]
-    columns = dict(zip(names, zip(*rows))) if rows else {name: () for name in names}
-    created_at = _utc_times(list(columns["created_at"]))
-    data: dict[str, Any] = {name: pd.array(list(columns[name]), dtype=LEDGER_DTYPES[name])
-                            for name in names if name != "created_at"}  # Int64 from ints: exact
-    data["created_at"] = created_at
+    columns: list[list[Any]] = [[] for _ in _READ_COLUMNS]
+    _split(columns, rows)
+    return _frame(columns, start, end)
+
+
+def _frame(columns: list[list[Any]], start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+    """``ledger_frame`` of the values of each of ``_READ_COLUMNS`` (one list each, in that order)."""
+    values = dict(zip(_READ_COLUMNS, columns))
+    data: dict[str, Any] = {name: pd.array(values[name], dtype=LEDGER_DTYPES[name])
+                            for name in _READ_COLUMNS if name != "created_at"}  # Int64 from ints: exact
+    created_at = data["created_at"] = _utc_times(values["created_at"])
     data["in_window"] = (created_at >= pd.Timestamp(start)) & (created_at < pd.Timestamp(end))
     return pd.DataFrame(data, columns=list(LEDGER_DTYPES))
 
