@@ -216,3 +216,14 @@ def test_findings_seen_again_cost_a_few_statements_per_batch_not_a_few_per_findi
     result = outcome(db, "many", ids)
     assert {row["times_seen"] for row in result["rows"]} == {2}
     assert {tuple(e[2] for e in events) for events in result["history"].values()} == {("recorded", "changed")}
+
+
+def test_a_naive_time_is_refused_by_record_many_as_by_record_and_nothing_is_written(db):
+    from sqlalchemy.exc import StatementError
+
+    naive = MONDAY_7AM.replace(tzinfo=None)
+    for way in (record, record_many):
+        with pytest.raises((ValueError, StatementError), match="naive datetime"):
+            db.transaction(lambda c, way=way: way(c, amount_mismatch("many", "A") if way is record
+                                                  else [amount_mismatch("many", "A")], now=naive))
+    assert outcome(db, "many", []) == {"rows": [], "history": {}, "returned": []}

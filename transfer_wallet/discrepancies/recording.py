@@ -16,7 +16,7 @@ discrepancy that shows up again is reopened.
 time: the new ones in one ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` and one
 insert of their ``recorded`` events; the ones seen before (their fingerprint existed,
 or came earlier in the call) with one locking SELECT, one insert of their events and
-one executemany UPDATE. What a sighting does (``_sighting``: reopen, a change, or
+one UPDATE of many rows. What a sighting does (``_sighting``: reopen, a change, or
 nothing) is decided in one place for ``record`` and ``record_many``; the bulk
 statements are in ``bulk``.
 """
@@ -29,7 +29,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Collection, Iterable, Mapping
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -106,10 +106,10 @@ def _insert_statement(connection: Connection) -> Any:
     return dialect.insert(_discrepancies)
 
 
-def _new_row(finding: Finding, now: dt.datetime) -> dict[str, Any]:
+def _new_row(finding: Finding, now: dt.datetime, computed: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The ``discrepancies`` row of a finding seen for the first time: open, seen once, now."""
     return dict(fingerprint=finding.identity(), source=finding.source, status="open", times_seen=1, created_at=now,
-                last_seen_at=now, updated_at=now, **finding.computed_values())
+                last_seen_at=now, updated_at=now, **(finding.computed_values() if computed is None else computed))
 
 
 def record(connection: Connection, finding: Finding, *, now: dt.datetime, actor: str = SYSTEM_ACTOR) -> int:
@@ -169,10 +169,12 @@ def record_many(
 
 def _record_batch(connection: Connection, batch: list[Finding], *, now: dt.datetime, actor: str) -> list[int]:
     """``record_many`` of at most ``RECORD_BATCH`` findings."""
-    firsts: dict[str, Finding] = {}
-    for finding in batch:
-        firsts.setdefault(finding.identity(), finding)
-    rows = bulk.insert_rows(connection, _discrepancies, [_new_row(finding, now) for finding in firsts.values()],
+    computed = [finding.computed_values() for finding in batch]  # once each (its fields JSON costs)
+    firsts: dict[str, int] = {}  # fingerprint -> position of its first finding
+    for position, finding in enumerate(batch):
+        firsts.setdefault(finding.identity(), position)
+    rows = bulk.insert_rows(connection, _discrepancies,
+                            [_new_row(batch[position], now, computed[position]) for position in firsts.values()],
                             unique=["fingerprint"], returning=["id", "fingerprint"])
     inserted = {row.fingerprint: int(row.id) for row in rows}  # RETURNING order is not the VALUES order
     bulk.insert_rows(connection, _events, [_event_values(inserted[fingerprint], now, actor, "recorded", None, "open")
@@ -184,21 +186,23 @@ def _record_batch(connection: Connection, batch: list[Finding], *, now: dt.datet
         ids.append(fresh if fresh is not None else -1)
         if fresh is None:
             again.append(position)
-    seen_ids = _record_seen(connection, [batch[position] for position in again], now=now, actor=actor)
+    seen_ids = _record_seen(connection, [(batch[position], computed[position]) for position in again],
+                            now=now, actor=actor)
     for position, seen_id in zip(again, seen_ids, strict=True):
         ids[position] = seen_id
     return ids
 
 
-def _record_seen(connection: Connection, findings: list[Finding], *, now: dt.datetime, actor: str) -> list[int]:
+def _record_seen(connection: Connection, findings: list[tuple[Finding, dict[str, Any]]], *, now: dt.datetime,
+                 actor: str) -> list[int]:
     """``record`` for findings whose fingerprint exists, each seen again in turn (a fingerprint may come
-    more than once): one locking SELECT of their rows, one insert of the events, one UPDATE per
-    discrepancy (times seen up by its sightings, the last sighting's computed values)."""
+    more than once): one locking SELECT of their rows, one insert of the events, then each discrepancy
+    updated once (times seen up by its sightings, the last sighting's computed values) in one statement."""
     if not findings:
         return []
     query = select(_discrepancies.c.id, _discrepancies.c.fingerprint, _discrepancies.c.status,
                    *(_discrepancies.c[name] for name in MATERIAL)).where(
-        _discrepancies.c.fingerprint.in_(sorted({finding.identity() for finding in findings})))
+        _discrepancies.c.fingerprint.in_(sorted({finding.identity() for finding, _ in findings})))
     if connection.dialect.name == "postgresql":
         query = query.with_for_update()
     state = {row.fingerprint: dict(row._mapping) for row in connection.execute(query)}
@@ -206,8 +210,8 @@ def _record_seen(connection: Connection, findings: list[Finding], *, now: dt.dat
     sightings: Counter[str] = Counter()
     latest: dict[str, dict[str, Any]] = {}
     reopened: set[str] = set()
-    for finding in findings:
-        fingerprint, computed = finding.identity(), finding.computed_values()
+    for finding, computed in findings:
+        fingerprint = finding.identity()
         row = state[fingerprint]
         action, to_status, note = _sighting(row["status"], row, computed)
         if action is not None:
@@ -223,9 +227,8 @@ def _record_seen(connection: Connection, findings: list[Finding], *, now: dt.dat
         extra = {"status": "open", "closed_at": None} if group is reopened else {}
         bulk.update_rows(connection, _discrepancies, [
             {"id": state[fingerprint]["id"], "last_seen_at": now, "updated_at": now, **extra, **latest[fingerprint],
-             "sightings": sightings[fingerprint]} for fingerprint in sorted(group)],
-            extra={"times_seen": _discrepancies.c.times_seen + bindparam("sightings")})
-    return [int(state[finding.identity()]["id"]) for finding in findings]
+             "times_seen": sightings[fingerprint]} for fingerprint in sorted(group)], add=["times_seen"])
+    return [int(state[finding.identity()]["id"]) for finding, _ in findings]
 
 
 #: What makes a re-seen break a different break for finance: its amounts, currency and differing fields.
