@@ -157,3 +157,73 @@ def test_each_batch_of_new_findings_is_one_insert_of_rows_and_one_of_their_event
         event.remove(db.engine, "before_cursor_execute", seen)
     inserts = [s for s in statements if s.startswith("INSERT INTO")]
     assert inserts == ["INSERT INTO discrepancies", "INSERT INTO discrepancy_events"] * 3
+
+
+def wednesday_base(db, way: str) -> None:
+    """Monday's story (A open, B investigating, C resolved, D cleared), then E recorded and written off."""
+    monday(db, way)
+    found = db.transaction(lambda c: record(c, amount_mismatch(way, "E"), now=MONDAY_7AM))
+    discrepancies.transition(db, found, to_status="written_off", note="too small to chase", actor="anna",
+                             now=MONDAY_7AM + dt.timedelta(hours=4))
+
+
+def seen_again(way: str) -> list[Finding]:
+    """Only findings seen before: C as it was (resolved stays), E changed (written off reopens), D three
+    times (cleared reopens, then nothing, then a change), B as it was, A changed twice."""
+    return [amount_mismatch(way, "C"), amount_mismatch(way, "E", 1500), amount_mismatch(way, "D"),
+            amount_mismatch(way, "A", 1200), amount_mismatch(way, "D"), amount_mismatch(way, "B"),
+            amount_mismatch(way, "D", 900), amount_mismatch(way, "A", 1300)]
+
+
+@pytest.mark.parametrize("batch", [2, recording.RECORD_BATCH], ids=["batches-of-2", "one-batch"])
+def test_findings_seen_again_in_every_finance_state_end_as_recording_them_one_by_one(db, monkeypatch, batch):
+    monkeypatch.setattr(recording, "RECORD_BATCH", batch)
+    wednesday_base(db, "one")
+    wednesday_base(db, "many")
+    one_ids = one_by_one(db, seen_again("one"), TUESDAY_7AM)
+    many_ids = all_at_once(db, seen_again("many"), TUESDAY_7AM)
+    one, many = outcome(db, "one", one_ids), outcome(db, "many", many_ids)
+    assert many == one
+    status = {row["fingerprint"].rsplit(":", 1)[-1]: (row["status"], row["times_seen"], row["actual_minor"],
+                                                      row["closed_at"] is None) for row in many["rows"]}
+    assert status == {"A": ("open", 3, 1300, True), "B": ("investigating", 2, 1100, True),
+                      "C": ("resolved", 2, 1100, False), "D": ("open", 4, 900, True),
+                      "E": ("open", 2, 1500, True), "WAY-t-session": ("open", 1, 0, True)}
+    tuesday_actions = {fp.rsplit(":", 1)[-1]: [event[2] for event in events if event[0] == TUESDAY_7AM]
+                       for fp, events in many["history"].items()}
+    assert tuesday_actions == {"A": ["changed", "changed"], "B": [], "C": [], "D": ["reopened", "changed"],
+                               "E": ["reopened"], "WAY-t-session": []}
+
+
+def test_findings_seen_again_cost_a_few_statements_per_batch_not_a_few_per_finding(db):
+    from sqlalchemy import event
+
+    findings = [amount_mismatch("many", f"t{n:04d}") for n in range(2 * recording.RECORD_BATCH + 1)]
+    all_at_once(db, findings, MONDAY_7AM)
+    statements: list[str] = []
+
+    def seen(_connection, _cursor, statement, *_):
+        statements.append(" ".join(statement.split()[:2]))
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        ids = all_at_once(db, [amount_mismatch("many", f"t{n:04d}", 1200) for n in range(len(findings))],
+                          TUESDAY_7AM)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    writes = [s for s in statements if s.split()[0] in ("SELECT", "INSERT", "UPDATE")]
+    assert writes == ["INSERT INTO", "SELECT discrepancies.id,", "INSERT INTO", "UPDATE discrepancies"] * 3
+    result = outcome(db, "many", ids)
+    assert {row["times_seen"] for row in result["rows"]} == {2}
+    assert {tuple(e[2] for e in events) for events in result["history"].values()} == {("recorded", "changed")}
+
+
+def test_a_naive_time_is_refused_by_record_many_as_by_record_and_nothing_is_written(db):
+    from sqlalchemy.exc import StatementError
+
+    naive = MONDAY_7AM.replace(tzinfo=None)
+    for way in (record, record_many):
+        with pytest.raises((ValueError, StatementError), match="naive datetime"):
+            db.transaction(lambda c, way=way: way(c, amount_mismatch("many", "A") if way is record
+                                                  else [amount_mismatch("many", "A")], now=naive))
+    assert outcome(db, "many", []) == {"rows": [], "history": {}, "returned": []}

@@ -19,7 +19,7 @@ from cli import cli
 from reconcile_support import at, report_file
 from transfer_wallet.config import ProviderConfig, ReportFormat
 from transfer_wallet.reconcile.export import DISCREPANCY_COLUMNS, export_run
-from transfer_wallet.reconcile.export.csv_files import neutralise
+from transfer_wallet.reconcile.export.csv_files import cell, cell_text, cell_value, neutralise
 from transfer_wallet.reconcile.run import reconcile
 from transfer_wallet.wallet import Wallet
 
@@ -84,6 +84,39 @@ def test_the_workbook_opens_with_numeric_amounts_a_frozen_header_and_filters(exp
     assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref.startswith("A1:")
     players = [sheet.cell(row=r, column=header.index("player_id") + 1).value for r in range(2, 5)]
     assert "'" + FORMULA_PLAYER in players and all(p.startswith(("'", "P")) for p in players)
+
+
+def test_the_workbook_holds_the_csv_cells_with_amounts_as_numbers_in_their_currency_format(exported):
+    with (exported / "discrepancies.csv").open(encoding="utf-8-sig", newline="") as handle:
+        lines = list(csv.reader(handle))
+    book = openpyxl.load_workbook(exported / "reconciliation.xlsx")
+    sheet = book["Discrepancies"]
+    cells = [list(line) for line in sheet.iter_rows()]
+    assert [c.value for c in cells[0]] == lines[0] and len(cells) == len(lines) == 4
+    amounts = {"amount_ledger", "amount_provider", "amount_diff"}
+    for text_line, cell_line in zip(lines[1:], cells[1:]):
+        row = dict(zip(lines[0], text_line))
+        for column, text, cell in zip(lines[0], text_line, cell_line):
+            assert cell.data_type != "f"  # nothing runs as a formula
+            if column in amounts and text:
+                assert Decimal(str(cell.value)) == Decimal(text)
+                assert cell.number_format == ("0" if row["currency"] == "JPY" else "0.00")
+            elif text == "":
+                assert cell.value is None
+            else:
+                assert str(cell.value) == text
+    summary = {row[1].value: row for row in book["Summary"].iter_rows(min_row=2)}
+    assert summary["JPY"][4].value == 700 and summary["JPY"][4].number_format == "0"
+    controls = list(book["Control totals"].iter_rows(min_row=2, values_only=True))
+    assert controls and all(isinstance(v, int) for v in controls[0][2:])
+
+
+@pytest.mark.parametrize("value, text", [(None, ""), (Decimal("-1.50"), "-1.50"), (7, "7"), (True, "1"),
+                                         (dt.date(2026, 12, 1), "2026-12-01"), ("-2", "'-2"),
+                                         (dt.datetime(2026, 12, 1, 11, tzinfo=dt.timezone(dt.timedelta(hours=1))),
+                                          "2026-12-01T10:00:00Z"), ("P\x01", "P\\x01")])
+def test_a_csv_cell_is_the_text_of_the_value_the_workbook_gets(value, text):
+    assert cell(value) == cell_text(cell_value(value)) == text
 
 
 def test_the_html_page_is_self_contained_with_both_charts(exported):

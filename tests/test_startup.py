@@ -20,7 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NEVER_FOR_HELP = ("sqlalchemy", "sqlmodel", "pydantic", "pandas", "numpy", "httpx", "apscheduler", "alembic", "rich")
-NEVER_FOR_READS = ("pandas", "numpy", "httpx", "apscheduler", "alembic", "openpyxl", "jobs",
+NEVER_FOR_READS = ("pandas", "numpy", "httpx", "apscheduler", "alembic", "openpyxl", "xlsxwriter", "jobs",
                    "transfer_wallet.reconcile.run", "transfer_wallet.providers.http", "transfer_wallet.simulator")
 
 

@@ -12,17 +12,20 @@ again (tomorrow's run, a re-run of the same window) bumps ``last_seen_at`` and
 detail), but never touches what finance wrote (status, note). A ``cleared``
 discrepancy that shows up again is reopened.
 
-``record_many`` is ``record`` for a run's worth of findings: the new ones go in
-``RECORD_BATCH`` at a time (one ``INSERT ... ON CONFLICT DO NOTHING RETURNING``
-and one executemany of their ``recorded`` events per batch); every finding whose
-fingerprint already exists goes through ``record`` itself, so the re-seen logic
-lives in one place.
+``record_many`` is ``record`` for a run's worth of findings, ``RECORD_BATCH`` at a
+time: the new ones in one ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` and one
+insert of their ``recorded`` events; the ones seen before (their fingerprint existed,
+or came earlier in the call) with one locking SELECT, one insert of their events and
+one UPDATE of many rows. What a sighting does (``_sighting``: reopen, a change, or
+nothing) is decided in one place for ``record`` and ``record_many``; the bulk
+statements are in ``bulk``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Collection, Iterable, Mapping
 
@@ -30,6 +33,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from transfer_wallet.discrepancies import bulk
 from transfer_wallet.models import OPEN_DISCREPANCY_STATUSES, Discrepancy, DiscrepancyEvent, table_of
 
 _discrepancies = table_of(Discrepancy)
@@ -102,10 +106,10 @@ def _insert_statement(connection: Connection) -> Any:
     return dialect.insert(_discrepancies)
 
 
-def _new_row(finding: Finding, now: dt.datetime) -> dict[str, Any]:
+def _new_row(finding: Finding, now: dt.datetime, computed: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The ``discrepancies`` row of a finding seen for the first time: open, seen once, now."""
     return dict(fingerprint=finding.identity(), source=finding.source, status="open", times_seen=1, created_at=now,
-                last_seen_at=now, updated_at=now, **finding.computed_values())
+                last_seen_at=now, updated_at=now, **(finding.computed_values() if computed is None else computed))
 
 
 def record(connection: Connection, finding: Finding, *, now: dt.datetime, actor: str = SYSTEM_ACTOR) -> int:
@@ -136,12 +140,11 @@ def record(connection: Connection, finding: Finding, *, now: dt.datetime, actor:
     computed = finding.computed_values()
     values: dict[str, Any] = {"last_seen_at": now, "times_seen": _discrepancies.c.times_seen + 1, "updated_at": now}
     values.update(computed)
-    changed = _changes(row, computed)
-    if row.status in REOPENED_WHEN_SEEN or (changed and row.status in REOPENED_WHEN_CHANGED):
+    action, to_status, note = _sighting(row.status, row._mapping, computed)
+    if action == "reopened":
         values.update(status="open", closed_at=None)
-        _event(connection, row.id, now, actor, "reopened", row.status, "open", changed or "seen again")
-    elif changed:
-        _event(connection, row.id, now, actor, "changed", row.status, row.status, changed)
+    if action is not None:
+        _event(connection, row.id, now, actor, action, row.status, to_status, note)
     connection.execute(update(_discrepancies).where(_discrepancies.c.id == row.id).values(**values))
     return int(row.id)
 
@@ -153,9 +156,9 @@ def record_many(
     turn would; returns their discrepancy ids, in order.
 
     Per ``RECORD_BATCH`` findings: the first finding of each fingerprint is inserted in one
-    ``INSERT ... ON CONFLICT (fingerprint) DO NOTHING RETURNING`` with one executemany of
+    ``INSERT ... ON CONFLICT (fingerprint) DO NOTHING RETURNING`` with one insert of its
     ``recorded`` events; every other one (its fingerprint existed, or came earlier in the
-    call) then goes through ``record``, in order, and is seen again.
+    call) is then seen again, in order (``_record_seen``).
     """
     ordered = list(findings)
     ids: list[int] = []
@@ -166,27 +169,66 @@ def record_many(
 
 def _record_batch(connection: Connection, batch: list[Finding], *, now: dt.datetime, actor: str) -> list[int]:
     """``record_many`` of at most ``RECORD_BATCH`` findings."""
-    firsts: dict[str, Finding] = {}
-    for finding in batch:
-        firsts.setdefault(finding.identity(), finding)
-    # An executemany with RETURNING: SQLAlchemy sends it as one multi-row INSERT (its "insertmanyvalues",
-    # a page holds more than RECORD_BATCH rows on both backends) from a cached compiled statement.
-    rows = connection.execute(
-        _insert_statement(connection)
-        .on_conflict_do_nothing(index_elements=["fingerprint"])
-        .returning(_discrepancies.c.id, _discrepancies.c.fingerprint),
-        [_new_row(finding, now) for finding in firsts.values()],
-    ).all()
+    computed = [finding.computed_values() for finding in batch]  # once each (its fields JSON costs)
+    firsts: dict[str, int] = {}  # fingerprint -> position of its first finding
+    for position, finding in enumerate(batch):
+        firsts.setdefault(finding.identity(), position)
+    rows = bulk.insert_rows(connection, _discrepancies,
+                            [_new_row(batch[position], now, computed[position]) for position in firsts.values()],
+                            unique=["fingerprint"], returning=["id", "fingerprint"])
     inserted = {row.fingerprint: int(row.id) for row in rows}  # RETURNING order is not the VALUES order
-    if inserted:
-        connection.execute(_events.insert(), [
-            _event_values(inserted[fingerprint], now, actor, "recorded", None, "open")
-            for fingerprint in firsts if fingerprint in inserted])
+    bulk.insert_rows(connection, _events, [_event_values(inserted[fingerprint], now, actor, "recorded", None, "open")
+                                           for fingerprint in firsts if fingerprint in inserted])
     ids: list[int] = []
-    for finding in batch:
+    again: list[int] = []  # positions in the batch of the findings seen again
+    for position, finding in enumerate(batch):
         fresh = inserted.pop(finding.identity(), None)  # only its first finding was inserted
-        ids.append(fresh if fresh is not None else record(connection, finding, now=now, actor=actor))
+        ids.append(fresh if fresh is not None else -1)
+        if fresh is None:
+            again.append(position)
+    seen_ids = _record_seen(connection, [(batch[position], computed[position]) for position in again],
+                            now=now, actor=actor)
+    for position, seen_id in zip(again, seen_ids, strict=True):
+        ids[position] = seen_id
     return ids
+
+
+def _record_seen(connection: Connection, findings: list[tuple[Finding, dict[str, Any]]], *, now: dt.datetime,
+                 actor: str) -> list[int]:
+    """``record`` for findings whose fingerprint exists, each seen again in turn (a fingerprint may come
+    more than once): one locking SELECT of their rows, one insert of the events, then each discrepancy
+    updated once (times seen up by its sightings, the last sighting's computed values) in one statement."""
+    if not findings:
+        return []
+    query = select(_discrepancies.c.id, _discrepancies.c.fingerprint, _discrepancies.c.status,
+                   *(_discrepancies.c[name] for name in MATERIAL)).where(
+        _discrepancies.c.fingerprint.in_(sorted({finding.identity() for finding, _ in findings})))
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update()
+    state = {row.fingerprint: dict(row._mapping) for row in connection.execute(query)}
+    events: list[dict[str, Any]] = []
+    sightings: Counter[str] = Counter()
+    latest: dict[str, dict[str, Any]] = {}
+    reopened: set[str] = set()
+    for finding, computed in findings:
+        fingerprint = finding.identity()
+        row = state[fingerprint]
+        action, to_status, note = _sighting(row["status"], row, computed)
+        if action is not None:
+            events.append(_event_values(row["id"], now, actor, action, row["status"], to_status, note))
+        if action == "reopened":
+            row["status"] = "open"
+            reopened.add(fingerprint)
+        row.update((name, computed[name]) for name in MATERIAL)  # what the next sighting compares with
+        sightings[fingerprint] += 1
+        latest[fingerprint] = computed
+    bulk.insert_rows(connection, _events, events)
+    for group in (reopened, set(latest) - reopened):
+        extra = {"status": "open", "closed_at": None} if group is reopened else {}
+        bulk.update_rows(connection, _discrepancies, [
+            {"id": state[fingerprint]["id"], "last_seen_at": now, "updated_at": now, **extra, **latest[fingerprint],
+             "times_seen": sightings[fingerprint]} for fingerprint in sorted(group)], add=["times_seen"])
+    return [int(state[finding.identity()]["id"]) for finding, _ in findings]
 
 
 #: What makes a re-seen break a different break for finance: its amounts, currency and differing fields.
@@ -197,11 +239,20 @@ REOPENED_WHEN_SEEN = frozenset({"cleared"})
 REOPENED_WHEN_CHANGED = frozenset({"resolved", "written_off"})
 
 
-def _changes(row: Any, computed: Mapping[str, Any]) -> str | None:
+def _changes(row: Mapping[Any, Any], computed: Mapping[str, Any]) -> str | None:
     """``"difference_minor 1 -> 400000; ..."`` for the material values that differ, or None."""
-    differences = [f"{name} {getattr(row, name)!r} -> {computed[name]!r}"
-                   for name in MATERIAL if getattr(row, name) != computed[name]]
+    differences = [f"{name} {row[name]!r} -> {computed[name]!r}" for name in MATERIAL if row[name] != computed[name]]
     return "values changed: " + "; ".join(differences) if differences else None
+
+
+def _sighting(status: str, row: Mapping[Any, Any], computed: Mapping[str, Any]) -> tuple[str | None, str, str | None]:
+    """What seeing a recorded discrepancy (``status``, its stored ``row``) again with ``computed`` values
+    does: ``(event action or None, status after, event note)``. A cleared one reopens; a resolved or
+    written-off one reopens if its material values changed; any other change is a ``changed`` event."""
+    changed = _changes(row, computed)
+    if status in REOPENED_WHEN_SEEN or (changed and status in REOPENED_WHEN_CHANGED):
+        return "reopened", "open", changed or "seen again"
+    return ("changed", status, changed) if changed else (None, status, None)
 
 
 def clear_absent(

@@ -29,8 +29,9 @@ def export_run(db: Database, result: Any, out_dir: Path, *, now: dt.datetime) ->
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = db.transaction(lambda c: discrepancy_rows(c, result, now=now), readonly=True)
     summary = summary_rows(rows)
-    paths = [csv_files.write_discrepancies(out_dir / "discrepancies.csv", rows),
+    cells = csv_files.discrepancy_cells(rows)  # once, for the CSV and the workbook
+    paths = [csv_files.write_discrepancies(out_dir / "discrepancies.csv", cells),
              csv_files.write_summary(out_dir / "summary.csv", summary, result.controls),
-             xlsx.write_workbook(out_dir / "reconciliation.xlsx", rows, summary, result.controls),
+             xlsx.write_workbook(out_dir / "reconciliation.xlsx", cells, summary, result.controls),
              html.write_page(out_dir / "report.html", result, rows, summary, now=now)]
     return paths

@@ -38,32 +38,51 @@ def neutralise(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def cell(value: Any) -> str:
-    """One value as CSV text: Decimal exact, datetimes ISO-8601 UTC, dates ISO, text neutralised."""
-    if value is None:
-        return ""
-    if isinstance(value, Decimal):
-        return f"{value:f}"
+def cell_value(value: Any) -> Any:
+    """One value as a cell holds it, shared by the CSV and the workbook: None, a number (int, bool or
+    Decimal) as it is, datetimes as ISO-8601 UTC text, dates ISO, any other text neutralised."""
+    if value is None or isinstance(value, (int, Decimal)):
+        return value
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
     if isinstance(value, dt.date):
         return value.isoformat()
-    if isinstance(value, (int, bool)):
-        return str(int(value))
     return neutralise(str(value))
+
+
+def cell_text(value: Any) -> str:
+    """A ``cell_value`` as CSV text: Decimal exact (``-1.50``), ints and booleans as digits, None empty."""
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return f"{value:f}"
+    if isinstance(value, int):
+        return str(int(value))
+    return str(value)
+
+
+def cell(value: Any) -> str:
+    """One value as CSV text: Decimal exact, datetimes ISO-8601 UTC, dates ISO, text neutralised."""
+    return cell_text(cell_value(value))
+
+
+def discrepancy_cells(rows: list[dict[str, Any]]) -> list[list[Any]]:
+    """Every discrepancy row as ``cell_value``s in ``DISCREPANCY_COLUMNS`` order: built once for the
+    CSV and the workbook's Discrepancies sheet."""
+    return [[cell_value(row[column]) for column in DISCREPANCY_COLUMNS] for row in rows]
 
 
 def _write(path: Path, header: Iterable[str], rows: Iterable[Iterable[Any]]) -> Path:
     with path.open("w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\r\n")
         writer.writerow(list(header))
-        writer.writerows([cell(v) for v in row] for row in rows)
+        writer.writerows([cell_text(v) for v in row] for row in rows)
     return path
 
 
-def write_discrepancies(path: Path, rows: list[dict[str, Any]]) -> Path:
-    """One row per discrepancy, columns in ``DISCREPANCY_COLUMNS`` order."""
-    return _write(path, DISCREPANCY_COLUMNS, ([row[c] for c in DISCREPANCY_COLUMNS] for row in rows))
+def write_discrepancies(path: Path, cells: list[list[Any]]) -> Path:
+    """One row per discrepancy (``discrepancy_cells``), columns in ``DISCREPANCY_COLUMNS`` order."""
+    return _write(path, DISCREPANCY_COLUMNS, cells)
 
 
 def write_summary(path: Path, summary: list[dict[str, Any]], controls: pd.DataFrame) -> Path:

@@ -46,11 +46,19 @@ def _clean(value: Any) -> Any:
         return None
 
 
+#: What the exports take from a run's breaks frame (the rest is in the stored discrepancy).
+_BREAK_COLUMNS = ("reference", "l_currency", "p_currency", "l_status", "p_status", "l_created_at", "p_created_at",
+                  "row_number")
+
+
 def _break_index(result: Any) -> dict[str, dict[str, Any]]:
-    index: dict[str, dict[str, Any]] = {}
-    for row in result.breaks.to_dict("records"):
-        index[fingerprint(result.provider, result.business_date, str(row["kind"]), str(row["key"]))] = row
-    return index
+    """The run's breaks by fingerprint, each as a dict of ``_BREAK_COLUMNS`` (those the frame has)."""
+    breaks = result.breaks
+    if not len(breaks):
+        return {}
+    records = breaks[[c for c in _BREAK_COLUMNS if c in breaks.columns]].to_dict("records")
+    return {fingerprint(result.provider, result.business_date, str(kind), str(key)): record
+            for kind, key, record in zip(breaks["kind"], breaks["key"], records, strict=True)}
 
 
 def _fields_text(text: str | None) -> str:
