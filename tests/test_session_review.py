@@ -112,3 +112,22 @@ def test_the_review_rule_on_literal_amounts(game_out, reason):
 
 def test_no_policy_means_no_review():
     assert review_reason(None, eur("1.00"), eur("99999.00"), eur("99999.00")) is None
+
+
+def test_a_repeated_open_key_with_an_amount_a_new_open_would_refuse_is_refused_not_replayed(db):
+    from transfer_wallet.errors import ValidationError
+    from transfer_wallet.money import MoneyError, currency
+
+    manager = SessionManager(db, {"acme": InMemoryProvider(name="acme")}, {"acme": SessionPolicy("EUR")})
+    wallet = Wallet(db)
+    wallet.create_player("RC1", "EUR")
+    wallet.deposit("RC1", "100.00", reference="rc1")
+    first = manager.open_session("RC1", "acme", "10.00", key="rc-K")
+    # the request digest cannot tell these from the first open (no currency, "1E+1" normalises to 10)
+    with pytest.raises(ValidationError, match="amount is in USD"):
+        manager.open_session("RC1", "acme", Money(1000, currency("USD")), key="rc-K")
+    with pytest.raises(MoneyError, match="exponent"):
+        manager.open_session("RC1", "acme", "1E+1", key="rc-K")
+    assert manager.open_session("RC1", "acme", "10.00", key="rc-K").id == first.id  # a true repeat still replays
+    assert wallet.balance("RC1").locked == Money(1000, currency("EUR"))
+    assert check_ledger(db).clean

@@ -76,10 +76,12 @@ class Opening(Outcomes):
         from transfer_wallet.wallet import _as_money
 
         wallet_ccy, main, locked = ledger.player_accounts(self.db, connection, player_id)
+        # The amount is checked before a replay is answered: the request digest does not see a Money's
+        # currency or how a number was written, so a repeat must not turn an invalid amount into success.
+        money = _as_money(amount, wallet_ccy, player_id)
         lock_rows(connection, [main.id, locked.id])  # serialises this player's opens: counts and limits hold
         if _key_used(connection, key):  # looked up once, under the lock: a repeat (or a concurrent twin) replays
             return None
-        money = _as_money(amount, wallet_ccy, player_id)
         _check_open_count(connection, player_id, provider, policy)
         player_max_s = limits.check_transfer_in(connection, player_id, money.amount_minor, now=now)
         max_session_s = min(policy.max_session_s, player_max_s) if player_max_s else policy.max_session_s
