@@ -35,6 +35,7 @@ bench: install
 	$(TW) bench ledger --clients 1,4 --seconds 10
 	$(TW) bench provider acme --requests 2000
 	$(TW) bench sessions --clients 1,4 --seconds 10
+	$(TW) bench reconcile --rows 100000
 
 clean:
 	rm -rf $(VENV) $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm $(DEMO_DB).simulators $(DEMO_OUT)
