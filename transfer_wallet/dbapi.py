@@ -106,13 +106,17 @@ def placeholders(count: int) -> str:
     return ", ".join("?" * count)
 
 
-def bound_time(cursor: Any, moment: dt.datetime) -> Any:
-    """``moment`` (aware) as the parameter to compare with a ``UtcDateTime`` column on ``cursor``.
+#: How a ``UtcDateTime`` is stored on SQLite: naive UTC text as SQLAlchemy writes it, microseconds always
+#: written (``2026-12-01 05:00:00.000000``), so that text order is time order.
+SQLITE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
-    SQLite stores such a column as naive UTC text in SQLAlchemy's one format
-    (``2026-12-01 05:00:00.000000``, microseconds always written), where text order
-    is time order: the parameter is that exact text, so ``>=`` and ``<`` compare as
-    the SQLAlchemy query would. PostgreSQL (``timestamptz``) takes the aware datetime.
+
+def bound_time(cursor: Any, moment: dt.datetime) -> Any:
+    """``moment`` (aware) as the parameter to compare with, or write into, a ``UtcDateTime`` column on ``cursor``.
+
+    SQLite: that exact ``SQLITE_TIME_FORMAT`` text (the year padded to four digits), so that
+    ``>=`` and ``<`` compare as the SQLAlchemy query would. PostgreSQL (``timestamptz``) takes
+    the aware datetime.
     """
     if moment.tzinfo is None:
         raise ValueError("naive datetime given; use an aware UTC datetime")

@@ -28,7 +28,6 @@ that serialises every player.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import re
@@ -41,6 +40,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from transfer_wallet.db import Database
+from transfer_wallet.dbapi import bound_time
 from transfer_wallet.errors import IdempotencyConflictError, InsufficientFundsError, NotFoundError
 from transfer_wallet.models import (
     CACHED_KINDS,
@@ -336,9 +336,8 @@ def _post_sqlite(
     The statements are built once (module level); the unit of work already holds
     SQLite's write lock (``BEGIN IMMEDIATE``), so each is a plain cursor call.
     """
-    # SQLite keeps naive UTC text, in the format SQLAlchemy's DateTime writes and reads.
-    entry = (*entry[:5], entry[5].astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f"))
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    entry = (*entry[:5], bound_time(cursor, entry[5]))  # SQLite keeps naive UTC text, as SQLAlchemy writes it
     try:
         entry_id = _sqlite_one(cursor, _SQLITE_INSERT_ENTRY, entry)
         if entry_id is None:

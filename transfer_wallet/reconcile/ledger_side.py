@@ -57,7 +57,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 from sqlalchemy.engine import Connection
 
-from transfer_wallet.dbapi import batches, bound_time, placeholders, run_on
+from transfer_wallet.dbapi import SQLITE_TIME_FORMAT, batches, bound_time, placeholders, run_on
 from transfer_wallet.models import Transfer, table_of
 from transfer_wallet.sessions.state import SETTLED_LOCALLY
 
@@ -98,8 +98,6 @@ IN_WINDOW_SQL = " AND created_at >= ? AND created_at < ?"
 #: ``created_at`` as naive UTC: SQLite stores it so (text); PostgreSQL's timestamptz is converted in the query,
 #: because pandas reads naive datetimes about five times faster than psycopg's zone-aware ones.
 CREATED_AT_UTC = {"sqlite": "created_at", "postgresql": "created_at AT TIME ZONE 'UTC'"}
-#: How SQLAlchemy writes a ``UtcDateTime`` on SQLite (naive UTC text); other ISO texts are parsed too.
-_SQLITE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +195,7 @@ def _utc_times(values: list[Any]) -> pd.DatetimeIndex:
     """``values`` (aware datetimes, naive UTC datetimes, or SQLite's naive UTC text) as datetime64[ns, UTC]."""
     if values and isinstance(values[0], str):
         try:
-            times = pd.to_datetime(values, format=_SQLITE_TIME_FORMAT, utc=True)
+            times = pd.to_datetime(values, format=SQLITE_TIME_FORMAT, utc=True)
         except ValueError:  # written by something other than SQLAlchemy: any ISO 8601 text
             times = pd.to_datetime(values, format="ISO8601", utc=True)
     else:
