@@ -99,12 +99,24 @@ class RoundsResult:
         return row
 
 
+def compare_rounds(clients: int, seconds: float, sides: dict[str, Callable[[], float]], rounds: int) -> RoundsResult:
+    """``alternate`` the ``sides`` (one of them named ``ours``; the rest are baselines, in this order)."""
+    figures = alternate(sides, rounds)
+    ours = figures.pop("ours")
+    return RoundsResult(clients, seconds, ours, figures)
+
+
 def rate_of(measure: Callable[..., tuple[float, float]], *args: Any) -> Callable[[], float]:
     """A side for ``alternate``: run ``measure(*args)`` -> (count, seconds), return count per second."""
     def side() -> float:
         count, elapsed = measure(*args)
         return count / elapsed
     return side
+
+
+def pgbench_side(url: str, clients: int, seconds: float, *, scale: int) -> Callable[[], float]:
+    """A side for ``alternate``: pgbench's TPC-B-like transactions per second on ``url``."""
+    return lambda: measure_pgbench(url, clients, seconds, scale=scale)
 
 
 def table_columns(rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:

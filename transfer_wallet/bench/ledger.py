@@ -28,9 +28,9 @@ from transfer_wallet import migrations
 from transfer_wallet.bench._harness import (
     FUNDING,
     RoundsResult,
-    alternate,
+    compare_rounds,
     init_pgbench,
-    measure_pgbench,
+    pgbench_side,
     rate_of,
     run_until,
     run_workers,
@@ -137,20 +137,17 @@ def run_ledger_benchmark(url: str, client_counts: list[int], seconds: float, rou
         _prepare_ledger(ledger_url, scale)
         if not postgres:
             for clients in client_counts:
-                figures = alternate({"raw_sqlite3": rate_of(measure_sqlite_baseline, ledger_url, clients, seconds),
-                                     "ours": rate_of(measure_ledger, ledger_url, clients, seconds)}, rounds)
-                ours = figures.pop("ours")
-                results.append(RoundsResult(clients, seconds, ours, figures))
+                results.append(compare_rounds(clients, seconds, {
+                    "raw_sqlite3": rate_of(measure_sqlite_baseline, ledger_url, clients, seconds),
+                    "ours": rate_of(measure_ledger, ledger_url, clients, seconds)}, rounds))
             return results
         with scratch_database(url) as baseline_url:
             init_pgbench(baseline_url, scale=scale)
             prepare_baselines(baseline_url, scale)
             for clients in client_counts:
-                pgbench = rate_of(lambda *a: (measure_pgbench(*a, scale=scale) * seconds, seconds), baseline_url, clients, seconds)
-                figures = alternate({"pgledger": rate_of(measure_pgledger, baseline_url, clients, seconds),
-                                     "plain_sql": rate_of(measure_plain_sql, baseline_url, clients, seconds),
-                                     "pgbench": pgbench,
-                                     "ours": rate_of(measure_ledger, ledger_url, clients, seconds)}, rounds)
-                ours = figures.pop("ours")
-                results.append(RoundsResult(clients, seconds, ours, figures))
+                results.append(compare_rounds(clients, seconds, {
+                    "pgledger": rate_of(measure_pgledger, baseline_url, clients, seconds),
+                    "plain_sql": rate_of(measure_plain_sql, baseline_url, clients, seconds),
+                    "pgbench": pgbench_side(baseline_url, clients, seconds, scale=scale),
+                    "ours": rate_of(measure_ledger, ledger_url, clients, seconds)}, rounds))
     return results

@@ -28,9 +28,9 @@ from transfer_wallet.bench._harness import (
     FUNDING,
     KEY_ID,
     RoundsResult,
-    alternate,
+    compare_rounds,
     init_pgbench,
-    measure_pgbench,
+    pgbench_side,
     rate_of,
     run_until,
     run_workers,
@@ -99,11 +99,8 @@ def run_ledger_sessions(url: str, client_counts: list[int], seconds: float, roun
         for clients in client_counts:
             sides = {"ours": rate_of(measure_ledger_sessions, ledger_url, clients, seconds)}
             if pgbench_url:
-                sides = {"pgbench": rate_of(lambda *a: (measure_pgbench(*a, scale=scale) * seconds, seconds),
-                                            pgbench_url, clients, seconds), **sides}
-            figures = alternate(sides, rounds)
-            ours = figures.pop("ours")
-            results.append(RoundsResult(clients, seconds, ours, figures))
+                sides = {"pgbench": pgbench_side(pgbench_url, clients, seconds, scale=scale), **sides}
+            results.append(compare_rounds(clients, seconds, sides, rounds))
     return results
 
 
