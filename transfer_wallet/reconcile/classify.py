@@ -214,22 +214,29 @@ def _invalid(invalid: pd.DataFrame) -> pd.DataFrame:
     frame["key"] = "row" + invalid["row_number"].astype(str) + ":" + invalid["column"].astype(str)
     frame["detail"] = ("row " + invalid["row_number"].astype(str) + ", column " + invalid["column"].astype(str)
                        + ": " + invalid["raw_value"].astype(str).map(repr) + " (" + invalid["reason"].astype(str) + ")")
-    for column in BREAK_COLUMNS:
-        if column not in frame:
-            frame[column] = pd.NA
-    return frame
+    missing = {column: _absent(column.partition("_")[2], len(frame)) for column in BREAK_COLUMNS if column not in frame}
+    return pd.concat([frame, pd.DataFrame(missing, index=frame.index)], axis=1)
 
 
 def _sides(frame: pd.DataFrame, *, provider: bool, ledger: bool) -> pd.DataFrame:
-    out = pd.DataFrame(index=frame.index)
-    out["provider_tx_id"] = frame["p_provider_tx_id"] if provider else frame["l_provider_tx_id"]
-    out["l_provider_tx_id"] = frame["l_provider_tx_id"] if ledger else pd.NA
-    out["reference"] = frame["p_reference"] if provider else pd.NA
-    out["row_number"] = frame["p_row_number"] if provider else pd.NA
+    columns: dict[str, Any] = {
+        "provider_tx_id": frame["p_provider_tx_id"] if provider else frame["l_provider_tx_id"],
+        "l_provider_tx_id": frame["l_provider_tx_id"] if ledger else pd.NA,
+        "reference": frame["p_reference"] if provider else pd.NA,
+        "row_number": frame["p_row_number"] if provider else pd.NA,
+    }
     for side, present in (("p", provider), ("l", ledger)):
         for column in _SIDE:
-            out[f"{side}_{column}"] = frame[f"{side}_{column}"] if present else pd.NA
-    return out
+            columns[f"{side}_{column}"] = frame[f"{side}_{column}"] if present else _absent(column, len(frame))
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def _absent(column: str, length: int) -> Any:
+    """The value of a side a break has no row of: NA, or NaT for a time (times stay datetime64 when
+    the parts are concatenated, instead of every timestamp boxed into an object column)."""
+    if column != "created_at":
+        return pd.NA
+    return pd.DatetimeIndex(np.full(length, np.datetime64("NaT"), dtype="datetime64[ns]"), tz="UTC").array
 
 
 def _joined(flags: dict[str, Any], length: int) -> np.ndarray:

@@ -8,7 +8,7 @@ ints, they index lookup arrays of ``max + 1`` entries.
 - ``joint_codes``, for keys (a distinct value per row: transfer ids, provider tx ids).
   Hashing a million strings twice (pandas' ``factorize``, ``merge``, ``isin``) cost about
   0.6 s at a million rows a side. Here each string's bytes become a few 64-bit words (no
-  per-row Python work), the words are mixed into one hash, and one ``numpy.sort`` of
+  per-row Python work; the length in the spare top byte), the words are mixed into one hash, and one ``numpy.sort`` of
   ``hash | row`` values (vectorised, SIMD) puts equal hashes next to each other; a run of
   equal hashes is one code. Equal hashes of *different* strings (rare) are caught by
   comparing the words themselves, and those rows are coded again exactly.
@@ -79,59 +79,63 @@ def joint_codes(a: Any, b: Any, *, hash_words: Callable[[np.ndarray], np.ndarray
     left, right = arrow_strings(a), arrow_strings(b)
     if left is None or right is None:
         return factorized(a, b)
-    sides = [_words(left), _words(right)]
-    if sides[0] is None or sides[1] is None:
+    sides = [_Bytes(left), _Bytes(right)]
+    longest = max(side.longest for side in sides)
+    if longest > MAX_KEY_BYTES:
         return factorized(a, b)
-    width = max(sides[0][0].shape[1], sides[1][0].shape[1])
-    words = np.concatenate([_widened(w, width) for w, _ in sides])
-    valid = np.concatenate([v for _, v in sides])
+    width = longest // 8 + 1  # the last byte of the last word is never text: it holds the length
+    words = np.concatenate([side.words(width) for side in sides], axis=1)
+    valid = np.concatenate([side.valid for side in sides])
     codes = _sorted_codes(words, valid, hash_words or _mix)
     return codes[:len(left)], codes[len(left):]
 
 
-def _widened(words: np.ndarray, width: int) -> np.ndarray:
-    """``words`` with zero words inserted before the length column up to ``width`` columns."""
-    if words.shape[1] == width:
+class _Bytes:
+    """The bytes of an Arrow string array: offsets, data, valid rows and their byte lengths."""
+
+    def __init__(self, array: Any) -> None:
+        import pyarrow as pa
+
+        count = len(array)
+        offset_type = np.int64 if pa.types.is_large_string(array.type) else np.int32
+        buffers = array.buffers()
+        self.offsets = np.frombuffer(buffers[1], dtype=offset_type)[array.offset:array.offset + count + 1].astype(np.int64)
+        self.data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else np.zeros(0, np.uint8)
+        self.valid = np.asarray(array.is_valid(), dtype=bool) if array.null_count else np.ones(count, dtype=bool)
+        self.stored = np.diff(self.offsets)
+        self.lengths = np.where(self.valid, self.stored, 0)
+        self.longest = int(self.lengths.max(initial=0))
+
+    def words(self, width: int) -> np.ndarray:
+        """Each valid string's UTF-8 bytes zero-padded into ``width`` little-endian 64-bit words, its
+        byte length in the top byte of the last word (so "a" and "a\\0" differ); word-major
+        (``words[j]`` is every row's word j, contiguous). Invalid rows are zeros."""
+        words = np.zeros((width, len(self.lengths)), dtype="<u8")
+        longest, stored, offsets = self.longest, self.stored, self.offsets
+        if longest and bool(((stored == longest) | (stored == 0)).all()):  # one length: the bytes are one block
+            _place(words, stored == longest, self.data[offsets[0]:offsets[-1]].reshape(-1, longest))
+        else:
+            for length in np.unique(self.lengths[self.lengths > 0]).tolist():
+                rows = np.flatnonzero(self.lengths == length)
+                for first in range(0, len(rows), _GATHER_ROWS):
+                    chunk = rows[first:first + _GATHER_ROWS]
+                    _place(words, chunk, self.data[offsets[chunk, None] + np.arange(length)])
+        words[-1] |= self.lengths.astype("<u8") << np.uint64(56)
         return words
-    wide = np.zeros((len(words), width), dtype=np.uint64)
-    wide[:, :words.shape[1] - 1], wide[:, -1] = words[:, :-1], words[:, -1]
-    return wide
 
 
-def _words(array: Any) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(words, valid)``: each string's UTF-8 bytes zero-padded into 64-bit words, its byte length
-    as the last word (so "a" and "a\\0" differ); None when a string is longer than ``MAX_KEY_BYTES``."""
-    import pyarrow as pa
-
-    count = len(array)
-    offset_type = np.int64 if pa.types.is_large_string(array.type) else np.int32
-    buffers = array.buffers()
-    offsets = np.frombuffer(buffers[1], dtype=offset_type)[array.offset:array.offset + count + 1].astype(np.int64)
-    data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else np.zeros(0, np.uint8)
-    valid = np.asarray(array.is_valid(), dtype=bool) if array.null_count else np.ones(count, dtype=bool)
-    lengths = np.where(valid, np.diff(offsets), 0)
-    longest = int(lengths.max(initial=0))
-    if longest > MAX_KEY_BYTES:
-        return None
-    width = max(1, -(-longest // 8))
-    matrix = np.zeros((count, width * 8 + 8), dtype=np.uint8)
-    if count and bool((lengths == longest).all()):  # every row as long: the bytes are one block
-        matrix[:, :longest] = data[offsets[0]:offsets[0] + count * longest].reshape(count, longest)
-    else:
-        for length in np.unique(lengths[lengths > 0]).tolist():
-            rows = np.flatnonzero(lengths == length)
-            for first in range(0, len(rows), _GATHER_ROWS):
-                chunk = rows[first:first + _GATHER_ROWS]
-                matrix[chunk, :length] = data[offsets[chunk, None] + np.arange(length)]
-    words = matrix.view(np.uint64)
-    words[:, -1] = lengths.astype(np.uint64)
-    return words, valid
+def _place(words: np.ndarray, rows: np.ndarray, block: np.ndarray) -> None:
+    """Write ``block`` (one row of bytes per selected row, all as long) into the selected rows' words."""
+    padded = np.zeros((len(block), len(words) * 8), dtype=np.uint8)
+    padded[:, :block.shape[1]] = block
+    for index, column in enumerate(padded.view("<u8").T):
+        words[index][rows] = column
 
 
 def _mix(words: np.ndarray) -> np.ndarray:
     """A 64-bit hash of each row of words (multiply-xorshift per word; wraps modulo 2**64)."""
-    hashed = np.full(len(words), _SEED, dtype=np.uint64)
-    for column in words.T:
+    hashed = np.full(words.shape[1], _SEED, dtype=np.uint64)
+    for column in words:
         hashed ^= column
         hashed *= _MULTIPLIER
         hashed ^= hashed >> np.uint64(31)
@@ -140,7 +144,7 @@ def _mix(words: np.ndarray) -> np.ndarray:
 
 def _sorted_codes(words: np.ndarray, valid: np.ndarray, hash_words: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """One code per distinct row of ``words`` among the valid rows (-1 for the others)."""
-    count = len(words)
+    count = words.shape[1]
     codes = np.full(count, -1, dtype=np.int64)
     if not valid.any():
         return codes
@@ -154,10 +158,13 @@ def _sorted_codes(words: np.ndarray, valid: np.ndarray, hash_words: Callable[[np
     starts[1:] = hashes[1:] != hashes[:-1]
     group = np.cumsum(starts) - 1
     codes[rows] = group
-    ordered = words[rows]
-    clash = ~starts[1:] & (ordered[1:] != ordered[:-1]).any(axis=1)
+    differs = np.zeros(len(keys) - 1, dtype=bool)
+    for column in words:
+        ordered = column[rows]
+        differs |= ordered[1:] != ordered[:-1]
+    clash = ~starts[1:] & differs
     if clash.any():  # two different strings under one hash: code those groups' rows exactly
-        clashed = np.isin(group, group[1:][clash])
-        _, inverse = np.unique(ordered[clashed], axis=0, return_inverse=True)
-        codes[rows[clashed]] = int(group[-1]) + 1 + inverse.reshape(-1)
+        clashed = rows[np.isin(group, group[1:][clash])]
+        _, inverse = np.unique(words[:, clashed].T, axis=0, return_inverse=True)
+        codes[clashed] = int(group[-1]) + 1 + inverse.reshape(-1)
     return codes
