@@ -47,7 +47,7 @@ import pandas as pd
 
 from transfer_wallet.discrepancies import Finding
 from transfer_wallet.money import Money, MoneyError, currency
-from transfer_wallet.reconcile.codes import value_codes
+from transfer_wallet.reconcile.codes import dictionary_codes, value_codes
 from transfer_wallet.reconcile.frame import isin
 from transfer_wallet.reconcile.ledger_side import APPLIED, UNSETTLED
 from transfer_wallet.reconcile.match import MatchResult
@@ -79,24 +79,26 @@ def classify(
     return pd.concat(parts, ignore_index=True)[list(BREAK_COLUMNS)]
 
 
-def _differences(result: MatchResult) -> dict[str, np.ndarray]:
-    """Per matched pair (the pair arrays' order), whether each field differs: int codes and
-    integer amounts compared through the position arrays, no pair rows built. A field NA on
-    either side does not differ, except the amount (a missing amount differs)."""
+def _differences(result: MatchResult) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per matched pair (the pair arrays' order), whether each field differs, and whether our side is
+    still unsettled: int codes and integer amounts compared through the position arrays, no pair
+    rows built. A field NA on either side does not differ, except the amount (a missing amount differs)."""
     report, ledger, p, l = result.report, result.ledger, result.p_position, result.l_position
     differs = {name: _coded_differs(value_codes(report[column], ledger[column]), p, l)
                for name, column in (("currency", "currency"), ("type", "direction"), ("player", "player_id"))}
     p_amount, p_missing = _minor(report["amount_minor"])
     l_amount, l_missing = _minor(ledger["amount_minor"])
     differs["amount"] = (p_amount[p] != l_amount[l]) | p_missing[p] | l_missing[l]
-    p_status, l_status = report["status"].notna().to_numpy(), ledger["status"].notna().to_numpy()
-    applied = _equal(report["status"], "SUCCESS")[p] != _equal(ledger["status"], APPLIED)[l]
-    differs["status"] = p_status[p] & l_status[l] & ~isin(ledger["status"], UNSETTLED).to_numpy()[l] & applied
+    (p_codes, p_labels), (l_codes, l_labels) = dictionary_codes(report["status"]), dictionary_codes(ledger["status"])
+    p_status, l_status = p_codes[p], l_codes[l]
+    unsettled = isin(pd.Series(l_labels), UNSETTLED).to_numpy()[l_status]
+    applied = _equal(p_labels, "SUCCESS")[p_status] != _equal(l_labels, APPLIED)[l_status]
+    differs["status"] = pd.notna(p_labels)[p_status] & pd.notna(l_labels)[l_status] & ~unsettled & applied
     differs = {name: differs[name] for name, _ in _COMPARED}  # the order ``fields`` lists them in
     keys = result.keys
     differs["reference"] = _coded_differs((keys.report_reference, keys.ledger_transfer_id), p, l)
     differs["provider_tx_id"] = _coded_differs((keys.report_tx, keys.ledger_tx), p, l)
-    return differs
+    return differs, unsettled
 
 
 def _coded_differs(codes: tuple[np.ndarray, np.ndarray], p: np.ndarray, l: np.ndarray) -> np.ndarray:
@@ -110,9 +112,9 @@ def _minor(amounts: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return amounts.to_numpy(dtype="int64", na_value=0), missing
 
 
-def _equal(values: pd.Series, value: str) -> np.ndarray:
+def _equal(values: Any, value: str) -> np.ndarray:
     """``values == value`` as a bool array (NA: False)."""
-    return (values == value).fillna(False).to_numpy(dtype=bool)
+    return pd.Series(values == value).fillna(False).to_numpy(dtype=bool)
 
 
 def _claimed(result: MatchResult, in_window: np.ndarray, reconciled_elsewhere: Collection[str],
@@ -129,8 +131,7 @@ def _claimed(result: MatchResult, in_window: np.ndarray, reconciled_elsewhere: C
 
 def _pairs(result: MatchResult, reconciled_elsewhere: Collection[str] = frozenset(),
            paired_in_own_day: Collection[str] = frozenset()) -> pd.DataFrame:
-    differs = _differences(result)
-    unsettled = isin(result.ledger["status"], UNSETTLED).to_numpy()[result.l_position]
+    differs, unsettled = _differences(result)
     # Another day's transfer under a new provider id: the provider applied it a second time. Under the
     # same id, when its own day's report already had it (or, for one of this day, when another day's
     # report already had it): two reports claim the same money.

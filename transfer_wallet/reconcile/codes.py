@@ -55,23 +55,29 @@ def factorized(a: Any, b: Any) -> Codes:
 
 
 def value_codes(a: Any, b: Any) -> Codes:
-    """Joint codes for low-cardinality text columns (Arrow dictionary encoding of each side)."""
-    left, right = arrow_strings(a), arrow_strings(b)
-    if left is None or right is None:
-        return factorized(a, b)
-    import pyarrow as pa
+    """Joint codes for low-cardinality text columns (``dictionary_codes`` of each side, the two
+    small vocabularies then joined)."""
+    (left, left_labels), (right, right_labels) = dictionary_codes(a), dictionary_codes(b)
+    labels = pd.concat([pd.Series(left_labels), pd.Series(right_labels)], ignore_index=True)
+    shared = np.asarray(labels.factorize()[0], dtype=np.int64)
+    return shared[:len(left_labels)][left], shared[len(left_labels):][right]
+
+
+def dictionary_codes(values: Any) -> tuple[np.ndarray, Any]:
+    """``(codes, labels)`` of one low-cardinality text column: ``labels[codes[i]]`` is row i's value
+    (NA included, as a label of its own); one Arrow dictionary encoding, codes as Arrow gives them."""
+    array = arrow_strings(values)
+    if array is None:
+        codes, labels = pd.factorize(values, use_na_sentinel=False)
+        return np.asarray(codes, dtype=np.int64), pd.array(labels, dtype=values.dtype)
     import pyarrow.compute as pc
 
-    encoded = [pc.dictionary_encode(left), pc.dictionary_encode(right)]
-    vocabulary = pa.concat_arrays([e.dictionary.cast(pa.large_string()) for e in encoded])
-    shared = np.asarray(pd.Series(pd.array(vocabulary, dtype=a.dtype)).factorize()[0], dtype=np.int64)
-    split = len(encoded[0].dictionary)
-    return _mapped(encoded[0].indices, shared[:split]), _mapped(encoded[1].indices, shared[split:])
-
-
-def _mapped(indices: Any, mapping: np.ndarray) -> np.ndarray:
-    positions = np.asarray(indices.fill_null(-1), dtype=np.int64)
-    return np.where(positions >= 0, mapping[np.maximum(positions, 0)] if len(mapping) else -1, -1)
+    encoded = pc.dictionary_encode(array)
+    labels = pd.array(encoded.dictionary, dtype=values.dtype)
+    if not encoded.indices.null_count:
+        return np.asarray(encoded.indices), labels
+    codes = np.asarray(encoded.indices.fill_null(len(labels)))
+    return codes, pd.array([*labels, pd.NA], dtype=values.dtype)
 
 
 def joint_codes(a: Any, b: Any, *, hash_words: Callable[[np.ndarray], np.ndarray] | None = None) -> Codes:
@@ -156,7 +162,7 @@ def _sorted_codes(words: np.ndarray, valid: np.ndarray, hash_words: Callable[[np
     hashes = keys & ~row_mask
     starts = np.ones(len(keys), dtype=bool)
     starts[1:] = hashes[1:] != hashes[:-1]
-    group = np.cumsum(starts) - 1
+    group = np.cumsum(starts.view(np.int8), dtype=np.int64) - 1
     codes[rows] = group
     differs = np.zeros(len(keys) - 1, dtype=bool)
     for column in words:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from transfer_wallet.reconcile.codes import dictionary_codes
 from transfer_wallet.reconcile.frame import TrailerTotals
 from transfer_wallet.reconcile.ledger_side import APPLIED
 
@@ -27,21 +28,24 @@ CONTROL_COLUMNS = ("currency", "direction", "provider_count", "provider_sum_mino
 def _totals(frame: pd.DataFrame, prefix: str, counted: np.ndarray | None = None) -> pd.DataFrame:
     """Count and sum of ``amount_minor`` (NA: 0) per (currency, direction) of the ``counted`` rows (all if None).
 
-    Grouped on integer codes (``factorize``, NA a group of its own), never on the text
-    itself, and without copying the counted rows out of a million-row frame."""
-    currency, currencies = pd.factorize(frame["currency"], use_na_sentinel=False)
-    direction, directions = pd.factorize(frame["direction"], use_na_sentinel=False)
-    group = currency.astype(np.int64) * max(1, len(directions)) + direction
+    Grouped on integer codes (NA a group of its own), never on the text itself, and
+    without copying the counted rows out of a million-row frame: sums are exact integer
+    additions (``numpy.add.at`` on int64), counts ``bincount``."""
+    currency, currencies = dictionary_codes(frame["currency"])
+    direction, directions = dictionary_codes(frame["direction"])
+    width = max(1, len(directions))
+    group = currency * width + direction
     amount = frame["amount_minor"].to_numpy(dtype="int64", na_value=0)
     if counted is not None:
         group, amount = group[counted], amount[counted]
-    grouped = pd.Series(amount).groupby(group).agg(["size", "sum"])
-    codes = grouped.index.to_numpy()
-    index = pd.MultiIndex.from_arrays([pd.array(currencies, dtype="string")[codes // max(1, len(directions))],
-                                       pd.array(directions, dtype="string")[codes % max(1, len(directions))]],
-                                      names=GROUP)
-    return pd.DataFrame({f"{prefix}_count": grouped["size"].to_numpy(dtype=np.int64),
-                         f"{prefix}_sum_minor": grouped["sum"].to_numpy(dtype=np.int64)}, index=index)
+    size = max(1, len(currencies)) * width
+    counts = np.bincount(group, minlength=size)
+    sums = np.zeros(size, dtype=np.int64)
+    np.add.at(sums, group, amount)
+    present = np.flatnonzero(counts)
+    index = pd.MultiIndex.from_arrays([currencies[present // width], directions[present % width]], names=GROUP)
+    return pd.DataFrame({f"{prefix}_count": counts[present].astype(np.int64), f"{prefix}_sum_minor": sums[present]},
+                        index=index)
 
 
 def control_totals(report: pd.DataFrame, ledger: pd.DataFrame, breaks: pd.DataFrame) -> pd.DataFrame:

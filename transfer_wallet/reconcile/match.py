@@ -161,8 +161,9 @@ def _later_occurrences(report: pd.DataFrame, keys: KeyCodes) -> pd.DataFrame:
     rows = np.flatnonzero(_repeated(keys.report_tx) | _repeated(keys.report_reference))
     subset = report.take(rows)
     tx = pd.Series(keys.report_tx[rows], index=subset.index)
-    ledger_tx = keys.ledger_tx[keys.ledger_tx >= 0]
-    confirmed = np.unique(tx[np.isin(tx.to_numpy(), ledger_tx)].to_numpy()) if len(rows) else np.zeros(0, np.int64)
+    held = np.zeros(1 + max(int(keys.report_tx.max(initial=-1)), int(keys.ledger_tx.max(initial=-1))), dtype=bool)
+    held[keys.ledger_tx[keys.ledger_tx >= 0]] = True
+    confirmed = np.unique(tx[held[tx.to_numpy()] & (tx.to_numpy() >= 0)].to_numpy())
     reference = pd.Series(keys.report_reference[rows], index=subset.index)
     return split_duplicates(subset, tx, reference, confirmed)[1]
 
