@@ -156,21 +156,22 @@ def _sorted_codes(words: np.ndarray, valid: np.ndarray, hash_words: Callable[[np
         return codes
     bits = max(1, (count - 1).bit_length())
     row_mask = np.uint64((1 << bits) - 1)
-    keys = (hash_words(words) & ~row_mask) | np.arange(count, dtype=np.uint64)
+    keys = hash_words(words)
+    keys &= ~row_mask
+    keys |= np.arange(count, dtype=np.uint64)
     keys = np.sort(keys[valid])
-    rows = (keys & row_mask).astype(np.int64)
-    hashes = keys & ~row_mask
+    rows = (keys & row_mask).view(np.int64)
     starts = np.ones(len(keys), dtype=bool)
-    starts[1:] = hashes[1:] != hashes[:-1]
+    np.greater(keys[1:] ^ keys[:-1], row_mask, out=starts[1:])  # the hash bits differ
     group = np.cumsum(starts.view(np.int8), dtype=np.int64) - 1
     codes[rows] = group
-    differs = np.zeros(len(keys) - 1, dtype=bool)
+    pairs = np.flatnonzero(~starts[1:])  # only rows under the same hash as the row before need checking
+    first, second = rows[pairs], rows[pairs + 1]
+    clash = np.zeros(len(pairs), dtype=bool)
     for column in words:
-        ordered = column[rows]
-        differs |= ordered[1:] != ordered[:-1]
-    clash = ~starts[1:] & differs
+        clash |= column[first] != column[second]
     if clash.any():  # two different strings under one hash: code those groups' rows exactly
-        clashed = rows[np.isin(group, group[1:][clash])]
+        clashed = rows[np.isin(group, group[pairs[clash] + 1])]
         _, inverse = np.unique(words[:, clashed].T, axis=0, return_inverse=True)
         codes[clashed] = int(group[-1]) + 1 + inverse.reshape(-1)
     return codes
