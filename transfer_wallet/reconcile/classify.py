@@ -140,9 +140,9 @@ def _pairs(result: MatchResult, reconciled_elsewhere: Collection[str] = frozense
                                                                    paired_in_own_day)
     conditions = [unsettled, again] + [differs[name] for name, _ in _COMPARED] + [differs["provider_tx_id"]]
     broken = np.flatnonzero(np.logical_or.reduce(conditions))  # rows only for the pairs that break
-    kind = np.select([c[broken] for c in conditions],
-                     ["PENDING_IN_LEDGER", "DUPLICATE_AT_PROVIDER"] + [f"{name.upper()}_MISMATCH" for name, _ in _COMPARED]
-                     + ["PROVIDER_TX_ID_MISMATCH"], default="")
+    kinds = ["PENDING_IN_LEDGER", "DUPLICATE_AT_PROVIDER", *[f"{name.upper()}_MISMATCH" for name, _ in _COMPARED],
+             "PROVIDER_TX_ID_MISMATCH"]
+    kind = np.select([c[broken] for c in conditions], kinds, default="")
     pairs = result.paired_rows(broken)
     fields = _joined({name: flag[broken] for name, flag in differs.items()}, len(pairs))
     frame = _sides(pairs, provider=True, ledger=True)

@@ -1,22 +1,22 @@
 """Integer codes for text columns: matching and classification compare ints, not strings.
 
 Both functions take two text columns (the report's and the ledger's) and give each row an
-``int64`` code, the same code for the same text on either side and a different code for
-different text; NA is ``-1``. Codes are not dense (a code may be unused); being small non-negative
-ints, they index lookup arrays of ``max + 1`` entries.
+integer code, the same code for the same text on either side and a different code for
+different text; NA is ``-1``. Codes are not dense (a code may be unused); being small
+non-negative ints, they index lookup arrays of ``max + 1`` entries.
 
 - ``joint_codes``, for keys (a distinct value per row: transfer ids, provider tx ids).
   Hashing a million strings twice (pandas' ``factorize``, ``merge``, ``isin``) cost about
   0.6 s at a million rows a side. Here each string's bytes become a few 64-bit words (no
-  per-row Python work; the length in the spare top byte), the words are mixed into one hash, and one ``numpy.sort`` of
-  ``hash | row`` values (vectorised, SIMD) puts equal hashes next to each other; a run of
-  equal hashes is one code. Equal hashes of *different* strings (rare) are caught by
-  comparing the words themselves, and those rows are coded again exactly.
-  Text longer than ``MAX_KEY_BYTES`` bytes, or a column not stored in Arrow, goes to
-  pandas' ``factorize`` (exact, slower).
-- ``value_codes``, for columns with few distinct values (currency, direction, status,
-  player): each side is dictionary-encoded by Arrow and the two small dictionaries are
-  joined.
+  per-row Python work; the byte length in the spare top byte), the words are mixed into
+  one hash, and one ``numpy.sort`` of ``hash | row`` values (vectorised, SIMD) puts equal
+  hashes next to each other; a run of equal hashes is one code. Equal hashes of
+  *different* strings (rare) are caught by comparing the words themselves, and those rows
+  are coded again exactly. Text longer than ``MAX_KEY_BYTES`` bytes, or a column not
+  stored in Arrow, goes to pandas' ``factorize`` (exact, slower).
+- ``value_codes``, for columns with few distinct values (currency, direction, player):
+  each side is dictionary-encoded by Arrow (``dictionary_codes``) and the two small
+  vocabularies are joined.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ def arrow_strings(values: Any) -> Any | None:
 
 
 def factorized(a: Any, b: Any) -> Codes:
-    """Joint codes by pandas' ``factorize`` (exact for any dtype; NA: -1)."""
+    """Joint codes by pandas' ``factorize`` (NA: -1). Exact but for one pandas limit: its hash table for
+    Python-stored text ends a text at NUL ("a\\0" codes as "a"); Arrow-stored columns never come here."""
     both = pd.concat([pd.Series(a).reset_index(drop=True), pd.Series(b).reset_index(drop=True)], ignore_index=True)
     codes = np.asarray(both.factorize()[0], dtype=np.int64)
     return codes[:len(a)], codes[len(a):]
@@ -105,7 +106,8 @@ class _Bytes:
         count = len(array)
         offset_type = np.int64 if pa.types.is_large_string(array.type) else np.int32
         buffers = array.buffers()
-        self.offsets = np.frombuffer(buffers[1], dtype=offset_type)[array.offset:array.offset + count + 1].astype(np.int64)
+        offsets = np.frombuffer(buffers[1], dtype=offset_type)
+        self.offsets = offsets[array.offset:array.offset + count + 1].astype(np.int64)
         self.data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else np.zeros(0, np.uint8)
         self.valid = np.asarray(array.is_valid(), dtype=bool) if array.null_count else np.ones(count, dtype=bool)
         self.stored = np.diff(self.offsets)
