@@ -49,7 +49,7 @@ def arrow_strings(values: Any) -> Any | None:
 
 def factorized(a: Any, b: Any) -> Codes:
     """Joint codes by pandas' ``factorize`` (NA: -1). Exact but for one pandas limit: its hash table for
-    Python-stored text ends a text at NUL ("a\\0" codes as "a"); Arrow-stored columns never come here."""
+    Python-stored text ends a text at NUL ("a\\0" codes as "a"); Arrow-stored text is coded exactly."""
     both = pd.concat([pd.Series(a).reset_index(drop=True), pd.Series(b).reset_index(drop=True)], ignore_index=True)
     codes = np.asarray(both.factorize()[0], dtype=np.int64)
     return codes[:len(a)], codes[len(a):]

@@ -148,12 +148,10 @@ def _preference_order(report: pd.DataFrame, tx: pd.Series, repeated: pd.Series, 
 
 
 def _repeated(codes: np.ndarray) -> np.ndarray:
-    """Rows whose (non-NA) code occurs more than once."""
-    present = codes >= 0
-    counts = np.bincount(codes[present], minlength=1)
-    repeated = np.zeros(len(codes), dtype=bool)
-    repeated[present] = counts[codes[present]] > 1
-    return repeated
+    """Rows whose (non-NA) code occurs more than once (a bool table per code: a cache-friendly lookup)."""
+    present = codes[codes >= 0]
+    repeats = np.bincount(present) > 1 if len(present) else np.zeros(1, dtype=bool)
+    return repeats[np.maximum(codes, 0)] & (codes >= 0)
 
 
 def _later_occurrences(report: pd.DataFrame, keys: KeyCodes) -> pd.DataFrame:
