@@ -39,6 +39,7 @@ Keys: our transfer id where the break has one, else the provider tx id
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Collection
 from typing import Any
 
@@ -139,7 +140,7 @@ def _pairs(result: MatchResult, reconciled_elsewhere: Collection[str] = frozense
     again = (differs["provider_tx_id"] & ~in_window) | _claimed(result, in_window, reconciled_elsewhere,
                                                                    paired_in_own_day)
     conditions = [unsettled, again] + [differs[name] for name, _ in _COMPARED] + [differs["provider_tx_id"]]
-    broken = np.flatnonzero(np.logical_or.reduce(conditions))  # rows only for the pairs that break
+    broken = np.flatnonzero(functools.reduce(np.logical_or, conditions))  # rows only for the pairs that break
     kinds = ["PENDING_IN_LEDGER", "DUPLICATE_AT_PROVIDER", *[f"{name.upper()}_MISMATCH" for name, _ in _COMPARED],
              "PROVIDER_TX_ID_MISMATCH"]
     kind = np.select([c[broken] for c in conditions], kinds, default="")
