@@ -39,6 +39,7 @@ Keys: our transfer id where the break has one, else the provider tx id
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Collection
 from typing import Any
 
@@ -47,6 +48,7 @@ import pandas as pd
 
 from transfer_wallet.discrepancies import Finding
 from transfer_wallet.money import Money, MoneyError, currency
+from transfer_wallet.reconcile.codes import dictionary_codes, value_codes
 from transfer_wallet.reconcile.frame import isin
 from transfer_wallet.reconcile.ledger_side import APPLIED, UNSETTLED
 from transfer_wallet.reconcile.match import MatchResult
@@ -70,7 +72,7 @@ def classify(
     """The breaks frame of one run. ``reconciled_elsewhere``: transfer ids a neighbouring day's
     run already paired across the cut-off (not reported again here); ``paired_in_own_day``: transfer ids
     of other days that their own day's latest run paired with a row of its own report."""
-    parts = [_pairs(result.pairs, reconciled_elsewhere, paired_in_own_day), _report_only(result.report_only), _duplicates(result.duplicates),
+    parts = [_pairs(result, reconciled_elsewhere, paired_in_own_day), _report_only(result.report_only), _duplicates(result.duplicates),
              _ledger_only(result.ledger_only, margin_s, window, reconciled_elsewhere), _invalid(invalid)]
     parts = [part for part in parts if len(part)]
     if not parts:
@@ -78,35 +80,71 @@ def classify(
     return pd.concat(parts, ignore_index=True)[list(BREAK_COLUMNS)]
 
 
-def _pairs(pairs: pd.DataFrame, reconciled_elsewhere: Collection[str] = frozenset(),
+def _differences(result: MatchResult) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per matched pair (the pair arrays' order), whether each field differs, and whether our side is
+    still unsettled: int codes and integer amounts compared through the position arrays, no pair
+    rows built. A field NA on either side does not differ, except the amount (a missing amount differs)."""
+    report, ledger, p, l = result.report, result.ledger, result.p_position, result.l_position
+    differs = {name: _coded_differs(value_codes(report[column], ledger[column]), p, l)
+               for name, column in (("currency", "currency"), ("type", "direction"), ("player", "player_id"))}
+    p_amount, p_missing = _minor(report["amount_minor"])
+    l_amount, l_missing = _minor(ledger["amount_minor"])
+    differs["amount"] = (p_amount[p] != l_amount[l]) | p_missing[p] | l_missing[l]
+    (p_codes, p_labels), (l_codes, l_labels) = dictionary_codes(report["status"]), dictionary_codes(ledger["status"])
+    p_status, l_status = p_codes[p], l_codes[l]
+    unsettled = isin(pd.Series(l_labels), UNSETTLED).to_numpy()[l_status]
+    applied = _equal(p_labels, "SUCCESS")[p_status] != _equal(l_labels, APPLIED)[l_status]
+    differs["status"] = pd.notna(p_labels)[p_status] & pd.notna(l_labels)[l_status] & ~unsettled & applied
+    differs = {name: differs[name] for name, _ in _COMPARED}  # the order ``fields`` lists them in
+    keys = result.keys
+    differs["reference"] = _coded_differs((keys.report_reference, keys.ledger_transfer_id), p, l)
+    differs["provider_tx_id"] = _coded_differs((keys.report_tx, keys.ledger_tx), p, l)
+    return differs, unsettled
+
+
+def _coded_differs(codes: tuple[np.ndarray, np.ndarray], p: np.ndarray, l: np.ndarray) -> np.ndarray:
+    left, right = codes[0][p], codes[1][l]
+    return (left >= 0) & (right >= 0) & (left != right)
+
+
+def _minor(amounts: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer amounts (NA as 0) and where they are NA."""
+    missing = amounts.isna().to_numpy()
+    return amounts.to_numpy(dtype="int64", na_value=0), missing
+
+
+def _equal(values: Any, value: str) -> np.ndarray:
+    """``values == value`` as a bool array (NA: False)."""
+    return pd.Series(values == value).fillna(False).to_numpy(dtype=bool)
+
+
+def _claimed(result: MatchResult, in_window: np.ndarray, reconciled_elsewhere: Collection[str],
+             paired_in_own_day: Collection[str]) -> np.ndarray:
+    """Pairs whose transfer another day's report already claimed (see ``_pairs``)."""
+    claimed = np.zeros(len(result.l_position), dtype=bool)
+    transfer_ids = result.ledger["transfer_id"]
+    if reconciled_elsewhere:
+        claimed |= in_window & isin(transfer_ids, list(reconciled_elsewhere)).to_numpy()[result.l_position]
+    if paired_in_own_day:
+        claimed |= ~in_window & isin(transfer_ids, list(paired_in_own_day)).to_numpy()[result.l_position]
+    return claimed
+
+
+def _pairs(result: MatchResult, reconciled_elsewhere: Collection[str] = frozenset(),
            paired_in_own_day: Collection[str] = frozenset()) -> pd.DataFrame:
-    p_applied = pairs["p_status"] == "SUCCESS"
-    l_applied = pairs["l_status"] == APPLIED
-    unsettled = isin(pairs["l_status"], UNSETTLED)
-    differs = {
-        "currency": pairs["p_currency"] != pairs["l_currency"],
-        "amount": (pairs["p_amount_minor"] != pairs["l_amount_minor"]).fillna(True),
-        "status": ~unsettled & (p_applied != l_applied),
-        "type": pairs["p_direction"] != pairs["l_direction"],
-        "player": pairs["p_player_id"] != pairs["l_player_id"],
-        "reference": (pairs["p_reference"].notna() & (pairs["p_reference"] != pairs["l_transfer_id"])).fillna(False),
-        "provider_tx_id": (pairs["l_provider_tx_id"].notna()
-                           & (pairs["p_provider_tx_id"] != pairs["l_provider_tx_id"])).fillna(False),
-    }
-    differs = {name: flag.fillna(False).astype(bool).to_numpy() for name, flag in differs.items()}
+    differs, unsettled = _differences(result)
     # Another day's transfer under a new provider id: the provider applied it a second time. Under the
     # same id, when its own day's report already had it (or, for one of this day, when another day's
     # report already had it): two reports claim the same money.
-    in_window = pairs["l_in_window"].astype(bool).to_numpy()
-    claimed = np.where(in_window, isin(pairs["l_transfer_id"], list(reconciled_elsewhere)).to_numpy(),
-                       isin(pairs["l_transfer_id"], list(paired_in_own_day)).to_numpy())
-    again = (differs["provider_tx_id"] & ~in_window) | claimed
-    kind = np.select(
-        [unsettled.to_numpy(), again] + [differs[name] for name, _ in _COMPARED] + [differs["provider_tx_id"]],
-        ["PENDING_IN_LEDGER", "DUPLICATE_AT_PROVIDER"] + [f"{name.upper()}_MISMATCH" for name, _ in _COMPARED]
-        + ["PROVIDER_TX_ID_MISMATCH"], default="")
-    broken = kind != ""  # everything below runs on the breaks only, not on every matched pair
-    pairs, kind = pairs[broken], kind[broken]
+    in_window = result.ledger["in_window"].to_numpy(dtype=bool)[result.l_position]
+    again = (differs["provider_tx_id"] & ~in_window) | _claimed(result, in_window, reconciled_elsewhere,
+                                                                   paired_in_own_day)
+    conditions = [unsettled, again] + [differs[name] for name, _ in _COMPARED] + [differs["provider_tx_id"]]
+    broken = np.flatnonzero(functools.reduce(np.logical_or, conditions))  # rows only for the pairs that break
+    kinds = ["PENDING_IN_LEDGER", "DUPLICATE_AT_PROVIDER", *[f"{name.upper()}_MISMATCH" for name, _ in _COMPARED],
+             "PROVIDER_TX_ID_MISMATCH"]
+    kind = np.select([c[broken] for c in conditions], kinds, default="")
+    pairs = result.paired_rows(broken)
     fields = _joined({name: flag[broken] for name, flag in differs.items()}, len(pairs))
     frame = _sides(pairs, provider=True, ledger=True)
     frame["kind"], frame["fields"] = kind, fields
@@ -178,22 +216,29 @@ def _invalid(invalid: pd.DataFrame) -> pd.DataFrame:
     frame["key"] = "row" + invalid["row_number"].astype(str) + ":" + invalid["column"].astype(str)
     frame["detail"] = ("row " + invalid["row_number"].astype(str) + ", column " + invalid["column"].astype(str)
                        + ": " + invalid["raw_value"].astype(str).map(repr) + " (" + invalid["reason"].astype(str) + ")")
-    for column in BREAK_COLUMNS:
-        if column not in frame:
-            frame[column] = pd.NA
-    return frame
+    missing = {column: _absent(column.partition("_")[2], len(frame)) for column in BREAK_COLUMNS if column not in frame}
+    return pd.concat([frame, pd.DataFrame(missing, index=frame.index)], axis=1)
 
 
 def _sides(frame: pd.DataFrame, *, provider: bool, ledger: bool) -> pd.DataFrame:
-    out = pd.DataFrame(index=frame.index)
-    out["provider_tx_id"] = frame["p_provider_tx_id"] if provider else frame["l_provider_tx_id"]
-    out["l_provider_tx_id"] = frame["l_provider_tx_id"] if ledger else pd.NA
-    out["reference"] = frame["p_reference"] if provider else pd.NA
-    out["row_number"] = frame["p_row_number"] if provider else pd.NA
+    columns: dict[str, Any] = {
+        "provider_tx_id": frame["p_provider_tx_id"] if provider else frame["l_provider_tx_id"],
+        "l_provider_tx_id": frame["l_provider_tx_id"] if ledger else pd.NA,
+        "reference": frame["p_reference"] if provider else pd.NA,
+        "row_number": frame["p_row_number"] if provider else pd.NA,
+    }
     for side, present in (("p", provider), ("l", ledger)):
         for column in _SIDE:
-            out[f"{side}_{column}"] = frame[f"{side}_{column}"] if present else pd.NA
-    return out
+            columns[f"{side}_{column}"] = frame[f"{side}_{column}"] if present else _absent(column, len(frame))
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def _absent(column: str, length: int) -> Any:
+    """The value of a side a break has no row of: NA, or NaT for a time (times stay datetime64 when
+    the parts are concatenated, instead of every timestamp boxed into an object column)."""
+    if column != "created_at":
+        return pd.NA
+    return pd.DatetimeIndex(np.full(length, np.datetime64("NaT"), dtype="datetime64[ns]"), tz="UTC").array
 
 
 def _joined(flags: dict[str, Any], length: int) -> np.ndarray:
