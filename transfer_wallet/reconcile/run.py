@@ -30,7 +30,7 @@ import pandas as pd
 from transfer_wallet.config import ProviderConfig
 from transfer_wallet.db import Database
 from transfer_wallet.errors import ValidationError
-from transfer_wallet.reconcile import store
+from transfer_wallet.reconcile import partition, store
 from transfer_wallet.reconcile.classify import classify
 from transfer_wallet.reconcile.controls import control_breaks, control_totals, trailer_breaks
 from transfer_wallet.reconcile.frame import ReportFile, isin
@@ -87,20 +87,39 @@ def profile_document(profile: Any) -> tuple[dict[str, Any], str]:
 
 def compare(report_file: ReportFile, ledger: LedgerSide, elsewhere: set[str], *, window_s: int,
             margin_s: int, own_day_pairs: Callable[[list[str]], Collection[str]] | None = None,
-            ) -> tuple[MatchResult, pd.DataFrame, pd.DataFrame]:
+            partition_rows: int | None = None) -> tuple[MatchResult, pd.DataFrame, pd.DataFrame]:
     """Match, classify and check control totals: ``(match result, breaks, control totals)``.
 
     ``elsewhere``: transfer ids a neighbouring day's run already paired across the cut-off;
     ``own_day_pairs``: of the given other days' transfer ids, those their own day's report already had.
+    A report of more than ``partition_rows`` rows (default ``partition.PARTITION_ROWS``) is matched in
+    key-hash partitions (``partition``: the same findings); its result's pairs then keep
+    ``partition.PAIR_COLUMNS`` only.
     """
-    result = match(report_file.rows, ledger.rows, window_s=window_s)
-    other_day = result.pairs.loc[~result.pairs["l_in_window"].astype(bool), "l_transfer_id"].astype(str).tolist()
-    claimed = own_day_pairs(other_day) if own_day_pairs and other_day else ()
-    breaks = classify(result, report_file.invalid, margin_s=margin_s, window=(ledger.start, ledger.end),
-                      reconciled_elsewhere=elsewhere, paired_in_own_day=claimed)
     rows = ledger.rows
-    paired = pd.Series(np.isin(np.arange(len(rows)), result.pairs["l_position"].to_numpy()), index=rows.index)
-    responsible_rows = ((rows["in_window"] & ~isin(rows["transfer_id"], list(elsewhere))) | paired).to_numpy()
+    count = partition.count_for(len(report_file.rows), partition_rows or partition.PARTITION_ROWS)
+
+    def sort(result: MatchResult, claimed: Collection[str], invalid: pd.DataFrame) -> pd.DataFrame:
+        return classify(result, invalid, margin_s=margin_s, window=(ledger.start, ledger.end),
+                        reconciled_elsewhere=elsewhere, paired_in_own_day=claimed)
+
+    if count == 1:
+        result = match(report_file.rows, rows, window_s=window_s)
+        other_day = result.pairs.loc[~result.pairs["l_in_window"].astype(bool), "l_transfer_id"].astype(str).tolist()
+        breaks = sort(result, own_day_pairs(other_day) if own_day_pairs and other_day else (), report_file.invalid)
+    else:  # the transfers a pair across days can hold: those outside the day (asked once, for every partition)
+        candidates = partition.other_day_ids(rows)
+        claimed = own_day_pairs(list(candidates)) if own_day_pairs and candidates else ()
+        invalid = report_file.invalid
+        done = partition.match_in_partitions(
+            report_file.rows, rows, lambda found, last: sort(found, claimed, invalid if last else invalid.iloc[:0]),
+            window_s=window_s, count=count)
+        result, breaks = done.result, pd.concat([b for b in done.breaks if len(b)] or done.breaks[-1:],
+                                                ignore_index=True)
+    paired = np.zeros(len(rows), dtype=bool)
+    paired[result.pairs["l_position"].to_numpy(dtype="int64")] = True
+    responsible_rows = (rows["in_window"].to_numpy(dtype=bool) & ~isin(rows["transfer_id"], list(elsewhere)).to_numpy()
+                        ) | paired
     responsible = rows[["status", "currency", "direction", "amount_minor"]][responsible_rows]  # what the totals read
     controls = control_totals(report_file.rows, responsible, breaks)
     extra = [control_breaks(controls), trailer_breaks(report_file.trailer, report_file.rows, report_file.data_rows,
@@ -132,6 +151,21 @@ def check_business_date(business_date: dt.date) -> dt.date:
     return business_date
 
 
+def run_record(provider_config: ProviderConfig, business_date: dt.date, report_file: ReportFile, ledger: LedgerSide,
+               result: MatchResult, breaks: pd.DataFrame, timings: dict[str, float], *, now: dt.datetime,
+               ) -> store.RunRecord:
+    """What ``store`` records of the run (counts, the transfers paired across days and in the day)."""
+    across = across_days(result.pairs, breaks)
+    document, digest = profile_document(provider_config.report)
+    paired = result.pairs.loc[result.pairs["l_in_window"].to_numpy(dtype=bool), "l_transfer_id"]
+    return store.RunRecord(
+        provider=provider_config.name, business_date=business_date, file_name=report_file.name,
+        file_size_bytes=report_file.size_bytes, file_sha256=report_file.sha256, data_rows=report_file.data_rows,
+        profile=document, profile_digest=digest, counts=run_counts(report_file, ledger.rows, result, across, breaks),
+        timings=timings, across_cutoff=across, started_at=now, paired_in_day=tuple(paired.astype(str)),
+    )
+
+
 #: The stages ``reconcile`` reports to its ``progress`` callback, in order (before each starts).
 STAGES = ("ingest", "ledger_read", "match_classify", "persist")
 
@@ -153,14 +187,17 @@ def reconcile(db: Database, provider_config: ProviderConfig, business_date: dt.d
     report_file = load_report(report, profile, name=name)
     timings["ingest"], clock = time.perf_counter() - clock, time.perf_counter()
 
+    references = report_file.rows["reference"]
+
     def read(connection: Any) -> tuple[LedgerSide, set[str]]:
         """The ledger side and the transfers paired across the cut-off by the neighbouring days."""
         side = read_ledger_side(connection, provider_config.name, business_date, profile.timezone, margin_s=margin_s,
-                                references=report_file.rows["reference"])
+                                references=references)
         return side, store.reconciled_across_cutoff(connection, provider_config.name, business_date)
 
     step("ledger_read")
     ledger, elsewhere = db.transaction(read, readonly=True)
+    del references
     timings["ledger_read"], clock = time.perf_counter() - clock, time.perf_counter()
 
     step("match_classify")
@@ -172,17 +209,9 @@ def reconcile(db: Database, provider_config: ProviderConfig, business_date: dt.d
     result, breaks, controls = compare(report_file, ledger, elsewhere, window_s=window_s, margin_s=margin_s,
                                        own_day_pairs=claimed)
     timings["match_classify"], clock = time.perf_counter() - clock, time.perf_counter()
-    rows = ledger.rows
-
-    across = across_days(result.pairs, breaks)
-    counts = run_counts(report_file, rows, result, across, breaks)
-    document, digest = profile_document(profile)
-    record = store.RunRecord(
-        provider=provider_config.name, business_date=business_date, file_name=report_file.name,
-        file_size_bytes=report_file.size_bytes, file_sha256=report_file.sha256, data_rows=report_file.data_rows,
-        profile=document, profile_digest=digest, counts=counts, timings=timings, across_cutoff=across, started_at=now,
-        paired_in_day=tuple(result.pairs.loc[result.pairs["l_in_window"].astype(bool), "l_transfer_id"].astype(str)),
-    )
+    record = run_record(provider_config, business_date, report_file, ledger, result, breaks, timings, now=now)
+    file_name, file_sha256 = report_file.name, report_file.sha256
+    del report_file, ledger, result  # the day's frames: not needed to store what was found
     step("persist")
     try:
         run_id, open_count, duplicate_file = db.transaction(lambda c: store.persist(c, record, breaks, now=now))
@@ -193,7 +222,7 @@ def reconcile(db: Database, provider_config: ProviderConfig, business_date: dt.d
     kinds = Counter(breaks["kind"].astype(str))
     if duplicate_file:
         kinds["DUPLICATE_FILE"] += 1
-    return RunResult(run_id, provider_config.name, business_date, report_file.name, report_file.sha256, counts,
+    return RunResult(run_id, provider_config.name, business_date, file_name, file_sha256, record.counts,
                      timings, dict(sorted(kinds.items())), open_count, breaks, controls)
 
 
