@@ -103,3 +103,14 @@ def test_a_partitioned_run_stores_the_same_findings_and_a_rerun_keeps_their_ids(
     ids = lambda run_id: db.transaction(lambda c: sorted(r[0] for r in c.exec_driver_sql(
         f"SELECT id FROM discrepancies WHERE provider = 'bench' AND status = 'open'").all()))
     assert ids(first.run_id) and ids(first.run_id) == ids(again.run_id)
+
+
+def test_equal_ids_fall_into_one_partition_however_their_arrays_are_cut() -> None:
+    ids = pd.Series([f"bt{n:08d}" for n in range(5000)] + ["é-ünïcode", "", "x" * 300], dtype="string")
+    whole = partition._spread(ids, 7)
+    sliced = partition._spread(ids.iloc[1000:], 7)
+    chunked = partition._spread(pd.concat([ids.iloc[:2500], ids.iloc[2500:]], ignore_index=True), 7)
+    shuffled = ids.sample(frac=1, random_state=3)
+    assert (sliced == whole[1000:]).all() and (chunked == whole).all()
+    assert (partition._spread(shuffled, 7) == whole[shuffled.index.to_numpy()]).all()
+    assert set(whole) == set(range(7)) and max(pd.Series(whole).value_counts()) < 1.2 * len(ids) / 7

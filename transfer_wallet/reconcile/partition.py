@@ -29,7 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
+from transfer_wallet.reconcile.frame import isin
 from transfer_wallet.reconcile.match import MatchResult, match
 
 #: Report rows per partition: a day larger than this is matched in partitions.
@@ -47,46 +49,66 @@ class Partitioned:
     breaks: list[pd.DataFrame]
 
 
-def _hash(values: pd.Series) -> np.ndarray:
-    """A 64-bit hash of each value (NA hashes too: callers mask it)."""
-    return pd.util.hash_array(values.to_numpy(dtype=object, na_value=""), categorize=False)
+#: Bytes of each end of an id that its partition depends on (with its length).
+_END_BYTES = 8
 
 
-def _repeats(hashes: np.ndarray, present: np.ndarray) -> np.ndarray:
-    """Which present values' hash occurs twice or more among the present ones."""
-    repeated = np.zeros(len(hashes), dtype=bool)
-    repeated[present] = pd.Series(hashes[present]).duplicated(keep=False).to_numpy()
-    return repeated
+def _spread(values: pd.Series, count: int) -> np.ndarray:
+    """A partition number in ``[0, count)`` for each value, the same for equal values (NA: 0).
+
+    From the value's length and its first and last ``_END_BYTES`` bytes, read straight from the
+    Arrow buffers (a few numpy gathers: hashing or factorising a million ids costs far more). Ids
+    that share both ends only fall into fewer partitions; which ones never changes a finding."""
+    array = pa.array(values.array, type=pa.large_string())
+    array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[array.offset:array.offset + len(array) + 1]
+    data = array.buffers()[2]
+    data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(1, dtype=np.uint8)
+    start, length = offsets[:-1], np.diff(offsets)
+    mixed = length.astype(np.uint64)
+    last = max(len(data) - 1, 0)
+    for step in range(_END_BYTES):
+        for at in (start + step, start + length - 1 - step):
+            byte = np.where(step < length, data[np.clip(at, 0, last)], 0).astype(np.uint64)
+            mixed = (mixed ^ byte) * np.uint64(0x100000001B3)  # FNV-1a, wrapping
+    mixed ^= mixed >> np.uint64(29)
+    return (mixed % np.uint64(count)).astype(np.int64)
 
 
-def set_aside(report: pd.DataFrame, ledger: pd.DataFrame) -> np.ndarray:
-    """The report rows that go to the residual at once (see the module docstring)."""
-    reference, tx = report["reference"].notna().to_numpy(), report["provider_tx_id"].notna().to_numpy()
-    tx_hash = _hash(report["provider_tx_id"])
-    repeated = _repeats(tx_hash, tx) | _repeats(_hash(report["reference"]), reference)
-    aside = repeated | ~reference
-    ledger_tx = ledger["provider_tx_id"].notna().to_numpy()
-    holders = ledger_tx & np.isin(_hash(ledger["provider_tx_id"]), tx_hash[repeated & tx])
-    if holders.any():  # the transfers holding a repeated tx id: their reference rows too
-        aside |= reference & np.isin(_hash(report["reference"]), _hash(ledger["transfer_id"][holders]))
-    return aside
+def _repeats(values: pd.Series) -> np.ndarray:
+    """Which rows hold a value (not NA) that occurs twice or more."""
+    return (values.duplicated(keep=False) & values.notna()).to_numpy(dtype=bool)
+
+
+def assign(report: pd.DataFrame, ledger: pd.DataFrame, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The partition of every report row (-1: set aside for the residual, see the module docstring)
+    and of every ledger row, by our transfer id (the report's reference)."""
+    reference = report["reference"]
+    repeated = _repeats(report["provider_tx_id"]) | _repeats(reference)
+    aside = repeated | reference.isna().to_numpy(dtype=bool)
+    tx = report["provider_tx_id"][repeated].dropna()
+    if len(tx):  # the transfers holding a repeated tx id: the rows referencing them too
+        holders = ledger["transfer_id"][isin(ledger["provider_tx_id"], tx).to_numpy(dtype=bool)]
+        aside |= isin(reference, holders).to_numpy(dtype=bool)
+    return np.where(aside, -1, _spread(reference, count)), _spread(ledger["transfer_id"], count)
 
 
 def partitions(report: pd.DataFrame, ledger: pd.DataFrame, count: int,
                ) -> tuple[pd.DataFrame, Iterator[tuple[pd.DataFrame, pd.DataFrame]]]:
     """``(report rows set aside, the (report, ledger) frames of each partition, made one at a time)``.
     The ledger frames carry ``position_in_day``, the row's position in ``ledger``."""
-    aside = set_aside(report, ledger)
-    report_part = np.where(aside, -1, (_hash(report["reference"]) % count).astype("int64"))
-    ledger_part = (_hash(ledger["transfer_id"]) % count).astype("int64")
+    report_part, ledger_part = assign(report, ledger, count)
+    report_order, ledger_order = np.argsort(report_part, kind="stable"), np.argsort(ledger_part, kind="stable")
+    report_bounds = np.searchsorted(report_part[report_order], np.arange(-1, count + 1))
+    ledger_bounds = np.searchsorted(ledger_part[ledger_order], np.arange(count + 1))
 
     def each() -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
         for number in range(count):
-            rows = np.flatnonzero(report_part == number)
-            positions = np.flatnonzero(ledger_part == number)
+            rows = report_order[report_bounds[number + 1]:report_bounds[number + 2]]
+            positions = ledger_order[ledger_bounds[number]:ledger_bounds[number + 1]]
             yield report.iloc[rows], ledger.iloc[positions].assign(position_in_day=positions)
 
-    return report.iloc[np.flatnonzero(aside)], each()
+    return report.iloc[report_order[:report_bounds[1]]], each()
 
 
 Classifier = Callable[[MatchResult, bool], pd.DataFrame]
