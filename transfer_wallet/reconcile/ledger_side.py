@@ -51,12 +51,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy.engine import Connection
 
 from transfer_wallet.dbapi import SQLITE_TIME_FORMAT, batches, bound_time, placeholders, run_on
@@ -127,7 +128,26 @@ def read_ledger_side(
     """The provider's transfers created in the business day +- ``margin_s`` (one query), plus those
     among ``references`` (the report's references) created outside it (one query per 1,000 ids).
 
-    Read in the caller's transaction, on its connection's driver cursor."""
+    Read in the caller's transaction, on its connection's driver cursor. The same as
+    ``read_window``, ``read_references`` and ``combine`` (which ``reconcile`` runs apart: the
+    window while the report is read)."""
+    window = read_window(connection, provider, business_date, timezone, margin_s=margin_s)
+    return combine(window, read_references(connection, provider, window, references))
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The transfers of the business day +- the margins, as read (``Columns``), and the day's UTC window."""
+
+    columns: Columns
+    start: dt.datetime
+    end: dt.datetime
+    margin_s: int
+
+
+def read_window(connection: Connection, provider: str, business_date: dt.date, timezone: str,
+                *, margin_s: int = DEFAULT_CUTOFF_MARGIN_S) -> Window:
+    """The provider's transfers created in the business day +- ``margin_s``: one query."""
     if margin_s < 0:
         raise ValueError("margin_s must be >= 0")
     start, end = business_window(business_date, timezone)
@@ -138,17 +158,35 @@ def read_ledger_side(
         window = (bound_time(cursor, start - margin), bound_time(cursor, end + margin))
         columns = Columns()
         _extend(columns, cursor, selected + IN_WINDOW_SQL, (provider, SETTLED_LOCALLY, *window))
-        _by_reference(cursor, selected, provider, _outside(references, columns.transfer_ids()), columns)
         return columns
 
-    columns = run_on(connection, read)
-    return LedgerSide(columns.frame(start, end), start, end, margin_s)
+    return Window(run_on(connection, read), start, end, margin_s)
 
 
-def _outside(references: Any, known: Iterable[str]) -> list[str]:
-    """The distinct ``references`` (NA dropped, sorted) that are not among the ``known`` transfer ids (no set
-    of those is built: a day's million ids would be one more copy)."""
-    return sorted(set(pd.Series(references, dtype="string").dropna().tolist()).difference(known))
+def read_references(connection: Connection, provider: str, window: Window, references: Any = ()) -> Columns:
+    """The provider's transfers among ``references`` that ``window`` does not hold (created outside it):
+    one query per 1,000 ids. ``window`` is left as it is (the caller's transaction may run this again)."""
+    selected = SELECTED_SQL.format(created_at=CREATED_AT_UTC[connection.dialect.name])
+    wanted = _outside(references, window.columns.transfer_ids())
+    found = Columns()
+    if wanted:
+        run_on(connection, lambda cursor: _by_reference(cursor, selected, provider, wanted, found))
+    return found
+
+
+def combine(window: Window, found: Columns) -> LedgerSide:
+    """The ledger side of ``window``'s transfers and those ``found`` by reference (both are consumed)."""
+    window.columns.extend(found)
+    return LedgerSide(window.columns.frame(window.start, window.end), window.start, window.end, window.margin_s)
+
+
+def _outside(references: Any, known: pa.Array) -> list[str]:
+    """The distinct ``references`` (NA dropped, sorted) that are not among the ``known`` transfer ids
+    (Arrow's hash lookup: no Python string per row)."""
+    distinct = pa.array(pd.Series(references, dtype="string").dropna().unique(), type=pa.large_string())
+    if len(known):
+        distinct = distinct.filter(pc.invert(pc.is_in(distinct, value_set=known)))
+    return sorted(distinct.to_pylist())
 
 
 def _by_reference(cursor: Any, selected: str, provider: str, wanted: list[str], columns: Columns) -> None:
@@ -185,10 +223,15 @@ class Columns:
             else:  # ints go to Arrow int64 as they are (exact; None is null)
                 self.chunks[name].append(pa.array(values, type=pa.int64() if name == "amount_minor" else pa.string()))
 
-    def transfer_ids(self) -> Iterable[str]:
-        """The transfer ids read so far (one chunk at a time)."""
-        for chunk in self.chunks["transfer_id"]:
-            yield from chunk.to_pylist()
+    def extend(self, other: Columns) -> None:
+        """Append the chunks of ``other``."""
+        for name, chunks in other.chunks.items():
+            self.chunks[name].extend(chunks)
+
+    def transfer_ids(self) -> pa.Array:
+        """The transfer ids read so far, as one Arrow array."""
+        chunks = self.chunks["transfer_id"]
+        return pa.concat_arrays(chunks).cast(pa.large_string()) if chunks else pa.array([], type=pa.large_string())
 
     def frame(self, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
         """The typed frame (``LEDGER_DTYPES``); the chunks are released as each column is built."""

@@ -20,6 +20,7 @@ import hashlib
 import json
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Collection
@@ -35,7 +36,8 @@ from transfer_wallet.reconcile.classify import classify
 from transfer_wallet.reconcile.controls import control_breaks, control_totals, trailer_breaks
 from transfer_wallet.reconcile.frame import ReportFile, isin
 from transfer_wallet.reconcile.ingest import ingest_report
-from transfer_wallet.reconcile.ledger_side import LedgerSide, read_ledger_side
+from transfer_wallet.reconcile import ledger_side
+from transfer_wallet.reconcile.ledger_side import LedgerSide, Window
 from transfer_wallet.reconcile.match import MatchResult, match
 
 
@@ -183,21 +185,25 @@ def reconcile(db: Database, provider_config: ProviderConfig, business_date: dt.d
     margin_s = profile.cutoff_margin_s
     timings: dict[str, float] = {}
     clock = time.perf_counter()
+
+    def read_window(connection: Any) -> tuple[Window, set[str]]:
+        """The day's ledger rows and the transfers paired across the cut-off by the neighbouring days."""
+        window = ledger_side.read_window(connection, provider_config.name, business_date, profile.timezone,
+                                         margin_s=margin_s)
+        return window, store.reconciled_across_cutoff(connection, provider_config.name, business_date)
+
     step("ingest")
-    report_file = load_report(report, profile, name=name)
-    timings["ingest"], clock = time.perf_counter() - clock, time.perf_counter()
-
+    with ThreadPoolExecutor(1, thread_name_prefix="tw-ledger-window") as pool:  # the query runs while the report is read
+        reading = pool.submit(db.transaction, read_window, readonly=True)
+        report_file = load_report(report, profile, name=name)  # on an error, the read is waited for, then dropped
+        timings["ingest"], clock = time.perf_counter() - clock, time.perf_counter()
+        step("ledger_read")
+        window, elsewhere = reading.result()
     references = report_file.rows["reference"]
-
-    def read(connection: Any) -> tuple[LedgerSide, set[str]]:
-        """The ledger side and the transfers paired across the cut-off by the neighbouring days."""
-        side = read_ledger_side(connection, provider_config.name, business_date, profile.timezone, margin_s=margin_s,
-                                references=references)
-        return side, store.reconciled_across_cutoff(connection, provider_config.name, business_date)
-
-    step("ledger_read")
-    ledger, elsewhere = db.transaction(read, readonly=True)
-    del references
+    found = db.transaction(lambda c: ledger_side.read_references(c, provider_config.name, window, references),
+                           readonly=True)
+    ledger = ledger_side.combine(window, found)
+    del references, window, found
     timings["ledger_read"], clock = time.perf_counter() - clock, time.perf_counter()
 
     step("match_classify")
