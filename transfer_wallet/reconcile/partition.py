@@ -1,9 +1,10 @@
-"""Matching and classifying a large day in key-hash partitions, with the findings of one frame.
+"""Matching and classifying a large day in partitions by transfer id, with the findings of one frame.
 
 One ``match`` over a whole day holds every report and ledger row several times over (the
-prefixed copies, the merges, the pairs). Here the day is cut by a hash of our transfer id:
+prefixed copies, the merges, the pairs). Here the day is cut by our transfer id (``_spread``:
+a number from the id's bytes, the same on both sides):
 
-1. a **partition** holds the ledger rows whose transfer id hashes to it and the report rows
+1. a **partition** holds the ledger rows whose transfer id falls into it and the report rows
    whose reference does; there only the pairs by reference are kept (and classified at
    once; the partition's other frames are then dropped);
 2. the **residual** holds what no partition paired by reference, plus the report rows set
@@ -14,12 +15,12 @@ prefixed copies, the merges, the pairs). Here the day is cut by a hash of our tr
 Why the findings are those of one frame: a report row whose reference and provider tx id
 are each unique in the file is no duplicate, and its pair by reference is the ledger row
 with that id (ids are unique), which lies in the same partition. Every row whose tx id or
-reference repeats (hashes are compared: a collision only sets aside one more row) goes to
-the residual with every other row of its key, so duplicates are numbered among all of
-them. So do the rows that reference a transfer whose provider tx id is one of those
-repeated ids: the duplicate kept is the one under a tx id our ledger holds, and that
+reference repeats goes to the residual with every other row of its key, so duplicates are
+numbered among all of them. So do the rows that reference a transfer holding one of those
+repeated tx ids: the duplicate kept is the one under a tx id our ledger holds, and that
 ledger row must be in the residual to be seen. The later stages (tx id, window) run on
-what the reference stage left, which is exactly the residual.
+what the reference stage left, which is exactly the residual. Control totals are summed
+over the whole frames once, after (``run.compare``).
 """
 
 from __future__ import annotations

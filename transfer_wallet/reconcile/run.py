@@ -1,11 +1,18 @@
 """The reconciliation of one provider's report for one business date, end to end.
 
 ``reconcile(db, provider_config, business_date, report, now=...)``: ingest ->
-ledger side (one read-only transaction) -> match -> classify -> control totals
--> store (one write transaction: the run row, its discrepancies, clearing). If
-storing fails nothing of it is written, and a ``failed`` run row records why.
-No transaction is open while the report is read; fetching it from the provider
-is the caller's business (``fetch_report``).
+ledger side -> match -> classify -> control totals -> store (one write
+transaction: the run row, its discrepancies, clearing). If storing fails nothing
+of it is written, and a ``failed`` run row records why. Fetching the report from
+the provider is the caller's business (``fetch_report``): no transaction is open
+during a network call.
+
+The day's ledger window is read (one read-only transaction, in a thread) while
+the report is ingested: the database works while Python parses. The report's
+references outside the window are then looked up (``ledger_side``). A day of
+more than ``partition.PARTITION_ROWS`` report rows is matched in partitions by
+transfer id (``partition``: the same findings, a fraction of the memory), and
+the day's frames are dropped before the findings are stored.
 
 The profile's ``match_window_s`` bounds the player + direction + amount fallback
 match; ``cutoff_margin_s`` is how far past each end of the business day the
@@ -177,7 +184,8 @@ def _sorted_text(values: pd.Series) -> list[str]:
     return [str(v) for v in pc.take(array, pc.array_sort_indices(array)).to_pylist()]
 
 
-#: The stages ``reconcile`` reports to its ``progress`` callback, in order (before each starts).
+#: The stages ``reconcile`` reports to its ``progress`` callback, in order (before each starts). Its
+#: ``timings`` time them so; ``ledger_read`` is what the ledger read takes after ingest (it starts with it).
 STAGES = ("ingest", "ledger_read", "match_classify", "persist")
 
 
