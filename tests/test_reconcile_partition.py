@@ -114,3 +114,6 @@ def test_equal_ids_fall_into_one_partition_however_their_arrays_are_cut() -> Non
     assert (sliced == whole[1000:]).all() and (chunked == whole).all()
     assert (partition._spread(shuffled, 7) == whole[shuffled.index.to_numpy()]).all()
     assert set(whole) == set(range(7)) and max(pd.Series(whole).value_counts()) < 1.2 * len(ids) / 7
+    assert partition._spread(pd.Series([pd.NA, pd.NA], dtype="string"), 7).tolist() == [0, 0]
+    assert partition._spread(pd.Series(["", pd.NA], dtype="string"), 7).tolist() == [0, 0]
+    assert len(partition._spread(pd.Series([], dtype="string"), 7)) == 0

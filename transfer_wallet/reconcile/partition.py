@@ -63,8 +63,8 @@ def _spread(values: pd.Series, count: int) -> np.ndarray:
     array = pa.array(values.array, type=pa.large_string())
     array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
     offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[array.offset:array.offset + len(array) + 1]
-    data = array.buffers()[2]
-    data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(1, dtype=np.uint8)
+    buffer = array.buffers()[2]
+    data = np.frombuffer(buffer, dtype=np.uint8) if buffer is not None and buffer.size else np.zeros(1, np.uint8)
     start, length = offsets[:-1], np.diff(offsets)
     mixed = length.astype(np.uint64)
     last = max(len(data) - 1, 0)
