@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from transfer_wallet.reconcile import ingest
+from transfer_wallet.reconcile import ingest, ingest_lines
 from transfer_wallet.reconcile.ingest import _WHITESPACE, ingest_report
 from transfer_wallet.reconcile.profile import ReportFormat, parse_report_format
 from transfer_wallet.reconcile.values import _NUL, has_match, parse_amounts
@@ -79,7 +79,7 @@ def test_every_way_a_file_can_end_gives_the_same_rows(ending: str) -> None:
 @pytest.mark.parametrize("slice_bytes", [1, 7, 64, 1 << 20])
 def test_a_long_cell_is_found_whatever_slice_of_the_file_it_falls_in(
         slice_bytes: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ingest, "_SCAN_BYTES", slice_bytes)
+    monkeypatch.setattr(ingest_lines, "_SCAN_BYTES", slice_bytes)
     long_id = "x" * 300
     report = ingest_report(f"{HEADER}\n{ROW}\n{ROW.replace('t1', long_id)}\n{ROW.replace('t1', 't3')}\n".encode(), profile())
     assert [tuple(r)[:2] for r in report.invalid.itertuples(index=False)] == [(3, "tx_id")]

@@ -46,16 +46,14 @@ import pandas as pd
 
 from transfer_wallet.errors import ValidationError
 from transfer_wallet.money import MAX_AMOUNT_MINOR, all_currencies
-from transfer_wallet.reconcile.frame import INVALID_COLUMNS, ReportFile, TrailerTotals, empty_frame
+from transfer_wallet.reconcile.frame import ReportFile, TrailerTotals, empty_frame
+from transfer_wallet.reconcile.ingest_lines import MAX_FIELD_CHARS, PART_BYTES, Part, bad_lines, longest_line, parts
 from transfer_wallet.reconcile.profile import STATUS_VALUES, TYPE_VALUES, ReportFormat
 from transfer_wallet.reconcile.values import Problems, has_match, parse_amounts, parse_times
 
-#: A cell longer than this is invalid (and its raw value is cut to this length).
-MAX_FIELD_CHARS = 256
 #: A header line longer than this is not a header.
 MAX_HEADER_BYTES = 65_536
 _UTF8_BOM = codecs.BOM_UTF8
-_SCAN_BYTES = 1 << 20
 _SKIPPED_LINE = re.compile(r"Skipping line (\d+): expected (\d+) fields, saw (\d+)")
 _DIRECTIONS = {"TRANSFER_IN": "IN", "TRANSFER_OUT": "OUT"}
 _EXPONENTS: dict[str, int] = {c.code: c.exponent for c in all_currencies()}
@@ -75,11 +73,16 @@ def ingest_report(source: bytes | str | Path, profile: ReportFormat, *, name: st
     raw, name = _read_source(source, name)
     content = _utf8_content(raw, profile, name)
     _check_header(content, profile, name)
-    table, bad_lines = _tokenise(content, profile, name)
-    table = _without_blank_lines(table)
-    table, trailer = _split_trailer(table, profile, name)
-    rows, problems = _validate(table, profile, _longest_line(content), has_nul=_NUL_STAND_IN in content)
-    invalid = problems.frame(extra=bad_lines)
+    longest, has_nul = longest_line(content), _NUL_STAND_IN in content
+    cut = parts(content, PART_BYTES)
+    if len(cut) > 1:
+        rows, invalid, trailer = _read_parts(content, cut, profile, name, longest, has_nul)
+    else:
+        table, bad = _tokenise(content, profile, name)
+        del content  # (the cells hold what is needed; raw stays for the hash)
+        table, trailer = _split_trailer(_without_blank_lines(table), profile, name)
+        rows, problems = _validate(table, profile, longest, has_nul=has_nul)
+        invalid = problems.frame(extra=bad)
     data_rows = len(rows) + int(invalid["row_number"].nunique())
     return ReportFile(
         name=name,
@@ -176,7 +179,7 @@ def _tokenise(content: bytes, profile: ReportFormat, name: str) -> tuple[pd.Data
     lines = np.array(sorted(int(m.group(1)) for m in skipped), dtype="int64")
     candidates = np.arange(2, len(table) + len(lines) + 2, dtype="int64")
     table.index = pd.Index(np.setdiff1d(candidates, lines, assume_unique=True), dtype="int64")
-    return table[[profile.columns[f] for f in profile.mapped_fields()]], _bad_lines(content, skipped, profile.delimiter)
+    return table[[profile.columns[f] for f in profile.mapped_fields()]], bad_lines(content, skipped, profile.delimiter)
 
 
 def _without_blank_lines(table: pd.DataFrame) -> pd.DataFrame:
@@ -196,48 +199,64 @@ def _equal(cells: pd.Series, text: str) -> np.ndarray:
     return np.asarray(cells.to_numpy(dtype=object) == text, dtype=bool)
 
 
-def _longest_line(content: bytes) -> int:
-    """The longest line in bytes, its newline included (vectorised, over slices of the buffer: a mask
-    of the whole file would be as large as the file)."""
-    buffer = np.frombuffer(content, dtype=np.uint8)
-    longest, previous_end = 0, -1
-    for first in range(0, len(buffer), _SCAN_BYTES):
-        ends = first + np.flatnonzero(buffer[first:first + _SCAN_BYTES] == ord("\n"))
-        if len(ends):
-            longest = max(longest, int(np.diff(ends, prepend=previous_end).max()))
-            previous_end = int(ends[-1])
-    return longest if previous_end >= 0 else len(content)
+def _read_parts(content: bytes, cut: list[Part], profile: ReportFormat, name: str, longest: int, has_nul: bool,
+                ) -> tuple[pd.DataFrame, pd.DataFrame, TrailerTotals | None]:
+    """``(rows, invalid, trailer)`` of a large file read one part at a time (``ingest_lines.parts``):
+    the same as reading it whole, with the cells of one part alive at a time."""
+    header = content[:cut[0].start]
+    # After the first part, a row of empty cells comes first: pandas reads a first row with too many
+    # fields otherwise than any later one (it drops the extra field instead of skipping the line).
+    spacer = (profile.delimiter * (len(next(csv.reader([header.decode("utf-8")], delimiter=profile.delimiter))) - 1)
+              ).encode("utf-8") + b"\n"
+    trailers = _TrailerLines(profile, name)
+    frames, problems = [], []
+    for number, part in enumerate(cut):
+        lead = spacer if number else b""
+        table, bad = _tokenise(header + lead + content[part.start:part.end], profile, name)
+        shift = part.first_line - 2 - (1 if number else 0)  # the part's first line: row 2 (3) of what was read
+        table.index += shift
+        bad["row_number"] += shift
+        if number:
+            table = table.drop(index=part.first_line - 1)
+        rows, found = _validate(trailers.take(_without_blank_lines(table)), profile, longest, has_nul=has_nul)
+        del table
+        frames.append(rows)
+        problems.append(found.frame(extra=bad))
+    trailer = trailers.totals()
+    rows = pd.concat(frames, ignore_index=True)
+    invalid = pd.concat([p for p in problems if len(p)] or problems[:1], ignore_index=True)
+    return rows, invalid, trailer
 
 
-def _bad_lines(content: bytes, skipped: list[re.Match[str]], delimiter: str) -> pd.DataFrame:
-    if not skipped:
-        return pd.DataFrame(columns=list(INVALID_COLUMNS))
-    found = [(int(m.group(1)), m.group(2), m.group(3)) for m in skipped]
-    texts = _record_texts(content, {line for line, _, _ in found}, delimiter)
-    return pd.DataFrame({
-        "row_number": [line for line, _, _ in found],
-        "column": "",
-        "raw_value": [texts.get(line, "")[:MAX_FIELD_CHARS] for line, _, _ in found],
-        "reason": [f"expected {want} fields, saw {saw}" for _, want, saw in found],
-    })
+class _TrailerLines:
+    """The declared trailer across the parts of a file: ``take`` strips it off each part's table
+    (it must be the last lines of the file), ``totals`` reads it as ``_split_trailer`` does."""
 
+    def __init__(self, profile: ReportFormat, name: str) -> None:
+        self.profile, self.name = profile, name
+        self.lines: list[pd.DataFrame] = []
 
-def _record_texts(content: bytes, numbers: set[int], delimiter: str) -> dict[int, str]:
-    """The text of each wanted row (row numbers count records, as the parser does: a quoted field
-    may span lines). Without a quote in the file a row is a line; else the file is walked once."""
-    lines = content.split(b"\n")
-    if b'"' not in content:
-        return {n: lines[n - 1].rstrip(b"\r").decode("utf-8") for n in numbers if n <= len(lines)}
-    texts: dict[int, str] = {}
-    reader = csv.reader(io.StringIO(content.decode("utf-8"), newline=""), delimiter=delimiter)
-    previous = 0
-    for number, _ in enumerate(reader, start=1):  # only when a row had too many fields
-        if number in numbers:
-            texts[number] = b"\n".join(lines[previous:reader.line_num]).rstrip(b"\r").decode("utf-8")
-        previous = reader.line_num
-        if len(texts) == len(numbers):
-            break
-    return texts
+    def take(self, table: pd.DataFrame) -> pd.DataFrame:
+        """``table`` without its trailer lines; ``ReportFileError`` if a trailer line is not at the end."""
+        spec = self.profile.trailer
+        if spec is None or table.empty:
+            return table
+        is_trailer = _equal(table[self.profile.columns[spec.marker_field]], spec.marker)
+        first = int(np.argmax(is_trailer)) if is_trailer.any() else len(table)
+        if (self.lines and first > 0) or not is_trailer[first:].all():
+            at = self.lines[0].index[0] if self.lines else table.index[first]
+            raise ReportFileError(f"{self.name}: row {int(at)}: the trailer line is not at the end of the file")
+        if first < len(table):
+            self.lines.append(table.iloc[first:])
+        return table.iloc[:first]
+
+    def totals(self) -> TrailerTotals | None:
+        """What the trailer lines say (``_split_trailer``: a missing trailer is an error)."""
+        if self.profile.trailer is None:
+            return None
+        lines = pd.concat(self.lines) if self.lines else pd.DataFrame(
+            {column: pd.Series([], dtype=object) for column in self.profile.columns.values()})
+        return _split_trailer(lines, self.profile, self.name)[1]
 
 
 def _split_trailer(table: pd.DataFrame, profile: ReportFormat, name: str) -> tuple[pd.DataFrame, TrailerTotals | None]:

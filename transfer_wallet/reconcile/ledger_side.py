@@ -51,10 +51,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy.engine import Connection
 
 from transfer_wallet.dbapi import SQLITE_TIME_FORMAT, batches, bound_time, placeholders, run_on
@@ -125,31 +128,68 @@ def read_ledger_side(
     """The provider's transfers created in the business day +- ``margin_s`` (one query), plus those
     among ``references`` (the report's references) created outside it (one query per 1,000 ids).
 
-    Read in the caller's transaction, on its connection's driver cursor."""
+    Read in the caller's transaction, on its connection's driver cursor. The same as
+    ``read_window``, ``read_references`` and ``combine`` (which ``reconcile`` runs apart: the
+    window while the report is read)."""
+    window = read_window(connection, provider, business_date, timezone, margin_s=margin_s)
+    return combine(window, read_references(connection, provider, window, references))
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The transfers of the business day +- the margins, as read (``Columns``), and the day's UTC window."""
+
+    columns: Columns
+    start: dt.datetime
+    end: dt.datetime
+    margin_s: int
+
+
+def read_window(connection: Connection, provider: str, business_date: dt.date, timezone: str,
+                *, margin_s: int = DEFAULT_CUTOFF_MARGIN_S) -> Window:
+    """The provider's transfers created in the business day +- ``margin_s``: one query."""
     if margin_s < 0:
         raise ValueError("margin_s must be >= 0")
     start, end = business_window(business_date, timezone)
     margin = dt.timedelta(seconds=margin_s)
     selected = SELECTED_SQL.format(created_at=CREATED_AT_UTC[connection.dialect.name])
 
-    def read(cursor: Any) -> list[list[Any]]:
+    def read(cursor: Any) -> Columns:
         window = (bound_time(cursor, start - margin), bound_time(cursor, end + margin))
-        columns: list[list[Any]] = [[] for _ in _READ_COLUMNS]
+        columns = Columns()
         _extend(columns, cursor, selected + IN_WINDOW_SQL, (provider, SETTLED_LOCALLY, *window))
-        _by_reference(cursor, selected, provider, _outside(references, columns[0]), columns)
         return columns
 
-    columns = run_on(connection, read)
-    return LedgerSide(_frame(columns, start, end), start, end, margin_s)
+    return Window(run_on(connection, read), start, end, margin_s)
 
 
-def _outside(references: Any, known: Iterable[str]) -> list[str]:
-    """The distinct ``references`` (NA dropped, sorted) that are not among the ``known`` transfer ids (no set
-    of those is built: a day's million ids would be one more copy)."""
-    return sorted(set(pd.Series(references, dtype="string").dropna().tolist()).difference(known))
+def read_references(connection: Connection, provider: str, window: Window, references: Any = ()) -> Columns:
+    """The provider's transfers among ``references`` that ``window`` does not hold (created outside it):
+    one query per 1,000 ids. ``window`` is left as it is (the caller's transaction may run this again)."""
+    selected = SELECTED_SQL.format(created_at=CREATED_AT_UTC[connection.dialect.name])
+    wanted = _outside(references, window.columns.transfer_ids())
+    found = Columns()
+    if wanted:
+        run_on(connection, lambda cursor: _by_reference(cursor, selected, provider, wanted, found))
+    return found
 
 
-def _by_reference(cursor: Any, selected: str, provider: str, wanted: list[str], columns: list[list[Any]]) -> None:
+def combine(window: Window, found: Columns) -> LedgerSide:
+    """The ledger side of ``window``'s transfers and those ``found`` by reference (both are consumed)."""
+    window.columns.extend(found)
+    return LedgerSide(window.columns.frame(window.start, window.end), window.start, window.end, window.margin_s)
+
+
+def _outside(references: Any, known: pa.Array) -> list[str]:
+    """The distinct ``references`` (NA dropped, sorted) that are not among the ``known`` transfer ids
+    (Arrow's hash lookup: no Python string per row)."""
+    distinct = pa.array(pd.Series(references, dtype="string").dropna().unique(), type=pa.large_string())
+    if len(known):
+        distinct = distinct.filter(pc.invert(pc.is_in(distinct, value_set=known)))
+    return sorted(distinct.to_pylist())
+
+
+def _by_reference(cursor: Any, selected: str, provider: str, wanted: list[str], columns: Columns) -> None:
     """Extend ``columns`` with the provider's transfers (``selected``: ``SELECTED_SQL``) whose id is in
     ``wanted``, ``REFERENCE_BATCH`` ids a query."""
     for first in range(0, len(wanted), REFERENCE_BATCH):
@@ -158,16 +198,65 @@ def _by_reference(cursor: Any, selected: str, provider: str, wanted: list[str], 
         _extend(columns, cursor, sql, (provider, SETTLED_LOCALLY, *batch))
 
 
-def _extend(columns: list[list[Any]], cursor: Any, sql: str, params: tuple[Any, ...]) -> None:
+def _extend(columns: Columns, cursor: Any, sql: str, params: tuple[Any, ...]) -> None:
     """Extend ``columns`` with the rows of ``sql`` on ``cursor``, ``FETCH_BATCH`` rows at a time."""
     for rows in batches(cursor, sql, params, FETCH_BATCH):
-        _split(columns, rows)
+        columns.add(rows)
 
 
-def _split(columns: list[list[Any]], rows: Sequence[Any]) -> None:
-    """Extend ``columns`` (one list per ``_READ_COLUMNS``) with the values of ``rows`` (tuples)."""
-    for column, take in zip(columns, _TAKE):
-        column.extend(map(take, rows))
+class Columns:
+    """The ledger-side columns, one typed chunk per fetched batch: each batch of row tuples becomes
+    Arrow text, Arrow int64 and datetime64 arrays at once, so that the Python objects of one batch
+    only are alive (a million rows as Python values were 600 bytes a row more at the peak)."""
+
+    def __init__(self) -> None:
+        self.chunks: dict[str, list[Any]] = {name: [] for name in _READ_COLUMNS}
+
+    def add(self, rows: Sequence[Any]) -> None:
+        """Append the values of ``rows`` (tuples in ``_READ_COLUMNS`` order)."""
+        if not rows:
+            return
+        for name, take in zip(_READ_COLUMNS, _TAKE):
+            values = list(map(take, rows))
+            if name == "created_at":
+                self.chunks[name].append(_utc_times(values).tz_convert(None).to_numpy())  # naive UTC
+            else:  # ints go to Arrow int64 as they are (exact; None is null)
+                self.chunks[name].append(pa.array(values, type=pa.int64() if name == "amount_minor" else pa.string()))
+
+    def extend(self, other: Columns) -> None:
+        """Append the chunks of ``other``."""
+        for name, chunks in other.chunks.items():
+            self.chunks[name].extend(chunks)
+
+    def transfer_ids(self) -> pa.Array:
+        """The transfer ids read so far, as one Arrow array."""
+        chunks = self.chunks["transfer_id"]
+        return pa.concat_arrays(chunks).cast(pa.large_string()) if chunks else pa.array([], type=pa.large_string())
+
+    def frame(self, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+        """The typed frame (``LEDGER_DTYPES``); the chunks are released as each column is built."""
+        data: dict[str, Any] = {}
+        for name in _READ_COLUMNS:
+            chunks, self.chunks[name] = self.chunks[name], []
+            data[name] = _column(name, chunks)
+            del chunks
+        created_at = data["created_at"]
+        data["in_window"] = (created_at >= pd.Timestamp(start)) & (created_at < pd.Timestamp(end))
+        return pd.DataFrame(data, columns=list(LEDGER_DTYPES))
+
+
+def _column(name: str, chunks: list[Any]) -> Any:
+    """One column of the frame from its chunks (``Columns.add``)."""
+    if name == "created_at":
+        joined = np.concatenate(chunks) if chunks else np.array([], dtype="datetime64[ns]")
+        return pd.DatetimeIndex(joined).tz_localize("UTC").array
+    if name == "amount_minor":
+        array = pa.concat_arrays(chunks) if chunks else pa.array([], type=pa.int64())
+        mask = np.asarray(array.is_null(), dtype=bool)
+        values = np.asarray(array.fill_null(0), dtype="int64")
+        return pd.arrays.IntegerArray(values, mask)
+    array = pa.concat_arrays(chunks) if chunks else pa.array([], type=pa.string())
+    return pd.array(array, dtype=LEDGER_DTYPES[name])
 
 
 def ledger_frame(rows: Sequence[Any], start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
@@ -176,19 +265,9 @@ def ledger_frame(rows: Sequence[Any], start: dt.datetime, end: dt.datetime) -> p
 
     ``created_at`` is an aware datetime, or naive UTC (a datetime, or SQLite's text); amounts are ints or None,
     kept exact."""
-    columns: list[list[Any]] = [[] for _ in _READ_COLUMNS]
-    _split(columns, rows)
-    return _frame(columns, start, end)
-
-
-def _frame(columns: list[list[Any]], start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
-    """``ledger_frame`` of the values of each of ``_READ_COLUMNS`` (one list each, in that order)."""
-    values = dict(zip(_READ_COLUMNS, columns))
-    data: dict[str, Any] = {name: pd.array(values[name], dtype=LEDGER_DTYPES[name])
-                            for name in _READ_COLUMNS if name != "created_at"}  # Int64 from ints: exact
-    created_at = data["created_at"] = _utc_times(values["created_at"])
-    data["in_window"] = (created_at >= pd.Timestamp(start)) & (created_at < pd.Timestamp(end))
-    return pd.DataFrame(data, columns=list(LEDGER_DTYPES))
+    columns = Columns()
+    columns.add(list(rows))
+    return columns.frame(start, end)
 
 
 def _utc_times(values: list[Any]) -> pd.DatetimeIndex:

@@ -1,11 +1,18 @@
 """The reconciliation of one provider's report for one business date, end to end.
 
 ``reconcile(db, provider_config, business_date, report, now=...)``: ingest ->
-ledger side (one read-only transaction) -> match -> classify -> control totals
--> store (one write transaction: the run row, its discrepancies, clearing). If
-storing fails nothing of it is written, and a ``failed`` run row records why.
-No transaction is open while the report is read; fetching it from the provider
-is the caller's business (``fetch_report``).
+ledger side -> match -> classify -> control totals -> store (one write
+transaction: the run row, its discrepancies, clearing). If storing fails nothing
+of it is written, and a ``failed`` run row records why. Fetching the report from
+the provider is the caller's business (``fetch_report``): no transaction is open
+during a network call.
+
+The day's ledger window is read (one read-only transaction, in a thread) while
+the report is ingested: the database works while Python parses. The report's
+references outside the window are then looked up (``ledger_side``). A day of
+more than ``partition.PARTITION_ROWS`` report rows is matched in partitions by
+transfer id (``partition``: the same findings, a fraction of the memory), and
+the day's frames are dropped before the findings are stored.
 
 The profile's ``match_window_s`` bounds the player + direction + amount fallback
 match; ``cutoff_margin_s`` is how far past each end of the business day the
@@ -20,22 +27,26 @@ import hashlib
 import json
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Collection
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from transfer_wallet.config import ProviderConfig
 from transfer_wallet.db import Database
 from transfer_wallet.errors import ValidationError
-from transfer_wallet.reconcile import store
+from transfer_wallet.reconcile import partition, store
 from transfer_wallet.reconcile.classify import classify
 from transfer_wallet.reconcile.controls import control_breaks, control_totals, trailer_breaks
 from transfer_wallet.reconcile.frame import ReportFile, isin
 from transfer_wallet.reconcile.ingest import ingest_report
-from transfer_wallet.reconcile.ledger_side import LedgerSide, read_ledger_side
+from transfer_wallet.reconcile import ledger_side
+from transfer_wallet.reconcile.ledger_side import LedgerSide, Window
 from transfer_wallet.reconcile.match import MatchResult, match
 
 
@@ -87,20 +98,39 @@ def profile_document(profile: Any) -> tuple[dict[str, Any], str]:
 
 def compare(report_file: ReportFile, ledger: LedgerSide, elsewhere: set[str], *, window_s: int,
             margin_s: int, own_day_pairs: Callable[[list[str]], Collection[str]] | None = None,
-            ) -> tuple[MatchResult, pd.DataFrame, pd.DataFrame]:
+            partition_rows: int | None = None) -> tuple[MatchResult, pd.DataFrame, pd.DataFrame]:
     """Match, classify and check control totals: ``(match result, breaks, control totals)``.
 
     ``elsewhere``: transfer ids a neighbouring day's run already paired across the cut-off;
     ``own_day_pairs``: of the given other days' transfer ids, those their own day's report already had.
+    A report of more than ``partition_rows`` rows (default ``partition.PARTITION_ROWS``) is matched in
+    key-hash partitions (``partition``: the same findings); its result's pairs then keep
+    ``partition.PAIR_COLUMNS`` only.
     """
-    result = match(report_file.rows, ledger.rows, window_s=window_s)
-    other_day = result.pairs.loc[~result.pairs["l_in_window"].astype(bool), "l_transfer_id"].astype(str).tolist()
-    claimed = own_day_pairs(other_day) if own_day_pairs and other_day else ()
-    breaks = classify(result, report_file.invalid, margin_s=margin_s, window=(ledger.start, ledger.end),
-                      reconciled_elsewhere=elsewhere, paired_in_own_day=claimed)
     rows = ledger.rows
-    paired = pd.Series(np.isin(np.arange(len(rows)), result.pairs["l_position"].to_numpy()), index=rows.index)
-    responsible_rows = ((rows["in_window"] & ~isin(rows["transfer_id"], list(elsewhere))) | paired).to_numpy()
+    count = partition.count_for(len(report_file.rows), partition_rows or partition.PARTITION_ROWS)
+
+    def sort(result: MatchResult, claimed: Collection[str], invalid: pd.DataFrame) -> pd.DataFrame:
+        return classify(result, invalid, margin_s=margin_s, window=(ledger.start, ledger.end),
+                        reconciled_elsewhere=elsewhere, paired_in_own_day=claimed)
+
+    if count == 1:
+        result = match(report_file.rows, rows, window_s=window_s)
+        other_day = result.pairs.loc[~result.pairs["l_in_window"].astype(bool), "l_transfer_id"].astype(str).tolist()
+        breaks = sort(result, own_day_pairs(other_day) if own_day_pairs and other_day else (), report_file.invalid)
+    else:  # the transfers a pair across days can hold: those outside the day (asked once, for every partition)
+        candidates = partition.other_day_ids(rows)
+        claimed = own_day_pairs(list(candidates)) if own_day_pairs and candidates else ()
+        invalid = report_file.invalid
+        done = partition.match_in_partitions(
+            report_file.rows, rows, lambda found, last: sort(found, claimed, invalid if last else invalid.iloc[:0]),
+            window_s=window_s, count=count)
+        result, breaks = done.result, pd.concat([b for b in done.breaks if len(b)] or done.breaks[-1:],
+                                                ignore_index=True)
+    paired = np.zeros(len(rows), dtype=bool)
+    paired[result.pairs["l_position"].to_numpy(dtype="int64")] = True
+    responsible_rows = (rows["in_window"].to_numpy(dtype=bool) & ~isin(rows["transfer_id"], list(elsewhere)).to_numpy()
+                        ) | paired
     responsible = rows[["status", "currency", "direction", "amount_minor"]][responsible_rows]  # what the totals read
     controls = control_totals(report_file.rows, responsible, breaks)
     extra = [control_breaks(controls), trailer_breaks(report_file.trailer, report_file.rows, report_file.data_rows,
@@ -132,7 +162,30 @@ def check_business_date(business_date: dt.date) -> dt.date:
     return business_date
 
 
-#: The stages ``reconcile`` reports to its ``progress`` callback, in order (before each starts).
+def run_record(provider_config: ProviderConfig, business_date: dt.date, report_file: ReportFile, ledger: LedgerSide,
+               result: MatchResult, breaks: pd.DataFrame, timings: dict[str, float], *, now: dt.datetime,
+               ) -> store.RunRecord:
+    """What ``store`` records of the run (counts, the transfers paired across days and in the day)."""
+    across = across_days(result.pairs, breaks)
+    document, digest = profile_document(provider_config.report)
+    paired = result.pairs.loc[result.pairs["l_in_window"].to_numpy(dtype=bool), "l_transfer_id"]
+    return store.RunRecord(
+        provider=provider_config.name, business_date=business_date, file_name=report_file.name,
+        file_size_bytes=report_file.size_bytes, file_sha256=report_file.sha256, data_rows=report_file.data_rows,
+        profile=document, profile_digest=digest, counts=run_counts(report_file, ledger.rows, result, across, breaks),
+        timings=timings, across_cutoff=across, started_at=now, paired_in_day=tuple(_sorted_text(paired)),
+    )
+
+
+def _sorted_text(values: pd.Series) -> list[str]:
+    """``values`` as text in Python's order, sorted by Arrow (UTF-8 byte order is code point order):
+    ``store`` then sorts a sorted list, which is linear, instead of a million strings."""
+    array = pa.array(values.astype("string").array, type=pa.large_string())
+    return [str(v) for v in pc.take(array, pc.array_sort_indices(array)).to_pylist()]
+
+
+#: The stages ``reconcile`` reports to its ``progress`` callback, in order (before each starts). Its
+#: ``timings`` time them so; ``ledger_read`` is what the ledger read takes after ingest (it starts with it).
 STAGES = ("ingest", "ledger_read", "match_classify", "persist")
 
 
@@ -149,18 +202,25 @@ def reconcile(db: Database, provider_config: ProviderConfig, business_date: dt.d
     margin_s = profile.cutoff_margin_s
     timings: dict[str, float] = {}
     clock = time.perf_counter()
+
+    def read_window(connection: Any) -> tuple[Window, set[str]]:
+        """The day's ledger rows and the transfers paired across the cut-off by the neighbouring days."""
+        window = ledger_side.read_window(connection, provider_config.name, business_date, profile.timezone,
+                                         margin_s=margin_s)
+        return window, store.reconciled_across_cutoff(connection, provider_config.name, business_date)
+
     step("ingest")
-    report_file = load_report(report, profile, name=name)
-    timings["ingest"], clock = time.perf_counter() - clock, time.perf_counter()
-
-    def read(connection: Any) -> tuple[LedgerSide, set[str]]:
-        """The ledger side and the transfers paired across the cut-off by the neighbouring days."""
-        side = read_ledger_side(connection, provider_config.name, business_date, profile.timezone, margin_s=margin_s,
-                                references=report_file.rows["reference"])
-        return side, store.reconciled_across_cutoff(connection, provider_config.name, business_date)
-
-    step("ledger_read")
-    ledger, elsewhere = db.transaction(read, readonly=True)
+    with ThreadPoolExecutor(1, thread_name_prefix="tw-ledger-window") as pool:  # the query runs while the report is read
+        reading = pool.submit(db.transaction, read_window, readonly=True)
+        report_file = load_report(report, profile, name=name)  # on an error, the read is waited for, then dropped
+        timings["ingest"], clock = time.perf_counter() - clock, time.perf_counter()
+        step("ledger_read")
+        window, elsewhere = reading.result()
+    references = report_file.rows["reference"]
+    found = db.transaction(lambda c: ledger_side.read_references(c, provider_config.name, window, references),
+                           readonly=True)
+    ledger = ledger_side.combine(window, found)
+    del references, window, found
     timings["ledger_read"], clock = time.perf_counter() - clock, time.perf_counter()
 
     step("match_classify")
@@ -172,17 +232,9 @@ def reconcile(db: Database, provider_config: ProviderConfig, business_date: dt.d
     result, breaks, controls = compare(report_file, ledger, elsewhere, window_s=window_s, margin_s=margin_s,
                                        own_day_pairs=claimed)
     timings["match_classify"], clock = time.perf_counter() - clock, time.perf_counter()
-    rows = ledger.rows
-
-    across = across_days(result.pairs, breaks)
-    counts = run_counts(report_file, rows, result, across, breaks)
-    document, digest = profile_document(profile)
-    record = store.RunRecord(
-        provider=provider_config.name, business_date=business_date, file_name=report_file.name,
-        file_size_bytes=report_file.size_bytes, file_sha256=report_file.sha256, data_rows=report_file.data_rows,
-        profile=document, profile_digest=digest, counts=counts, timings=timings, across_cutoff=across, started_at=now,
-        paired_in_day=tuple(result.pairs.loc[result.pairs["l_in_window"].astype(bool), "l_transfer_id"].astype(str)),
-    )
+    record = run_record(provider_config, business_date, report_file, ledger, result, breaks, timings, now=now)
+    file_name, file_sha256 = report_file.name, report_file.sha256
+    del report_file, ledger, result  # the day's frames: not needed to store what was found
     step("persist")
     try:
         run_id, open_count, duplicate_file = db.transaction(lambda c: store.persist(c, record, breaks, now=now))
@@ -193,7 +245,7 @@ def reconcile(db: Database, provider_config: ProviderConfig, business_date: dt.d
     kinds = Counter(breaks["kind"].astype(str))
     if duplicate_file:
         kinds["DUPLICATE_FILE"] += 1
-    return RunResult(run_id, provider_config.name, business_date, report_file.name, report_file.sha256, counts,
+    return RunResult(run_id, provider_config.name, business_date, file_name, file_sha256, record.counts,
                      timings, dict(sorted(kinds.items())), open_count, breaks, controls)
 
 

@@ -230,18 +230,18 @@ def reopen_absence(connection: Connection, record: RunRecord, dropped: Collectio
             _discrepancies.c.source == SOURCE, _discrepancies.c.provider == record.provider, _absence(),
             _discrepancies.c.transfer_id.in_(ids[first:first + 1000]), _discrepancies.c.status == "cleared",
             _discrepancies.c.business_date != record.business_date)).all()
-    reopened = 0
     excused: dict[dt.date, set[str]] = {}
-    for row in rows:
+    reopened: list[discrepancies.Finding] = []
+    for row in rows:  # the rows to reopen (a few), then one record_many: batched statements
         if row.business_date not in excused:
             excused[row.business_date] = reconciled_across_cutoff(connection, record.provider, row.business_date)
         if row.transfer_id in excused[row.business_date]:
             continue
-        discrepancies.record(connection, discrepancies.Finding(
+        reopened.append(discrepancies.Finding(
             kind=row.kind, detail=row.detail, source=SOURCE, fingerprint=row.fingerprint, provider=row.provider,
             business_date=row.business_date, run_id=run_id, transfer_id=row.transfer_id,
             provider_tx_id=row.provider_tx_id, player_id=row.player_id, currency=row.currency,
             expected_minor=row.expected_minor, actual_minor=row.actual_minor, difference_minor=row.difference_minor,
-            fields=json.loads(row.fields) if row.fields else None), now=now)
-        reopened += 1
-    return reopened
+            fields=json.loads(row.fields) if row.fields else None))
+    discrepancies.record_many(connection, reopened, now=now)
+    return len(reopened)

@@ -1,0 +1,165 @@
+"""Matching and classifying a large day in partitions by transfer id, with the findings of one frame.
+
+One ``match`` over a whole day holds every report and ledger row several times over (the
+prefixed copies, the merges, the pairs). Here the day is cut by our transfer id (``_spread``:
+a number from the id's bytes, the same on both sides):
+
+1. a **partition** holds the ledger rows whose transfer id falls into it and the report rows
+   whose reference does; there only the pairs by reference are kept (and classified at
+   once; the partition's other frames are then dropped);
+2. the **residual** holds what no partition paired by reference, plus the report rows set
+   aside at the start; it goes through the whole ``match`` (duplicates, reference, provider
+   tx id, player + direction + amount window) and ``classify`` as one frame. It is small:
+   the rows without a reference and the breaks (a few percent of a day).
+
+Why the findings are those of one frame: a report row whose reference and provider tx id
+are each unique in the file is no duplicate, and its pair by reference is the ledger row
+with that id (ids are unique), which lies in the same partition. Every row whose tx id or
+reference repeats goes to the residual with every other row of its key, so duplicates are
+numbered among all of them. So do the rows that reference a transfer holding one of those
+repeated tx ids: the duplicate kept is the one under a tx id our ledger holds, and that
+ledger row must be in the residual to be seen. The later stages (tx id, window) run on
+what the reference stage left, which is exactly the residual. Control totals are summed
+over the whole frames once, after (``run.compare``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from transfer_wallet.reconcile.frame import isin
+from transfer_wallet.reconcile.match import MatchResult, match
+
+#: Report rows per partition: a day larger than this is matched in partitions.
+PARTITION_ROWS = 400_000
+#: What a ``Partitioned`` keeps of every pair (the pairs' other columns go once classified).
+PAIR_COLUMNS = ("l_transfer_id", "l_in_window", "l_position", "method")
+
+
+@dataclass(frozen=True, slots=True)
+class Partitioned:
+    """The outcome: every pair (``PAIR_COLUMNS`` only; ``l_position`` in the whole ledger frame), the
+    residual's duplicates / report-only / ledger-only rows, and the breaks of all of them."""
+
+    result: MatchResult
+    breaks: list[pd.DataFrame]
+
+
+#: Bytes of each end of an id that its partition depends on (with its length).
+_END_BYTES = 8
+
+
+def _spread(values: pd.Series, count: int) -> np.ndarray:
+    """A partition number in ``[0, count)`` for each value, the same for equal values (NA: 0).
+
+    From the value's length and its first and last ``_END_BYTES`` bytes, read straight from the
+    Arrow buffers (a few numpy gathers: hashing or factorising a million ids costs far more). Ids
+    that share both ends only fall into fewer partitions; which ones never changes a finding."""
+    array = pa.array(values.array, type=pa.large_string())
+    array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[array.offset:array.offset + len(array) + 1]
+    buffer = array.buffers()[2]
+    data = np.frombuffer(buffer, dtype=np.uint8) if buffer is not None and buffer.size else np.zeros(1, np.uint8)
+    start, length = offsets[:-1], np.diff(offsets)
+    mixed = length.astype(np.uint64)
+    last = max(len(data) - 1, 0)
+    for step in range(_END_BYTES):
+        for at in (start + step, start + length - 1 - step):
+            byte = np.where(step < length, data[np.clip(at, 0, last)], 0).astype(np.uint64)
+            mixed = (mixed ^ byte) * np.uint64(0x100000001B3)  # FNV-1a, wrapping
+    mixed ^= mixed >> np.uint64(29)
+    return (mixed % np.uint64(count)).astype(np.int64)
+
+
+def _repeats(values: pd.Series) -> np.ndarray:
+    """Which rows hold a value (not NA) that occurs twice or more."""
+    return (values.duplicated(keep=False) & values.notna()).to_numpy(dtype=bool)
+
+
+def assign(report: pd.DataFrame, ledger: pd.DataFrame, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The partition of every report row (-1: set aside for the residual, see the module docstring)
+    and of every ledger row, by our transfer id (the report's reference)."""
+    reference = report["reference"]
+    repeated = _repeats(report["provider_tx_id"]) | _repeats(reference)
+    aside = repeated | reference.isna().to_numpy(dtype=bool)
+    tx = report["provider_tx_id"][repeated].dropna()
+    if len(tx):  # the transfers holding a repeated tx id: the rows referencing them too
+        holders = ledger["transfer_id"][isin(ledger["provider_tx_id"], tx).to_numpy(dtype=bool)]
+        aside |= isin(reference, holders).to_numpy(dtype=bool)
+    return np.where(aside, -1, _spread(reference, count)), _spread(ledger["transfer_id"], count)
+
+
+def partitions(report: pd.DataFrame, ledger: pd.DataFrame, count: int,
+               ) -> tuple[pd.DataFrame, Iterator[tuple[pd.DataFrame, pd.DataFrame]]]:
+    """``(report rows set aside, the (report, ledger) frames of each partition, made one at a time)``.
+    The ledger frames carry ``position_in_day``, the row's position in ``ledger``."""
+    report_part, ledger_part = assign(report, ledger, count)
+    report_order, ledger_order = np.argsort(report_part, kind="stable"), np.argsort(ledger_part, kind="stable")
+    report_bounds = np.searchsorted(report_part[report_order], np.arange(-1, count + 1))
+    ledger_bounds = np.searchsorted(ledger_part[ledger_order], np.arange(count + 1))
+
+    def each() -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+        for number in range(count):
+            rows = report_order[report_bounds[number + 1]:report_bounds[number + 2]]
+            positions = ledger_order[ledger_bounds[number]:ledger_bounds[number + 1]]
+            yield report.iloc[rows], ledger.iloc[positions].assign(position_in_day=positions)
+
+    return report.iloc[report_order[:report_bounds[1]]], each()
+
+
+Classifier = Callable[[MatchResult, bool], pd.DataFrame]
+
+
+def match_in_partitions(report: pd.DataFrame, ledger: pd.DataFrame, classify: Classifier, *, window_s: int,
+                        count: int) -> Partitioned:
+    """Match and classify ``report`` against ``ledger`` in ``count`` partitions and a residual.
+
+    ``classify(result, last)`` gives the breaks of a ``MatchResult`` (``last``: the residual's,
+    the one call that should add what belongs to no pair, like the unreadable rows)."""
+    aside, each = partitions(report, ledger, count)
+    kept: list[pd.DataFrame] = []
+    breaks: list[pd.DataFrame] = []
+    left_report, left_ledger = [aside], []
+    for part_report, part_ledger in each:
+        found = match(part_report, part_ledger, window_s=window_s)
+        pairs = found.pairs[(found.pairs["method"] == "reference").to_numpy()]
+        pairs = pairs.assign(l_position=pairs["l_position_in_day"])
+        breaks.append(classify(_only_pairs(pairs, report, ledger), False))
+        kept.append(pairs[list(PAIR_COLUMNS)])
+        left_report.append(part_report[~part_report["row_number"].isin(pairs["p_row_number"]).to_numpy()])
+        left_ledger.append(part_ledger[~part_ledger["position_in_day"].isin(pairs["l_position"]).to_numpy()])
+        del found, pairs, part_report, part_ledger
+    residual_report = pd.concat(left_report).sort_values("row_number", kind="stable")
+    residual_ledger = pd.concat(left_ledger).sort_values("position_in_day", kind="stable")
+    del left_report, left_ledger
+    rest = match(residual_report, residual_ledger, window_s=window_s)
+    rest_pairs = rest.pairs.assign(l_position=rest.pairs["l_position_in_day"])
+    rest = MatchResult(rest_pairs, rest.duplicates, rest.report_only,
+                       rest.ledger_only.drop(columns=["position_in_day"]))
+    breaks.append(classify(rest, True))
+    kept.append(rest_pairs[list(PAIR_COLUMNS)])
+    pairs = pd.concat(kept, ignore_index=True)
+    return Partitioned(MatchResult(pairs, rest.duplicates, rest.report_only, rest.ledger_only), breaks)
+
+
+def _only_pairs(pairs: pd.DataFrame, report: pd.DataFrame, ledger: pd.DataFrame) -> MatchResult:
+    """A ``MatchResult`` of ``pairs`` alone (no duplicates, no unpaired rows)."""
+    duplicates = report.iloc[:0].assign(duplicate_of=pd.Series([], dtype=object),
+                                        duplicate_value=pd.Series([], dtype="string"),
+                                        occurrence=pd.Series([], dtype="int64"))
+    return MatchResult(pairs, duplicates, report.iloc[:0], ledger.iloc[:0])
+
+
+def count_for(rows: int, per_partition: int = PARTITION_ROWS) -> int:
+    """How many partitions a day of ``rows`` report rows is matched in (1: one frame)."""
+    return max(1, -(-rows // per_partition))
+
+
+def other_day_ids(ledger: pd.DataFrame) -> Collection[str]:
+    """The transfer ids of the ledger rows outside the business day (what a pair across days can be)."""
+    return ledger.loc[~ledger["in_window"].to_numpy(dtype=bool), "transfer_id"].astype(str).tolist()
