@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from transfer_wallet.errors import IdempotencyConflictError, InvalidStateError
 from transfer_wallet.models import ACTIVE, CLOSED, CLOSING, FAILED, IN_DOUBT, OPENING, PENDING
 from transfer_wallet.money import Money, currency
+from transfer_wallet.sessions import server_steps
 from transfer_wallet.sessions.outcomes import Outcomes
 from transfer_wallet.sessions.state import (
     SETTLED_LOCALLY,
@@ -27,10 +28,9 @@ from transfer_wallet.sessions.state import (
     transfer_row,
     transfers_table,
 )
+from transfer_wallet.sessions.server_steps import CloseStep
 from transfer_wallet.sessions.views import SessionView
 
-#: What step 1 hands to step 2: provider, transfer id, player, amount (None: withdraw everything).
-CloseStep = tuple[str, str, str, Money | None]
 
 
 class Closing(Outcomes):
@@ -50,16 +50,31 @@ class Closing(Outcomes):
             validate_reference(key)
         now = now or self.clock()
         try:
-            step = self.db.transaction(lambda c: self._close_step1(c, session_id, key, reason, now))
+            step, view = self._close_intent(session_id, key, reason, now)
         except IntegrityError:  # the same close key set on another session at the same moment
             raise IdempotencyConflictError(f"close key '{key}' is being used for another session") from None
         if step is None:
-            return self.get(session_id)
+            return view if view is not None else self.get(session_id)
         provider_name, transfer_id, player_id, game_amount = step
         provider, policy = self._provider(provider_name)
         _, view = self._send(provider, policy, transfer_id, "OUT", player_id, game_amount, now, view_of=session_id)
         assert view is not None
         return view
+
+    def _close_intent(
+        self, session_id: str, key: str | None, reason: str, now: dt.datetime
+    ) -> tuple[CloseStep | None, SessionView | None]:
+        """Step 1 in one transaction: (the transfer-out to send, or None and the session if already read).
+
+        On PostgreSQL one call of ``tw_session_close_intent``, unless it hands the step back.
+        """
+        if self._on_server():
+            fallback, step, view = self.db.transaction(
+                lambda c: server_steps.close_intent(c, self.policies, session_id, key, reason, now),
+                single_statement=True)
+            if fallback is None:
+                return step, view
+        return self.db.transaction(lambda c: self._close_step1(c, session_id, key, reason, now)), None
 
     def _close_step1(
         self, connection: Connection, session_id: str, key: str | None, reason: str, now: dt.datetime

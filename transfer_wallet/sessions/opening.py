@@ -24,6 +24,7 @@ from transfer_wallet.ledger import request_digest
 from transfer_wallet.models import FX_ROUNDING, OPEN_STATES, OPENING, PENDING
 from transfer_wallet.money import Conversion, Money, convert
 from transfer_wallet.session_views import new_session_id
+from transfer_wallet.sessions import server_steps
 from transfer_wallet.sessions.outcomes import Outcomes
 from transfer_wallet.sessions.state import (
     SessionPolicy,
@@ -57,7 +58,7 @@ class Opening(Outcomes):
         digest = request_digest(request)
         now = now or self.clock()
         try:
-            created = self.db.transaction(lambda c: self._open_step1(c, player_id, provider, policy, amount, key, digest, now))
+            created = self._open_intent(player_id, provider, policy, amount, key, digest, now)
         except IntegrityError:
             created = None  # a concurrent open with the same key won the race: replay it below
         if created is None:
@@ -66,6 +67,41 @@ class Opening(Outcomes):
         _, view = self._send(provider_client, policy, transfer_id, "IN", player_id, game_amount, now, view_of=session_id)
         assert view is not None
         return view
+
+    def _open_intent(
+        self, player_id: str, provider: str, policy: SessionPolicy, amount: Money | str, key: str, digest: str,
+        now: dt.datetime,
+    ) -> tuple[str, str, Money] | None:
+        """Step 1 in one transaction: (session id, transfer id, game amount), or None: replay the key.
+
+        On PostgreSQL one call of ``tw_session_open`` for an open in the player's own currency,
+        unless it hands the step back (a key seen before, too many open sessions, limits, short funds).
+        """
+        if self._on_server():
+            opened = self.db.transaction(
+                lambda c: self._open_on_server(c, player_id, provider, policy, amount, key, digest, now),
+                single_statement=True)
+            if opened is not None:
+                return opened
+        return self.db.transaction(lambda c: self._open_step1(c, player_id, provider, policy, amount, key, digest, now))
+
+    def _open_on_server(
+        self, connection: Connection, player_id: str, provider: str, policy: SessionPolicy,
+        amount: Money | str, key: str, digest: str, now: dt.datetime,
+    ) -> tuple[str, str, Money] | None:
+        """``tw_session_open`` (the player's accounts read first, from the cache once known); None: Python's turn."""
+        from transfer_wallet.wallet import _as_money
+
+        wallet_ccy, main, locked = ledger.player_accounts(self.db, connection, player_id)
+        money = _as_money(amount, wallet_ccy, player_id)  # checked before any replay, as in the Python step
+        if policy.currency != wallet_ccy:
+            server_steps.FALLBACKS["fx"] += 1
+            return None
+        session_id = new_session_id()
+        fallback = server_steps.open_intent(connection, session_id=session_id, player_id=player_id, provider=provider,
+                                            main=main, locked=locked, money=money, key=key, digest=digest,
+                                            policy=policy, now=now)
+        return None if fallback else (session_id, f"{session_id}-in", money)
 
     def _open_step1(
         self, connection: Connection, player_id: str, provider: str, policy: SessionPolicy,

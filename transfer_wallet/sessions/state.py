@@ -10,6 +10,7 @@ shares: the database, the providers and their policies.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -118,6 +119,14 @@ class SessionCore:
     providers: Mapping[str, Provider]
     policies: Mapping[str, SessionPolicy]
     clock: Callable[[], dt.datetime]
+    #: PostgreSQL: each durable step is one call of its server-side function (``server_steps``, migration
+    #: 0008). False (or ``TW_SESSION_SERVER_STEPS=0`` in the environment) runs the Python steps there too:
+    #: the switch back, and the tests' and the benchmark's comparison.
+    server_steps: bool = os.environ.get("TW_SESSION_SERVER_STEPS", "1") != "0"
+
+    def _on_server(self) -> bool:
+        """Whether the durable steps run as server-side functions (PostgreSQL, switch on)."""
+        return self.server_steps and self.db.dialect == "postgresql"
 
     def _provider(self, name: str) -> tuple[Provider, SessionPolicy]:
         if name not in self.providers or name not in self.policies:
