@@ -66,13 +66,15 @@ BEGIN
 END $$;
 
 CREATE FUNCTION tw_session_backoff(p_attempts integer, p_base_s integer, p_max_s integer, p_now timestamptz)
-RETURNS timestamptz LANGUAGE sql STABLE AS $$
-    SELECT p_now + least(p_base_s * power(2::numeric, greatest(p_attempts - 1, 0)), p_max_s::numeric)::bigint
-                   * interval '1 second'
-$$;
+RETURNS timestamptz LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN p_now + least(p_base_s * power(2::numeric, greatest(p_attempts - 1, 0)), p_max_s::numeric)::bigint
+                   * interval '1 second';
+END $$;
 
-CREATE FUNCTION tw_session_view(p_session_id varchar) RETURNS json LANGUAGE sql AS $$
-    SELECT json_build_object(
+CREATE FUNCTION tw_session_view(p_session_id varchar) RETURNS json LANGUAGE plpgsql AS $$
+BEGIN  -- PL/pgSQL, not SQL: its plans are kept for the connection (a SQL function is planned on every call)
+    RETURN json_build_object(
         'session', (SELECT row_to_json(s) FROM (
             SELECT id, player_id, provider, status, wallet_currency, game_currency, amount_in_minor,
                    game_amount_in_minor, game_balance_minor, amount_out_minor, game_amount_out_minor, opened_at,
@@ -81,8 +83,8 @@ CREATE FUNCTION tw_session_view(p_session_id varchar) RETURNS json LANGUAGE sql 
         'transfers', coalesce((SELECT json_agg(t ORDER BY t.created_at, t.id) FROM (
             SELECT id, direction, status, amount_minor, game_amount_minor, fx_rate, attempts, last_error,
                    provider_tx_id, created_at
-              FROM transfers WHERE session_id = p_session_id) t), '[]'::json))
-$$;
+              FROM transfers WHERE session_id = p_session_id) t), '[]'::json));
+END $$;
 """
 
 OPEN = """
@@ -197,17 +199,17 @@ END $$;
 
 CREATE FUNCTION tw_session_settle_check(
     s game_sessions, p_game_amount bigint, p_review_multiple numeric, p_review_amount_flag boolean
-) RETURNS text LANGUAGE sql IMMUTABLE AS $$
-    -- why the settlement must take the Python path (FX, a discrepancy to record), or NULL
-    SELECT CASE
+) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN  -- why the settlement must take the Python path (FX, a state it does not expect, a finding), or NULL
+    RETURN CASE
         WHEN s.wallet_currency <> s.game_currency THEN 'fx'
         WHEN s.status <> 'closing' THEN 'state ' || s.status
         WHEN s.mirrored AND p_game_amount <> s.game_balance_minor THEN 'conservation'
         WHEN p_review_amount_flag THEN 'review amount'
         WHEN p_review_multiple IS NOT NULL AND p_game_amount > p_review_multiple * s.game_amount_in_minor
             THEN 'review multiple'
-    END
-$$;
+    END;
+END $$;
 """
 
 APPLIED = """
