@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
@@ -27,10 +27,18 @@ from transfer_wallet.sessions.state import (
     sessions_table,
     transfer_row,
     transfers_table,
+    update_session,
 )
 from transfer_wallet.sessions.server_steps import CloseStep
 from transfer_wallet.sessions.views import SessionView
 
+
+
+_OUTS = (select(transfers_table.c.id, transfers_table.c.status, transfers_table.c.game_amount_minor)
+         .where(transfers_table.c.session_id == bindparam("session_id"), transfers_table.c.direction == "OUT")
+         .order_by(transfers_table.c.created_at, transfers_table.c.id))
+_INSERT_TRANSFER = transfers_table.insert()
+_CLOSE_KEY_OWNER = select(sessions_table.c.id).where(sessions_table.c.close_key == bindparam("key"))
 
 
 class Closing(Outcomes):
@@ -92,11 +100,7 @@ class Closing(Outcomes):
                 return None  # play extended the session after the sweep picked it: not due any more
             move(connection, session, CLOSING, closing_at=now, close_reason=reason)
         game_ccy = currency(session.game_currency)
-        outs = connection.execute(
-            select(transfers_table.c.id, transfers_table.c.status, transfers_table.c.game_amount_minor)
-            .where(transfers_table.c.session_id == session_id, transfers_table.c.direction == "OUT")
-            .order_by(transfers_table.c.created_at, transfers_table.c.id)
-        ).all()
+        outs = connection.execute(_OUTS, {"session_id": session_id}).all()
         open_out = [t for t in outs if t.status in (PENDING, IN_DOUBT)]
         if open_out:  # re-send the same id with the same content: the provider applies it at most once
             last = open_out[-1]
@@ -105,7 +109,7 @@ class Closing(Outcomes):
         _, policy = self._provider(session.provider)
         amount = None if policy.max_open_sessions == 1 else Money(session.game_balance_minor, game_ccy)
         transfer_id = f"{session_id}-out{len(outs) + 1}"
-        connection.execute(transfers_table.insert().values(
+        connection.execute(_INSERT_TRANSFER, dict(
             id=transfer_id, session_id=session_id, player_id=session.player_id, provider=session.provider,
             direction="OUT", status=PENDING, wallet_currency=session.wallet_currency, game_currency=session.game_currency,
             game_amount_minor=amount.amount_minor if amount is not None else None, attempts=0, created_at=now, updated_at=now,
@@ -120,8 +124,8 @@ class Closing(Outcomes):
 
 def _claim_close_key(connection: Connection, session: Row, key: str) -> None:
     """Set the close key on ``session`` (first key wins); a key of another session is a conflict."""
-    other = connection.execute(select(sessions_table.c.id).where(sessions_table.c.close_key == key)).scalar()
+    other = connection.execute(_CLOSE_KEY_OWNER, {"key": key}).scalar()
     if other is not None and other != session.id:
         raise IdempotencyConflictError(f"close key '{key}' was already used for session {other}")
     if session.close_key is None:
-        connection.execute(update(sessions_table).where(sessions_table.c.id == session.id).values(close_key=key))
+        update_session(connection, session.id, close_key=key)

@@ -14,7 +14,7 @@ import datetime as dt
 import uuid
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -130,14 +130,14 @@ class Opening(Outcomes):
             legs.append(ledger.Leg(rounding, conversion.residue.amount_minor))
         ledger.post(connection, kind="session_lock", idempotency_key=f"session:{session_id}:lock", legs=legs)
         deadline = min(now + dt.timedelta(seconds=policy.idle_timeout_s), now + dt.timedelta(seconds=max_session_s))
-        connection.execute(sessions_table.insert().values(
+        connection.execute(_INSERT_SESSION, dict(
             id=session_id, player_id=player_id, provider=provider, status=OPENING, wallet_currency=wallet_ccy,
             game_currency=policy.currency, amount_in_minor=conversion.consumed.amount_minor,
             game_amount_in_minor=conversion.target.amount_minor, game_balance_minor=0, mirrored=False,
             open_key=key, open_request_hash=digest, idle_timeout_s=policy.idle_timeout_s, max_session_s=max_session_s,
             opened_at=now, last_activity_at=now, deadline_at=deadline, close_attempts=0, stuck=False,
         ))
-        connection.execute(transfers_table.insert().values(
+        connection.execute(_INSERT_TRANSFER, dict(
             id=transfer_id, session_id=session_id, player_id=player_id, provider=provider, direction="IN",
             status=PENDING, wallet_currency=wallet_ccy, amount_minor=conversion.consumed.amount_minor,
             game_currency=policy.currency, game_amount_minor=conversion.target.amount_minor, fx_rate=rate,
@@ -146,18 +146,24 @@ class Opening(Outcomes):
         return session_id, transfer_id, conversion.target
 
 
+_KEY_USED = select(sessions_table.c.id).where(sessions_table.c.open_key == bindparam("key"))
+_OPEN_COUNT = select(func.count()).select_from(sessions_table).where(
+    sessions_table.c.player_id == bindparam("player_id"), sessions_table.c.provider == bindparam("provider"),
+    sessions_table.c.status.in_(OPEN_STATES),
+)
+_KEY_AND_DIGEST = select(sessions_table.c.id, sessions_table.c.open_request_hash).where(
+    sessions_table.c.open_key == bindparam("key"))
+_INSERT_SESSION = sessions_table.insert()
+_INSERT_TRANSFER = transfers_table.insert()
+
+
 def _key_used(connection: Connection, key: str) -> bool:
-    return connection.execute(select(sessions_table.c.id).where(sessions_table.c.open_key == key)).first() is not None
+    return connection.execute(_KEY_USED, {"key": key}).first() is not None
 
 
 def _check_open_count(connection: Connection, player_id: str, provider: str, policy: SessionPolicy) -> None:
     """``InvalidStateError`` if the player already holds the most open sessions the provider allows."""
-    open_count = connection.execute(
-        select(func.count()).select_from(sessions_table).where(
-            sessions_table.c.player_id == player_id, sessions_table.c.provider == provider,
-            sessions_table.c.status.in_(OPEN_STATES),
-        )
-    ).scalar_one()
+    open_count = connection.execute(_OPEN_COUNT, {"player_id": player_id, "provider": provider}).scalar_one()
     if open_count >= policy.max_open_sessions:
         raise InvalidStateError(
             f"player '{player_id}' already has {open_count} open session(s) at {provider} (max {policy.max_open_sessions})"
@@ -182,9 +188,7 @@ def _convert_in(connection: Connection, money: Money, game_currency: str, now: d
 
 def _replay_open(connection: Connection, key: str, digest: str) -> SessionView:
     """The session an earlier open with ``key`` made, if the request was the same."""
-    row = connection.execute(
-        select(sessions_table.c.id, sessions_table.c.open_request_hash).where(sessions_table.c.open_key == key)
-    ).first()
+    row = connection.execute(_KEY_AND_DIGEST, {"key": key}).first()
     if row is None:
         raise InvalidStateError(f"session for key '{key}' not found after a conflicting insert; try again")
     if row.open_request_hash != digest:

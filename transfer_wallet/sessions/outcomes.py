@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import update
 from sqlalchemy.engine import Connection, Row
 
 from transfer_wallet import discrepancies, ledger
@@ -32,8 +31,8 @@ from transfer_wallet.sessions.state import (
     locked_transfer,
     move,
     session_deadline,
-    sessions_table,
     short,
+    update_session,
 )
 from transfer_wallet.sessions.views import SessionView, read_view
 
@@ -164,10 +163,8 @@ class Outcomes(Settlement):
             return
         # transfer-out refused: the money is still at the provider; retry later under a new id
         attempts = session.close_attempts + 1
-        connection.execute(update(sessions_table).where(sessions_table.c.id == session.id).values(
-            close_attempts=attempts, next_attempt_at=policy.next_attempt(attempts, now),
-            stuck=attempts >= policy.stuck_after_attempts, failure_reason=short(error),
-        ))
+        update_session(connection, session.id, close_attempts=attempts, next_attempt_at=policy.next_attempt(attempts, now),
+                       stuck=attempts >= policy.stuck_after_attempts, failure_reason=short(error))
 
     def _refund(self, connection: Connection, session: Row, transfer: Row, error: BaseException, now: dt.datetime) -> None:
         """A refused transfer-in: nothing reached the provider, every cent (FX residue too) goes back."""
@@ -193,7 +190,7 @@ class Outcomes(Settlement):
         values: dict[str, Any] = {"stuck": attempts >= policy.stuck_after_attempts}
         if transfer.direction == "OUT":  # the closing retry waits for the same backoff
             values.update(close_attempts=attempts, next_attempt_at=next_attempt_at)
-        connection.execute(update(sessions_table).where(sessions_table.c.id == transfer.session_id).values(**values))
+        update_session(connection, transfer.session_id, **values)
 
 
 def _flag(connection: Connection, session: Row, transfer: Row, kind: str, detail: str, now: dt.datetime) -> None:
