@@ -12,7 +12,6 @@ transfer book it once; the SQL helpers equal their Python twins.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from decimal import Decimal
 
 import pytest
@@ -20,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event, select
 
+from test_session_concurrency import _race
 from transfer_wallet import ledger, limits
 from transfer_wallet.errors import (
     IdempotencyConflictError,
@@ -198,25 +198,6 @@ def test_findings_and_other_currencies_take_the_python_step(pg_db):
     assert server_steps.FALLBACKS == {"review multiple": 1}
 
 
-def _race(*functions):  # type: ignore[no-untyped-def]
-    barrier = threading.Barrier(len(functions))
-    results: list[object] = [None] * len(functions)
-
-    def run(index, function):  # type: ignore[no-untyped-def]
-        barrier.wait()
-        try:
-            results[index] = function()
-        except Exception as exc:  # noqa: BLE001 - the test inspects it
-            results[index] = exc
-
-    threads = [threading.Thread(target=run, args=(n, f)) for n, f in enumerate(functions)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
-
-
 def test_two_connections_finishing_one_transfer_book_it_once(pg_db):
     wallet, acme, manager = setup(pg_db)
     policy = manager.policies["acme"]
@@ -225,13 +206,13 @@ def test_two_connections_finishing_one_transfer_book_it_once(pg_db):
         opening = manager.open_session("P1", "acme", "10.00")
         transfer_in = opening.transfers[0].id
         answer = (eur("10.00"), f"in-{round_number}", None)
-        results = _race(*[lambda: manager._record("applied", policy, transfer_in, T0, answer=answer)] * 2)
+        results = _race([lambda: manager._record("applied", policy, transfer_in, T0, answer=answer)] * 2)
         assert results == [(True, None), (True, None)]
         acme.fail_next(OutcomeUnknownError("response lost"), apply=True, operations={"transfer_out"})
         closing = manager.close_session(opening.id)
         transfer_out = closing.transfers[-1].id
         answer = (eur("10.00"), f"out-{round_number}", None)
-        results = _race(*[lambda: manager._record("applied", policy, transfer_out, T0, answer=answer)] * 2)
+        results = _race([lambda: manager._record("applied", policy, transfer_out, T0, answer=answer)] * 2)
         assert results == [(True, None), (True, None)]
         assert manager.get(opening.id).status == "closed"
     with pg_db.engine.connect() as connection:

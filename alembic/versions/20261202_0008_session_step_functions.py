@@ -85,6 +85,17 @@ BEGIN  -- PL/pgSQL, not SQL: its plans are kept for the connection (a SQL functi
                    provider_tx_id, created_at
               FROM transfers WHERE session_id = p_session_id) t), '[]'::json));
 END $$;
+
+CREATE FUNCTION tw_session_of_transfer(p_transfer_id varchar) RETURNS game_sessions LANGUAGE plpgsql AS $$
+DECLARE
+    s game_sessions;
+BEGIN
+    -- every finisher of a transfer takes its session's lock before it reads the transfer's state,
+    -- so that the worker that loses a race sees the winner's result (NULL: no such transfer)
+    SELECT gs.* INTO s FROM game_sessions gs JOIN transfers tr ON tr.session_id = gs.id
+     WHERE tr.id = p_transfer_id FOR UPDATE OF gs;
+    RETURN s;
+END $$;
 """
 
 OPEN = """
@@ -223,10 +234,8 @@ DECLARE
     t transfers;
 BEGIN
     outcome := 'python';
-    -- every finisher takes the session lock before it reads the transfer: the loser sees the winner's result
-    SELECT gs.* INTO s FROM game_sessions gs JOIN transfers tr ON tr.session_id = gs.id
-     WHERE tr.id = p_transfer_id FOR UPDATE OF gs;
-    IF NOT FOUND THEN
+    s := tw_session_of_transfer(p_transfer_id);
+    IF s.id IS NULL THEN
         reason := 'unknown transfer'; RETURN;
     END IF;
     SELECT * INTO t FROM transfers WHERE id = p_transfer_id;
@@ -280,9 +289,8 @@ DECLARE
     close_count integer;
 BEGIN
     outcome := 'python';
-    SELECT gs.* INTO s FROM game_sessions gs JOIN transfers tr ON tr.session_id = gs.id
-     WHERE tr.id = p_transfer_id FOR UPDATE OF gs;
-    IF NOT FOUND THEN
+    s := tw_session_of_transfer(p_transfer_id);
+    IF s.id IS NULL THEN
         reason := 'unknown transfer'; RETURN;
     END IF;
     SELECT * INTO t FROM transfers WHERE id = p_transfer_id;
@@ -335,9 +343,8 @@ DECLARE
     next_at timestamptz;
 BEGIN
     outcome := 'python';
-    SELECT gs.* INTO s FROM game_sessions gs JOIN transfers tr ON tr.session_id = gs.id
-     WHERE tr.id = p_transfer_id FOR UPDATE OF gs;
-    IF NOT FOUND THEN
+    s := tw_session_of_transfer(p_transfer_id);
+    IF s.id IS NULL THEN
         reason := 'unknown transfer'; RETURN;
     END IF;
     SELECT * INTO t FROM transfers WHERE id = p_transfer_id;
@@ -456,6 +463,7 @@ FUNCTIONS = (
     "tw_session_open(varchar, varchar, varchar, varchar, integer, integer, bigint, varchar, varchar, varchar, "
     "integer, integer, integer, timestamptz, timestamptz, timestamptz)",
     "tw_session_view(varchar)",
+    "tw_session_of_transfer(varchar)",
     "tw_session_backoff(integer, integer, integer, timestamptz)",
     "tw_entry_hash(varchar, varchar[], varchar[], bigint[])",
 )
