@@ -259,3 +259,38 @@ def test_the_sql_backoff_is_the_policys(pg_db):
                     "SELECT tw_session_backoff(%(n)s, %(base)s, %(max)s, %(now)s)",
                     {"n": attempts, "base": policy.retry_base_s, "max": policy.retry_max_s, "now": T0}).scalar_one()
                 assert stored == policy.next_attempt(attempts, T0), (policy, attempts)
+
+
+def _story(db, server_steps_on: bool, player: str) -> list[object]:  # type: ignore[no-untyped-def]
+    """One worked story through every outcome; what an operator sees of it, without ids and times."""
+    wallet = Wallet(db)
+    wallet.create_player(player, "EUR")
+    wallet.deposit(player, "100.00", reference=f"d-{player}")
+    acme = InMemoryProvider(name="acme", clock=lambda: T0)
+    manager = SessionManager(db, {"acme": acme}, {"acme": SessionPolicy("EUR", retry_base_s=10)}, clock=lambda: T0)
+    manager.server_steps = server_steps_on
+    seen: list[object] = []
+
+    def note(view) -> None:  # type: ignore[no-untyped-def]
+        balance = wallet.balance(player)
+        seen.append((view.status, view.in_doubt, view.stuck, view.amount_in, view.amount_out, view.failure_reason,
+                     [(t.direction, t.status, t.attempts, t.amount, t.game_amount, t.last_error) for t in view.transfers],
+                     balance.available, balance.locked))
+
+    acme.fail_next(RejectedError("player blocked"))
+    note(manager.open_session(player, "acme", "10.00"))
+    acme.fail_next(OutcomeUnknownError("response lost"), apply=True)
+    opening = manager.open_session(player, "acme", "30.00", key=f"k-{player}")
+    note(opening)
+    manager.resolve_in_doubt(T0 + dt.timedelta(seconds=10))
+    note(manager.open_session(player, "acme", "30.00", key=f"k-{player}"))
+    acme.play(player, bet=eur("12.00"), win=eur("2.50"))
+    acme.fail_next(RejectedError("busy"))
+    note(manager.close_session(opening.id))
+    note(manager.close_session(opening.id))
+    return seen
+
+
+def test_the_server_steps_and_the_python_steps_tell_the_same_story(pg_db):
+    assert _story(pg_db, True, "S1") == _story(pg_db, False, "S2")
+    assert check_ledger(pg_db).clean
