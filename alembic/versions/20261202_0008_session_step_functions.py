@@ -27,7 +27,8 @@ as it always did. The helpers: ``tw_entry_hash`` (``ledger.request_hash`` for an
 entry without a caller's request), ``tw_session_backoff``
 (``SessionPolicy.next_attempt``), ``tw_session_view`` (the session and its
 transfers as JSON, what ``session_views.read_view`` reads); tests hold each equal
-to its Python twin. Downgrading drops them all.
+to its Python twin. Downgrading drops them all: set ``TW_SESSION_SERVER_STEPS=0`` first (a call that
+finds its function missing falls back to the Python step with a warning; the switch saves the failed call).
 
 Revision ID: 0008
 Revises: 0007
@@ -196,14 +197,17 @@ BEGIN
            completed_at = p_now, amount_minor = p_game_amount, game_amount_minor = p_game_amount, fx_rate = NULL,
            fx_residue_minor = 0, entry_id = posted.posted_entry_id
      WHERE id = p_transfer_id AND status IN ('pending', 'in_doubt');
-    IF NOT FOUND THEN  -- cannot happen under the session lock; rolls the settlement back
-        RAISE EXCEPTION 'transfer % was finished concurrently', p_transfer_id USING ERRCODE = 'TW409';
+    -- TWC01 is ConcurrencyError in Python, what state.move raises for a lost race. Neither check below
+    -- can fire: every caller holds the session's row lock (tw_session_of_transfer, or FOR UPDATE in
+    -- tw_session_close_intent) and read the session and the transfer under it. They stay as guards.
+    IF NOT FOUND THEN  -- rolls the settlement back
+        RAISE EXCEPTION 'transfer % was finished concurrently; try again', p_transfer_id USING ERRCODE = 'TWC01';
     END IF;
     UPDATE game_sessions SET status = 'closed', closed_at = p_now, amount_out_minor = p_game_amount,
            game_amount_out_minor = p_game_amount, next_attempt_at = NULL, stuck = false
      WHERE id = s.id AND status = 'closing';
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'session % changed state concurrently; try again', s.id USING ERRCODE = 'TW409';
+        RAISE EXCEPTION 'session % changed state concurrently; try again', s.id USING ERRCODE = 'TWC01';
     END IF;
     RETURN NULL;
 END $$;

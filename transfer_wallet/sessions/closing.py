@@ -56,7 +56,7 @@ class Closing(Outcomes):
 
         if key is not None:
             validate_reference(key)
-        now = now or self.clock()
+        now = self._now(now)
         try:
             step, view = self._close_intent(session_id, key, reason, now)
         except IntegrityError:  # the same close key set on another session at the same moment
@@ -78,7 +78,7 @@ class Closing(Outcomes):
         """
         if self._on_server():
             fallback, step, view = self.db.transaction(
-                lambda c: server_steps.close_intent(c, self.policies, session_id, key, reason, now),
+                lambda c: server_steps.close_intent(c, self.providers, self.policies, session_id, key, reason, now),
                 single_statement=True)
             if fallback is None:
                 return step, view

@@ -14,11 +14,18 @@ recorded for finance come from one place. ``FALLBACKS`` counts the reasons (the
 tests use it to prove which path ran).
 
 Each call returns ``None`` as its fallback reason when the step is done.
+
+Switch and downgrade: ``SessionManager.server_steps = False`` (or ``TW_SESSION_SERVER_STEPS=0``)
+runs the Python steps on PostgreSQL too. Set it before downgrading below migration 0008:
+the downgrade drops the functions. A call that finds its function missing (a 0007 database,
+psycopg ``UndefinedFunction``) fails before it writes anything, so it is logged and handed to
+the Python step (fallback reason ``no server function``) rather than raised.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections import Counter
 from typing import Any, Mapping, NoReturn
 
@@ -35,6 +42,11 @@ from transfer_wallet.sessions.state import TIMEOUT_REASONS, SessionPolicy
 
 #: Why a step took the Python path, by reason (``key used``, ``limits``, ``fx``, ...), for this process.
 FALLBACKS: Counter[str] = Counter()
+_LOG = logging.getLogger(__name__)
+#: SQLSTATE of a call to a function that does not exist (``psycopg.errors.UndefinedFunction``).
+_UNDEFINED_FUNCTION = "42883"
+#: What a call whose function is missing answers: the Python step's turn (as wide as the widest row).
+_NO_FUNCTION_ROW = ("python", "no server function", None, None, None, None, None, None)
 #: SQLSTATEs the functions raise for what ``state.move`` / ``settlement`` raise in Python.
 _STATE_ERRORS = {"TW409": InvalidStateError, "TWC01": ConcurrencyError}
 
@@ -119,11 +131,16 @@ def in_doubt(
 
 
 def close_intent(
-    connection: Connection, policies: Mapping[str, SessionPolicy], session_id: str, key: str | None, reason: str,
-    now: dt.datetime,
+    connection: Connection, providers: Mapping[str, object], policies: Mapping[str, SessionPolicy], session_id: str,
+    key: str | None, reason: str, now: dt.datetime,
 ) -> tuple[str | None, CloseStep | None, SessionView | None]:
-    """Step 1 of a close: (fallback reason, the transfer-out to send, or the session when there is none)."""
-    names = list(policies)
+    """Step 1 of a close: (fallback reason, the transfer-out to send, or the session when there is none).
+
+    Known to the function are the providers with a client *and* a policy (what ``_provider`` accepts): a
+    session of any other provider is handed back before anything is written, and the Python step raises
+    its ``NotFoundError`` inside its transaction (the session stays ACTIVE, no transfer-out).
+    """
+    names = [name for name in policies if name in providers]
     row = _call(connection, CLOSE_SQL, dict(
         session_id=session_id, key=key, reason=reason, timeout=reason in TIMEOUT_REASONS, now=now,
         created_at=utc_now(), providers=names,
@@ -153,7 +170,12 @@ def _call(connection: Connection, sql: str, params: dict[str, Any]) -> Any:
     try:
         return connection.exec_driver_sql(sql, params).one()
     except DBAPIError as exc:
-        error = _STATE_ERRORS.get(getattr(exc.orig, "sqlstate", None) or "")
+        sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+        if sqlstate == _UNDEFINED_FUNCTION:  # raised before the function ran: nothing was written
+            _LOG.warning("session server-side function missing (database below migration 0008?): running the "
+                         "Python step; set TW_SESSION_SERVER_STEPS=0 to stop trying: %s", exc.orig)
+            return _NO_FUNCTION_ROW
+        error = _STATE_ERRORS.get(sqlstate)
         if error is None:
             raise
         _raise_state(error, exc)
