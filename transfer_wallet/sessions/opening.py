@@ -56,7 +56,7 @@ class Opening(Outcomes):
         key = validate_reference(key) if key is not None else f"auto-{uuid.uuid4()}"
         request = {"player_id": player_id, "provider": provider, "amount": canonical_amount(amount)}
         digest = request_digest(request)
-        now = now or self.clock()
+        now = self._now(now)
         try:
             created = self._open_intent(player_id, provider, policy, amount, key, digest, now)
         except IntegrityError:

@@ -145,6 +145,13 @@ class SessionCore:
         """Whether the durable steps run as server-side functions (PostgreSQL, switch on)."""
         return self.server_steps and self.db.dialect == "postgresql"
 
+    def _now(self, now: dt.datetime | None) -> dt.datetime:
+        """``now`` (else the clock's) in UTC, checked as ``limits`` checks it before any step runs: a naive
+        time is a ``ValueError`` on every path (a server step would read it in the database's TimeZone)."""
+        from transfer_wallet.limits import _now as aware_utc  # limits -> wallet -> sessions: imported late
+
+        return aware_utc(self.clock() if now is None else now)
+
     def _provider(self, name: str) -> tuple[Provider, SessionPolicy]:
         if name not in self.providers or name not in self.policies:
             known = ", ".join(sorted(self.providers)) or "none configured"

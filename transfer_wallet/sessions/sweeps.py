@@ -36,7 +36,7 @@ class Sweeps(Closing):
     def expire_sessions(self, now: dt.datetime | None = None, *, limit: int = MAX_BATCH,
                         keep_going: Callable[[], bool] | None = None) -> SweepReport:
         """Close every active session past its deadline; retry closings that are due."""
-        now = now or self.clock()
+        now = self._now(now)
         report = SweepReport()
         s = sessions_table.c
         due = self.db.transaction(lambda c: c.execute(
@@ -63,7 +63,7 @@ class Sweeps(Closing):
     def resolve_in_doubt(self, now: dt.datetime | None = None, *, limit: int = MAX_BATCH,
                          keep_going: Callable[[], bool] | None = None) -> SweepReport:
         """Finish transfers whose outcome is unknown: ask the provider, re-send the same id if unseen."""
-        now = now or self.clock()
+        now = self._now(now)
         report = SweepReport()
         grace = now - dt.timedelta(seconds=PENDING_GRACE_S)
         t = transfers_table.c
