@@ -21,6 +21,8 @@ from transfer_wallet.providers.fake import InMemoryProvider
 from transfer_wallet.sessions import SessionManager, SessionPolicy
 from transfer_wallet.wallet import Wallet
 
+from session_switch import pg_db  # noqa: F401  (postgres with the server steps, then with the Python steps)
+
 PLAYERS = ("P1", "P2", "P3")
 DEPOSIT = "60.00"
 

@@ -20,8 +20,10 @@ from hypothesis import strategies as st
 from sqlalchemy import event, select
 
 from test_session_concurrency import _race
-from transfer_wallet import ledger, limits
+from transfer_wallet import ledger, limits, migrations
+from transfer_wallet.db import open_database
 from transfer_wallet.errors import (
+    ConcurrencyError,
     IdempotencyConflictError,
     InsufficientFundsError,
     InvalidStateError,
@@ -293,4 +295,42 @@ def _story(db, server_steps_on: bool, player: str) -> list[object]:  # type: ign
 
 def test_the_server_steps_and_the_python_steps_tell_the_same_story(pg_db):
     assert _story(pg_db, True, "S1") == _story(pg_db, False, "S2")
+    assert check_ledger(pg_db).clean
+
+
+def test_a_database_below_0008_runs_the_python_steps_with_a_warning(new_database_url, caplog):
+    """New code on a downgraded database: each missing function fails before it writes, so the step
+    falls back to Python (logged) instead of raising UndefinedFunction."""
+    db = open_database(new_database_url("postgres"))
+    try:
+        migrations.upgrade(db)
+        migrations.downgrade(db, "0007")
+        wallet, acme, manager = setup(db)
+        assert manager.server_steps
+        with caplog.at_level("WARNING", logger="transfer_wallet.sessions.server_steps"):
+            opened = manager.open_session("P1", "acme", "30.00", key="k1")
+            acme.play("P1", bet=eur("10.00"), win=eur("4.00"))
+            closed = manager.close_session(opened.id)
+        assert (opened.status, closed.status, balances(wallet)) == ("active", "closed", ("94.00", "0.00"))
+        assert server_steps.FALLBACKS == {"no server function": 4}  # open, activated, close intent, settled
+        assert sum("TW_SESSION_SERVER_STEPS=0" in r.getMessage() for r in caplog.records) == 4
+        assert check_ledger(db).clean
+    finally:
+        db.dispose()
+
+
+def test_a_settlement_that_finds_its_session_moved_on_is_a_concurrency_error(pg_db):
+    """tw_session_settle's guard raises TWC01, ConcurrencyError as ``state.move`` raises it. Unreachable
+    through the steps (every caller holds the session lock and checked CLOSING under it), so the function
+    is called here by hand on a session still OPENING; the whole call rolls back."""
+    wallet, acme, manager = setup(pg_db)
+    acme.fail_next(OutcomeUnknownError("lost"))
+    opening = manager.open_session("P1", "acme", "30.00")
+    sql = ("SELECT tw_session_settle(gs, %(transfer)s, 3000, 'tx', %(now)s, %(now)s) FROM game_sessions gs "
+           "WHERE gs.id = %(session)s")
+    with pg_db.engine.connect() as connection:
+        with pytest.raises(ConcurrencyError, match=f"session {opening.id} changed state concurrently; try again"):
+            server_steps._call(connection, sql, {"transfer": f"{opening.id}-in", "now": T0, "session": opening.id})
+    after = manager.get(opening.id)
+    assert (after.status, after.transfers[0].status, balances(wallet)) == ("opening", "in_doubt", ("70.00", "30.00"))
     assert check_ledger(pg_db).clean

@@ -48,6 +48,7 @@ from transfer_wallet.money import Money, currency
 from transfer_wallet.play import PlayMirror
 from transfer_wallet.providers.fake import InMemoryProvider
 from transfer_wallet.sessions import SessionManager, SessionPolicy
+from transfer_wallet.sessions.state import SessionCore
 from transfer_wallet.wallet import Wallet
 
 EUR = currency("EUR")
@@ -244,7 +245,10 @@ class PostgresSessionMachine(SessionMachine):
 
 @pytest.mark.postgres
 @pytest.mark.filterwarnings("ignore")
-def test_random_session_operations_keep_every_invariant_on_postgresql(_pg_migrated_url):
+@pytest.mark.parametrize("server_steps", [True, False], ids=["server-steps", "python-steps"])
+def test_random_session_operations_keep_every_invariant_on_postgresql(_pg_migrated_url, monkeypatch, server_steps):
+    """With the server-side steps, and (fewer examples: the SQLite machine runs the same Python) without."""
+    monkeypatch.setattr(SessionCore, "server_steps", server_steps)
     PostgresSessionMachine.url = _pg_migrated_url
-    run_state_machine_as_test(PostgresSessionMachine,
-                              settings=settings(max_examples=25, stateful_step_count=25, deadline=None))
+    run_state_machine_as_test(PostgresSessionMachine, settings=settings(
+        max_examples=25 if server_steps else 10, stateful_step_count=25, deadline=None))
