@@ -22,6 +22,8 @@ from transfer_wallet.providers.protocol import Direction, TransferState, Transfe
 from transfer_wallet.sessions import SessionManager, SessionPolicy
 from transfer_wallet.wallet import Wallet
 
+from session_switch import db  # noqa: F401  (sqlite, postgres with the server steps, postgres with the Python steps)
+
 T0 = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
 LATER = T0 + dt.timedelta(minutes=5)
 

@@ -1,5 +1,7 @@
 """Many processes opening and closing sessions for the same players at once (PostgreSQL):
-never more locked than a player has, no deadlock reaching the caller, every cent accounted for."""
+never more locked than a player has, no deadlock reaching the caller, every cent accounted for;
+twin opens with one key (threads, and two processes) open one session; two workers closing
+one session both see it closed. On PostgreSQL each step is a server-side function call."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from transfer_wallet.play import PlayMirror
 from transfer_wallet.providers.fake import InMemoryProvider
 from transfer_wallet.sessions import SessionManager, SessionPolicy
 from transfer_wallet.wallet import Wallet
+
+from session_switch import pg_db  # noqa: F401  (postgres with the server steps, then with the Python steps)
 
 PLAYERS = ("P1", "P2", "P3")
 DEPOSIT = "60.00"
@@ -136,4 +140,44 @@ def test_two_workers_closing_the_same_session_both_see_it_closed(pg_db):
         results = _race([lambda: manager.close_session(session.id), lambda: manager.close_session(session.id)])
         assert all(not isinstance(r, Exception) and r.status == "closed" for r in results), results
     assert wallet.balance("P1").available.format() == "100.00"
+    assert check_ledger(pg_db).clean
+
+
+def _twin_opener(url: str, start_at: float, queue) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    db = open_database(url, pool_size=1)
+    manager = SessionManager(db, {"acme": InMemoryProvider(name="acme")}, {"acme": SessionPolicy("EUR", max_open_sessions=10)})
+    opened: list[str] = []
+    for n in range(5):
+        time.sleep(max(0.0, start_at + n * 0.25 - time.time()))  # both processes send open n at the same moment
+        try:
+            opened.append(manager.open_session("P1", "acme", "10.00", key=f"twin-{n}").id)
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            opened.append(f"{type(exc).__name__}: {exc}")
+    db.dispose()
+    queue.put(opened)
+
+
+@pytest.mark.postgres
+def test_twin_opens_with_one_key_in_two_processes_open_one_session(pg_db):
+    import time
+
+    wallet = Wallet(pg_db)
+    wallet.create_player("P1", "EUR")
+    wallet.deposit("P1", "100.00", reference="d1")
+    url = pg_db.engine.url.render_as_string(hide_password=False)
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    start_at = time.time() + 8
+    workers = [context.Process(target=_twin_opener, args=(url, start_at, queue)) for _ in range(2)]
+    for process in workers:
+        process.start()
+    first, second = (queue.get(timeout=120) for _ in workers)
+    for process in workers:
+        process.join(timeout=60)
+    assert first == second and all(session_id.startswith("s") for session_id in first), (first, second)
+    assert len(set(first)) == 5
+    balance = wallet.balance("P1")
+    assert (balance.available.format(), balance.locked.format()) == ("50.00", "50.00")
     assert check_ledger(pg_db).clean

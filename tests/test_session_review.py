@@ -17,6 +17,8 @@ from transfer_wallet.sessions import SessionManager, SessionPolicy
 from transfer_wallet.sessions.settlement import review_reason
 from transfer_wallet.wallet import Wallet
 
+from session_switch import db  # noqa: F401  (sqlite, postgres with the server steps, postgres with the Python steps)
+
 T0 = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
 
 

@@ -12,6 +12,10 @@ resolved and closed, each player's money equals the deposit plus what their
 sessions brought back minus what they took in, and at each provider what the
 sessions brought back minus what they took in equals what the rounds paid out:
 nothing lost, nothing created.
+
+The machine runs on SQLite (the Python steps) and on PostgreSQL, where each session step
+is one call of its server-side function (migration 0008) and the USD provider's steps,
+being cross-currency, take the Python path: one set of rules, checked on both.
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from transfer_wallet import fx, migrations
 from transfer_wallet.db import open_database
+from transfer_wallet.models import metadata
 from transfer_wallet.errors import (
     InsufficientFundsError,
     InvalidStateError,
@@ -43,6 +48,7 @@ from transfer_wallet.money import Money, currency
 from transfer_wallet.play import PlayMirror
 from transfer_wallet.providers.fake import InMemoryProvider
 from transfer_wallet.sessions import SessionManager, SessionPolicy
+from transfer_wallet.sessions.state import SessionCore
 from transfer_wallet.wallet import Wallet
 
 EUR = currency("EUR")
@@ -79,7 +85,7 @@ class SessionMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.db, self.folder = _fresh_database()
+        self.db, self.folder = self._database()
         self.now = T0
         clock = lambda: self.now  # noqa: E731
         self.providers = {name: InMemoryProvider(name=name, currency_code=GAME_CURRENCY[name].code, clock=clock)
@@ -97,9 +103,13 @@ class SessionMachine(RuleBasedStateMachine):
         self.opened: dict[str, tuple[str, str, str, int]] = {}  # key -> (session id, player, provider, amount)
         self.counter = itertools.count()
 
+    def _database(self):  # type: ignore[no-untyped-def]
+        return _fresh_database()
+
     def teardown(self) -> None:
         self.db.dispose()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     def _tick(self, seconds: int) -> None:
         self.now += dt.timedelta(seconds=seconds)
@@ -218,3 +228,27 @@ class SessionMachine(RuleBasedStateMachine):
 
 SessionMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=25, deadline=None)
 test_random_session_operations_keep_every_invariant = pytest.mark.filterwarnings("ignore")(SessionMachine.TestCase)
+
+
+class PostgresSessionMachine(SessionMachine):
+    """The same machine on PostgreSQL, where every session step is a server-side function call."""
+
+    url = ""
+
+    def _database(self):  # type: ignore[no-untyped-def]
+        database = open_database(self.url)
+        with database.engine.begin() as connection:
+            tables = ", ".join(table.name for table in metadata.sorted_tables)
+            connection.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        return database, None
+
+
+@pytest.mark.postgres
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("server_steps", [True, False], ids=["server-steps", "python-steps"])
+def test_random_session_operations_keep_every_invariant_on_postgresql(_pg_migrated_url, monkeypatch, server_steps):
+    """With the server-side steps, and (fewer examples: the SQLite machine runs the same Python) without."""
+    monkeypatch.setattr(SessionCore, "server_steps", server_steps)
+    PostgresSessionMachine.url = _pg_migrated_url
+    run_state_machine_as_test(PostgresSessionMachine, settings=settings(
+        max_examples=25 if server_steps else 10, stateful_step_count=25, deadline=None))

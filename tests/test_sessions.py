@@ -12,6 +12,7 @@ from transfer_wallet.errors import (
     IdempotencyConflictError,
     InsufficientFundsError,
     InvalidStateError,
+    NotFoundError,
     OutcomeUnknownError,
     ProviderInsufficientFundsError,
     ProviderUnavailableError,
@@ -25,6 +26,8 @@ from transfer_wallet.play import PlayMirror, rounds_of
 from transfer_wallet.providers.fake import InMemoryProvider
 from transfer_wallet.sessions import TRANSITIONS, SessionManager, SessionPolicy
 from transfer_wallet.wallet import Wallet
+
+from session_switch import db  # noqa: F401  (sqlite, postgres with the server steps, postgres with the Python steps)
 
 T0 = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
 EUR = currency("EUR")
@@ -422,3 +425,36 @@ def test_a_session_extended_by_play_after_the_sweep_read_it_is_not_closed(manage
     PlayMirror(manager.db).bet(session.id, "b1", "r1", "1.00", now=T0 + dt.timedelta(minutes=14))
     view = manager.close_session(session.id, reason="idle_timeout", now=T0 + dt.timedelta(minutes=15))
     assert view.status == "active"  # the sweep's idle deadline moved on
+
+
+def test_closing_a_session_whose_provider_client_is_gone_writes_nothing(manager):
+    """The provider keeps its policy but has no client: the close is refused before it writes
+    (on PostgreSQL the server step used to commit CLOSING and a PENDING transfer-out first)."""
+    session = manager.open_session("P1", "acme", "30.00", key="k1")
+    manager.providers = {}
+    with pytest.raises(NotFoundError, match="unknown provider 'acme'"):
+        manager.close_session(session.id, key="c1")
+    after = manager.get(session.id)
+    assert (after.status, after.close_reason) == ("active", None)
+    assert [(t.direction, t.status) for t in after.transfers] == [("IN", "completed")]
+    assert balances(manager) == ("70.00", "30.00")
+
+
+def test_a_naive_now_is_refused_before_any_step_on_every_path(manager):
+    naive = dt.datetime(2026, 11, 24, 12, 0)  # meant as UTC; PostgreSQL would read it in its own TimeZone
+    with pytest.raises(ValueError, match="now must be a timezone-aware datetime"):
+        manager.open_session("P1", "acme", "10.00", key="k-naive", now=naive)
+    assert manager.list(player_id="P1") == [] and balances(manager) == ("100.00", "0.00")
+    session = manager.open_session("P1", "acme", "10.00")
+    for step in (lambda: manager.close_session(session.id, now=naive), lambda: manager.expire_sessions(naive),
+                 lambda: manager.resolve_in_doubt(naive)):
+        with pytest.raises(ValueError, match="now must be a timezone-aware datetime"):
+            step()
+    assert manager.get(session.id).status == "active" and balances(manager) == ("90.00", "10.00")
+
+
+def test_an_aware_now_in_another_zone_is_kept_as_the_same_instant(manager):
+    tokyo = dt.timezone(dt.timedelta(hours=9))
+    session = manager.open_session("P1", "acme", "10.00", now=T0.astimezone(tokyo))
+    assert (session.opened_at, session.deadline_at) == (T0, T0 + dt.timedelta(seconds=900))
+    assert session.opened_at.utcoffset() == dt.timedelta(0)

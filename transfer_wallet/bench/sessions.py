@@ -6,7 +6,9 @@
 2. **Ledger-side session operations per second** with an in-process provider
    (no HTTP): one *operation* is a whole open + close, i.e. the lock, the
    confirmation, the close intent and the settlement, four committed database
-   transactions. 1 and 4 worker processes, each with its own players.
+   transactions (on PostgreSQL four calls of the session step functions of
+   migration 0008, in autocommit; ``TW_SESSION_SERVER_STEPS=0`` measures the
+   Python steps instead). 1 and 4 worker processes, each with its own players.
    On PostgreSQL, pgbench TPC-B-like runs in the same command, in alternating
    rounds with ours (pgbench, ours, pgbench, ours ...): medians, spreads, ratio.
 

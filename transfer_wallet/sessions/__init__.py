@@ -20,10 +20,15 @@ An unknown outcome is never refunded on a guess: the money stays locked until
 the provider says what happened (``transfer_status``) or a re-send with the
 same transfer id gives a definite answer.
 
+On PostgreSQL steps 1 and 3 of the open and of the close are each one call of a
+server-side function (``server_steps``, migration 0008) for the common path; any
+other branch hands the step back to the Python step before writing anything, so
+the errors and the findings come from one place. SQLite runs the Python steps.
+
 The package, in lifecycle order: ``state`` (transitions, policy, guards),
-``views`` (what callers see, read queries), ``opening``, ``outcomes`` (the
-provider call and what its answer does), ``settlement``, ``closing``, ``sweeps``
-(timeouts, in doubt) and ``manager`` (the ``SessionManager`` facade).
+``views`` (what callers see, read queries), ``server_steps`` (the PostgreSQL calls),
+``opening``, ``outcomes`` (the provider call and what its answer does), ``settlement``,
+``closing``, ``sweeps`` (timeouts, in doubt) and ``manager`` (the ``SessionManager`` facade).
 """
 
 from __future__ import annotations

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from transfer_wallet.errors import IdempotencyConflictError, InvalidStateError
 from transfer_wallet.models import ACTIVE, CLOSED, CLOSING, FAILED, IN_DOUBT, OPENING, PENDING
 from transfer_wallet.money import Money, currency
+from transfer_wallet.sessions import server_steps
 from transfer_wallet.sessions.outcomes import Outcomes
 from transfer_wallet.sessions.state import (
     SETTLED_LOCALLY,
@@ -26,11 +27,18 @@ from transfer_wallet.sessions.state import (
     sessions_table,
     transfer_row,
     transfers_table,
+    update_session,
 )
+from transfer_wallet.sessions.server_steps import CloseStep
 from transfer_wallet.sessions.views import SessionView
 
-#: What step 1 hands to step 2: provider, transfer id, player, amount (None: withdraw everything).
-CloseStep = tuple[str, str, str, Money | None]
+
+
+_OUTS = (select(transfers_table.c.id, transfers_table.c.status, transfers_table.c.game_amount_minor)
+         .where(transfers_table.c.session_id == bindparam("session_id"), transfers_table.c.direction == "OUT")
+         .order_by(transfers_table.c.created_at, transfers_table.c.id))
+_INSERT_TRANSFER = transfers_table.insert()
+_CLOSE_KEY_OWNER = select(sessions_table.c.id).where(sessions_table.c.close_key == bindparam("key"))
 
 
 class Closing(Outcomes):
@@ -48,18 +56,33 @@ class Closing(Outcomes):
 
         if key is not None:
             validate_reference(key)
-        now = now or self.clock()
+        now = self._now(now)
         try:
-            step = self.db.transaction(lambda c: self._close_step1(c, session_id, key, reason, now))
+            step, view = self._close_intent(session_id, key, reason, now)
         except IntegrityError:  # the same close key set on another session at the same moment
             raise IdempotencyConflictError(f"close key '{key}' is being used for another session") from None
         if step is None:
-            return self.get(session_id)
+            return view if view is not None else self.get(session_id)
         provider_name, transfer_id, player_id, game_amount = step
         provider, policy = self._provider(provider_name)
         _, view = self._send(provider, policy, transfer_id, "OUT", player_id, game_amount, now, view_of=session_id)
         assert view is not None
         return view
+
+    def _close_intent(
+        self, session_id: str, key: str | None, reason: str, now: dt.datetime
+    ) -> tuple[CloseStep | None, SessionView | None]:
+        """Step 1 in one transaction: (the transfer-out to send, or None and the session if already read).
+
+        On PostgreSQL one call of ``tw_session_close_intent``, unless it hands the step back.
+        """
+        if self._on_server():
+            fallback, step, view = self.db.transaction(
+                lambda c: server_steps.close_intent(c, self.providers, self.policies, session_id, key, reason, now),
+                single_statement=True)
+            if fallback is None:
+                return step, view
+        return self.db.transaction(lambda c: self._close_step1(c, session_id, key, reason, now)), None
 
     def _close_step1(
         self, connection: Connection, session_id: str, key: str | None, reason: str, now: dt.datetime
@@ -77,11 +100,7 @@ class Closing(Outcomes):
                 return None  # play extended the session after the sweep picked it: not due any more
             move(connection, session, CLOSING, closing_at=now, close_reason=reason)
         game_ccy = currency(session.game_currency)
-        outs = connection.execute(
-            select(transfers_table.c.id, transfers_table.c.status, transfers_table.c.game_amount_minor)
-            .where(transfers_table.c.session_id == session_id, transfers_table.c.direction == "OUT")
-            .order_by(transfers_table.c.created_at, transfers_table.c.id)
-        ).all()
+        outs = connection.execute(_OUTS, {"session_id": session_id}).all()
         open_out = [t for t in outs if t.status in (PENDING, IN_DOUBT)]
         if open_out:  # re-send the same id with the same content: the provider applies it at most once
             last = open_out[-1]
@@ -90,7 +109,7 @@ class Closing(Outcomes):
         _, policy = self._provider(session.provider)
         amount = None if policy.max_open_sessions == 1 else Money(session.game_balance_minor, game_ccy)
         transfer_id = f"{session_id}-out{len(outs) + 1}"
-        connection.execute(transfers_table.insert().values(
+        connection.execute(_INSERT_TRANSFER, dict(
             id=transfer_id, session_id=session_id, player_id=session.player_id, provider=session.provider,
             direction="OUT", status=PENDING, wallet_currency=session.wallet_currency, game_currency=session.game_currency,
             game_amount_minor=amount.amount_minor if amount is not None else None, attempts=0, created_at=now, updated_at=now,
@@ -105,8 +124,8 @@ class Closing(Outcomes):
 
 def _claim_close_key(connection: Connection, session: Row, key: str) -> None:
     """Set the close key on ``session`` (first key wins); a key of another session is a conflict."""
-    other = connection.execute(select(sessions_table.c.id).where(sessions_table.c.close_key == key)).scalar()
+    other = connection.execute(_CLOSE_KEY_OWNER, {"key": key}).scalar()
     if other is not None and other != session.id:
         raise IdempotencyConflictError(f"close key '{key}' was already used for session {other}")
     if session.close_key is None:
-        connection.execute(update(sessions_table).where(sessions_table.c.id == session.id).values(close_key=key))
+        update_session(connection, session.id, close_key=key)

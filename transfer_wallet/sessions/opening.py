@@ -14,7 +14,7 @@ import datetime as dt
 import uuid
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -24,6 +24,7 @@ from transfer_wallet.ledger import request_digest
 from transfer_wallet.models import FX_ROUNDING, OPEN_STATES, OPENING, PENDING
 from transfer_wallet.money import Conversion, Money, convert
 from transfer_wallet.session_views import new_session_id
+from transfer_wallet.sessions import server_steps
 from transfer_wallet.sessions.outcomes import Outcomes
 from transfer_wallet.sessions.state import (
     SessionPolicy,
@@ -55,9 +56,9 @@ class Opening(Outcomes):
         key = validate_reference(key) if key is not None else f"auto-{uuid.uuid4()}"
         request = {"player_id": player_id, "provider": provider, "amount": canonical_amount(amount)}
         digest = request_digest(request)
-        now = now or self.clock()
+        now = self._now(now)
         try:
-            created = self.db.transaction(lambda c: self._open_step1(c, player_id, provider, policy, amount, key, digest, now))
+            created = self._open_intent(player_id, provider, policy, amount, key, digest, now)
         except IntegrityError:
             created = None  # a concurrent open with the same key won the race: replay it below
         if created is None:
@@ -66,6 +67,41 @@ class Opening(Outcomes):
         _, view = self._send(provider_client, policy, transfer_id, "IN", player_id, game_amount, now, view_of=session_id)
         assert view is not None
         return view
+
+    def _open_intent(
+        self, player_id: str, provider: str, policy: SessionPolicy, amount: Money | str, key: str, digest: str,
+        now: dt.datetime,
+    ) -> tuple[str, str, Money] | None:
+        """Step 1 in one transaction: (session id, transfer id, game amount), or None: replay the key.
+
+        On PostgreSQL one call of ``tw_session_open`` for an open in the player's own currency,
+        unless it hands the step back (a key seen before, too many open sessions, limits, short funds).
+        """
+        if self._on_server():
+            opened = self.db.transaction(
+                lambda c: self._open_on_server(c, player_id, provider, policy, amount, key, digest, now),
+                single_statement=True)
+            if opened is not None:
+                return opened
+        return self.db.transaction(lambda c: self._open_step1(c, player_id, provider, policy, amount, key, digest, now))
+
+    def _open_on_server(
+        self, connection: Connection, player_id: str, provider: str, policy: SessionPolicy,
+        amount: Money | str, key: str, digest: str, now: dt.datetime,
+    ) -> tuple[str, str, Money] | None:
+        """``tw_session_open`` (the player's accounts read first, from the cache once known); None: Python's turn."""
+        from transfer_wallet.wallet import _as_money
+
+        wallet_ccy, main, locked = ledger.player_accounts(self.db, connection, player_id)
+        money = _as_money(amount, wallet_ccy, player_id)  # checked before any replay, as in the Python step
+        if policy.currency != wallet_ccy:
+            server_steps.FALLBACKS["fx"] += 1
+            return None
+        session_id = new_session_id()
+        fallback = server_steps.open_intent(connection, session_id=session_id, player_id=player_id, provider=provider,
+                                            main=main, locked=locked, money=money, key=key, digest=digest,
+                                            policy=policy, now=now)
+        return None if fallback else (session_id, f"{session_id}-in", money)
 
     def _open_step1(
         self, connection: Connection, player_id: str, provider: str, policy: SessionPolicy,
@@ -94,14 +130,14 @@ class Opening(Outcomes):
             legs.append(ledger.Leg(rounding, conversion.residue.amount_minor))
         ledger.post(connection, kind="session_lock", idempotency_key=f"session:{session_id}:lock", legs=legs)
         deadline = min(now + dt.timedelta(seconds=policy.idle_timeout_s), now + dt.timedelta(seconds=max_session_s))
-        connection.execute(sessions_table.insert().values(
+        connection.execute(_INSERT_SESSION, dict(
             id=session_id, player_id=player_id, provider=provider, status=OPENING, wallet_currency=wallet_ccy,
             game_currency=policy.currency, amount_in_minor=conversion.consumed.amount_minor,
             game_amount_in_minor=conversion.target.amount_minor, game_balance_minor=0, mirrored=False,
             open_key=key, open_request_hash=digest, idle_timeout_s=policy.idle_timeout_s, max_session_s=max_session_s,
             opened_at=now, last_activity_at=now, deadline_at=deadline, close_attempts=0, stuck=False,
         ))
-        connection.execute(transfers_table.insert().values(
+        connection.execute(_INSERT_TRANSFER, dict(
             id=transfer_id, session_id=session_id, player_id=player_id, provider=provider, direction="IN",
             status=PENDING, wallet_currency=wallet_ccy, amount_minor=conversion.consumed.amount_minor,
             game_currency=policy.currency, game_amount_minor=conversion.target.amount_minor, fx_rate=rate,
@@ -110,18 +146,24 @@ class Opening(Outcomes):
         return session_id, transfer_id, conversion.target
 
 
+_KEY_USED = select(sessions_table.c.id).where(sessions_table.c.open_key == bindparam("key"))
+_OPEN_COUNT = select(func.count()).select_from(sessions_table).where(
+    sessions_table.c.player_id == bindparam("player_id"), sessions_table.c.provider == bindparam("provider"),
+    sessions_table.c.status.in_(OPEN_STATES),
+)
+_KEY_AND_DIGEST = select(sessions_table.c.id, sessions_table.c.open_request_hash).where(
+    sessions_table.c.open_key == bindparam("key"))
+_INSERT_SESSION = sessions_table.insert()
+_INSERT_TRANSFER = transfers_table.insert()
+
+
 def _key_used(connection: Connection, key: str) -> bool:
-    return connection.execute(select(sessions_table.c.id).where(sessions_table.c.open_key == key)).first() is not None
+    return connection.execute(_KEY_USED, {"key": key}).first() is not None
 
 
 def _check_open_count(connection: Connection, player_id: str, provider: str, policy: SessionPolicy) -> None:
     """``InvalidStateError`` if the player already holds the most open sessions the provider allows."""
-    open_count = connection.execute(
-        select(func.count()).select_from(sessions_table).where(
-            sessions_table.c.player_id == player_id, sessions_table.c.provider == provider,
-            sessions_table.c.status.in_(OPEN_STATES),
-        )
-    ).scalar_one()
+    open_count = connection.execute(_OPEN_COUNT, {"player_id": player_id, "provider": provider}).scalar_one()
     if open_count >= policy.max_open_sessions:
         raise InvalidStateError(
             f"player '{player_id}' already has {open_count} open session(s) at {provider} (max {policy.max_open_sessions})"
@@ -146,9 +188,7 @@ def _convert_in(connection: Connection, money: Money, game_currency: str, now: d
 
 def _replay_open(connection: Connection, key: str, digest: str) -> SessionView:
     """The session an earlier open with ``key`` made, if the request was the same."""
-    row = connection.execute(
-        select(sessions_table.c.id, sessions_table.c.open_request_hash).where(sessions_table.c.open_key == key)
-    ).first()
+    row = connection.execute(_KEY_AND_DIGEST, {"key": key}).first()
     if row is None:
         raise InvalidStateError(f"session for key '{key}' not found after a conflicting insert; try again")
     if row.open_request_hash != digest:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import update
 from sqlalchemy.engine import Connection, Row
 
 from transfer_wallet import discrepancies, ledger
@@ -24,6 +23,7 @@ from transfer_wallet.discrepancies import Finding
 from transfer_wallet.errors import OutcomeUnknownError, ProviderRefusedError, TransferConflictError
 from transfer_wallet.models import ACTIVE, COMPLETED, FAILED, FX_ROUNDING, IN_DOUBT, PENDING, REFUSED
 from transfer_wallet.money import Money
+from transfer_wallet.sessions import server_steps
 from transfer_wallet.sessions.settlement import Settlement
 from transfer_wallet.sessions.state import (
     SessionPolicy,
@@ -31,13 +31,16 @@ from transfer_wallet.sessions.state import (
     locked_transfer,
     move,
     session_deadline,
-    sessions_table,
     short,
+    update_session,
 )
 from transfer_wallet.sessions.views import SessionView, read_view
 
 if TYPE_CHECKING:
     from transfer_wallet.providers.protocol import Provider
+
+#: What a provider says it applied: the game amount, its transaction id, when (None: not said).
+Answer = tuple[Money, str, "dt.datetime | None"]
 
 
 class Outcomes(Settlement):
@@ -67,17 +70,63 @@ class Outcomes(Settlement):
             problem = answer_problem(result, transfer_id, direction, player_id)
             outcome, failure = ("in_doubt", OutcomeUnknownError(problem)) if problem else ("applied", None)
 
-        def step3(connection: Connection) -> SessionView | None:
-            if failure is None:
-                self._applied(connection, policy, transfer_id, result.amount, result.provider_tx_id, now,
-                              applied_at=result.created_at)
+        answer = (result.amount, result.provider_tx_id, result.created_at) if failure is None else None
+        _, view = self._record(outcome, policy, transfer_id, now, answer=answer, failure=failure, view_of=view_of)
+        return outcome, view
+
+    def _record(
+        self, outcome: str, policy: SessionPolicy, transfer_id: str, now: dt.datetime, *,
+        answer: Answer | None = None, failure: BaseException | None = None, view_of: str | None = None,
+    ) -> tuple[bool, SessionView | None]:
+        """Step 3: record ``outcome`` ("applied" with the provider's ``answer``, "refused" or "in_doubt" with
+        its ``failure``) in one transaction; (booked, the session ``view_of`` names, as it stands after).
+
+        ``booked`` is False only for an applied answer that could not be booked (it stays in doubt, flagged).
+
+        On PostgreSQL one call of the outcome's function does it, unless that function hands the step back
+        (an answer that does not fit, another currency, something to flag): then the Python step runs.
+        """
+        if self._on_server() and not isinstance(failure, TransferConflictError):  # a conflict is flagged: Python
+            done, view = self.db.transaction(
+                lambda c: self._record_on_server(c, outcome, policy, transfer_id, now, answer, failure, view_of),
+                single_statement=True)
+            if done:
+                return True, view
+
+        def step3(connection: Connection) -> tuple[bool, SessionView | None]:
+            booked = True
+            if outcome == "applied":
+                assert answer is not None
+                game_amount, provider_tx_id, applied_at = answer
+                booked = self._applied(connection, policy, transfer_id, game_amount, provider_tx_id, now,
+                                       applied_at=applied_at)
             elif outcome == "refused":
+                assert failure is not None
                 self._refused(connection, policy, transfer_id, failure, now)
             else:
+                assert failure is not None
                 self._in_doubt(connection, policy, transfer_id, failure, now)
-            return read_view(connection, view_of) if view_of else None
+            return booked, read_view(connection, view_of) if view_of else None
 
-        return outcome, self.db.transaction(step3)
+        return self.db.transaction(step3)
+
+    @staticmethod
+    def _record_on_server(
+        connection: Connection, outcome: str, policy: SessionPolicy, transfer_id: str, now: dt.datetime,
+        answer: Answer | None, failure: BaseException | None, view_of: str | None,
+    ) -> tuple[bool, SessionView | None]:
+        """(whether the function did the step, the session's view) for one outcome function call."""
+        view = view_of is not None
+        if outcome == "applied":
+            assert answer is not None
+            fallback, seen = server_steps.applied(connection, policy, transfer_id, answer[0], answer[1], now, view=view)
+        elif outcome == "refused":
+            assert failure is not None
+            fallback, seen = server_steps.refused(connection, policy, transfer_id, short(failure), now, view=view)
+        else:
+            assert failure is not None
+            fallback, seen = server_steps.in_doubt(connection, policy, transfer_id, short(failure), now, view=view)
+        return fallback is None, seen
 
     def _applied(
         self, connection: Connection, policy: SessionPolicy, transfer_id: str, game_amount: Money,
@@ -114,10 +163,8 @@ class Outcomes(Settlement):
             return
         # transfer-out refused: the money is still at the provider; retry later under a new id
         attempts = session.close_attempts + 1
-        connection.execute(update(sessions_table).where(sessions_table.c.id == session.id).values(
-            close_attempts=attempts, next_attempt_at=policy.next_attempt(attempts, now),
-            stuck=attempts >= policy.stuck_after_attempts, failure_reason=short(error),
-        ))
+        update_session(connection, session.id, close_attempts=attempts, next_attempt_at=policy.next_attempt(attempts, now),
+                       stuck=attempts >= policy.stuck_after_attempts, failure_reason=short(error))
 
     def _refund(self, connection: Connection, session: Row, transfer: Row, error: BaseException, now: dt.datetime) -> None:
         """A refused transfer-in: nothing reached the provider, every cent (FX residue too) goes back."""
@@ -143,7 +190,7 @@ class Outcomes(Settlement):
         values: dict[str, Any] = {"stuck": attempts >= policy.stuck_after_attempts}
         if transfer.direction == "OUT":  # the closing retry waits for the same backoff
             values.update(close_attempts=attempts, next_attempt_at=next_attempt_at)
-        connection.execute(update(sessions_table).where(sessions_table.c.id == transfer.session_id).values(**values))
+        update_session(connection, transfer.session_id, **values)
 
 
 def _flag(connection: Connection, session: Row, transfer: Row, kind: str, detail: str, now: dt.datetime) -> None:

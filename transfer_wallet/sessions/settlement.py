@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import ROUND_FLOOR, Context, Decimal
+from typing import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, Row
@@ -112,7 +113,12 @@ def review_reason(policy: SessionPolicy | None, game_in: Money, game_out: Money,
     multiple = policy.review_out_multiple
     if multiple is not None and game_out.amount_minor > multiple * game_in.amount_minor:
         return f"transfer-out {game_out} is more than {multiple} times the transfer-in {game_in}"
-    for amount in (game_out, wallet_out):
+    return amount_review_reason(policy, (game_out, wallet_out))
+
+
+def amount_review_reason(policy: SessionPolicy, amounts: Sequence[Money]) -> str | None:
+    """Why one of ``amounts`` (what came back, in the game and the wallet currency) is above its review amount."""
+    for amount in amounts:
         threshold = policy.review_out_amounts.get(amount.currency.code)
         if threshold is not None and amount.amount_minor > threshold:
             return f"transfer-out {amount} is above the review amount {Money(threshold, amount.currency)}"

@@ -10,11 +10,12 @@ shares: the database, the providers and their policies.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection, Row
 
 from transfer_wallet.config import (
@@ -48,6 +49,23 @@ if TYPE_CHECKING:
 sessions_table = table_of(GameSession)
 transfers_table = table_of(Transfer)
 accounts_table = table_of(Account)
+
+# The steps' statements, built once (item 3 of issue 11: nothing built per call on the hot path); the
+# WHERE parameters are named ``where_*`` so that the columns an UPDATE sets come from the call's values.
+_LOCK_ACCOUNTS = (select(accounts_table.c.id).where(accounts_table.c.id.in_(bindparam("ids", expanding=True)))
+                  .order_by(accounts_table.c.id).with_for_update())
+_SESSION = select(sessions_table).where(sessions_table.c.id == bindparam("where_id"))
+_SESSION_LOCKED = _SESSION.with_for_update()
+_TRANSFER = select(transfers_table).where(transfers_table.c.id == bindparam("where_id"))
+_SESSION_OF_TRANSFER = (select(sessions_table)
+                        .join(transfers_table, transfers_table.c.session_id == sessions_table.c.id)
+                        .where(transfers_table.c.id == bindparam("where_id")))
+_SESSION_OF_TRANSFER_LOCKED = _SESSION_OF_TRANSFER.with_for_update(of=sessions_table)
+_MOVE = update(sessions_table).where(sessions_table.c.id == bindparam("where_id"),
+                                     sessions_table.c.status == bindparam("where_status"))
+_UPDATE_SESSION = update(sessions_table).where(sessions_table.c.id == bindparam("where_id"))
+_GUARD_TRANSFER = update(transfers_table).where(transfers_table.c.id == bindparam("where_id"),
+                                                transfers_table.c.status.in_((PENDING, IN_DOUBT)))
 
 #: The allowed session transitions; ``move`` refuses anything else.
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -118,6 +136,21 @@ class SessionCore:
     providers: Mapping[str, Provider]
     policies: Mapping[str, SessionPolicy]
     clock: Callable[[], dt.datetime]
+    #: PostgreSQL: each durable step is one call of its server-side function (``server_steps``, migration
+    #: 0008). False (or ``TW_SESSION_SERVER_STEPS=0`` in the environment) runs the Python steps there too:
+    #: the switch back, and the tests' and the benchmark's comparison.
+    server_steps: bool = os.environ.get("TW_SESSION_SERVER_STEPS", "1") != "0"
+
+    def _on_server(self) -> bool:
+        """Whether the durable steps run as server-side functions (PostgreSQL, switch on)."""
+        return self.server_steps and self.db.dialect == "postgresql"
+
+    def _now(self, now: dt.datetime | None) -> dt.datetime:
+        """``now`` (else the clock's) in UTC, checked as ``limits`` checks it before any step runs: a naive
+        time is a ``ValueError`` on every path (a server step would read it in the database's TimeZone)."""
+        from transfer_wallet.limits import _now as aware_utc  # limits -> wallet -> sessions: imported late
+
+        return aware_utc(self.clock() if now is None else now)
 
     def _provider(self, name: str) -> tuple[Provider, SessionPolicy]:
         if name not in self.providers or name not in self.policies:
@@ -150,17 +183,13 @@ def short(error: BaseException) -> str:
 def lock_rows(connection: Connection, ids: list[int]) -> None:
     """Row locks in id order (PostgreSQL); SQLite's BEGIN IMMEDIATE already serialises writers."""
     if connection.dialect.name == "postgresql":
-        connection.execute(
-            select(accounts_table.c.id).where(accounts_table.c.id.in_(ids)).order_by(accounts_table.c.id).with_for_update()
-        )
+        connection.execute(_LOCK_ACCOUNTS, {"ids": ids})
 
 
 def session_row(connection: Connection, session_id: str, *, lock: bool = False) -> Row:
     """The session's row (locked for update on PostgreSQL if ``lock``); ``NotFoundError`` if unknown."""
-    query = select(sessions_table).where(sessions_table.c.id == session_id)
-    if lock and connection.dialect.name == "postgresql":
-        query = query.with_for_update()
-    row = connection.execute(query).first()
+    query = _SESSION_LOCKED if lock and connection.dialect.name == "postgresql" else _SESSION
+    row = connection.execute(query, {"where_id": session_id}).first()
     if row is None:
         raise NotFoundError(f"unknown session '{session_id}'")
     return row
@@ -174,28 +203,20 @@ def move(connection: Connection, row: Row, target: str, **values: Any) -> None:
     """
     if target not in TRANSITIONS[row.status]:
         raise InvalidStateError(f"session {row.id} cannot go from {row.status} to {target}")
-    result = connection.execute(
-        update(sessions_table)
-        .where(sessions_table.c.id == row.id, sessions_table.c.status == row.status)
-        .values(status=target, **values)
-    )
+    result = connection.execute(_MOVE, {"where_id": row.id, "where_status": row.status, "status": target, **values})
     if result.rowcount != 1:
         raise ConcurrencyError(f"session {row.id} changed state concurrently; try again")
 
 
 def guard_transfer(connection: Connection, transfer_id: str, target: str, now: dt.datetime, **values: Any) -> bool:
     """Finish a transfer once: True if this call moved it out of pending/in-doubt."""
-    result = connection.execute(
-        update(transfers_table)
-        .where(transfers_table.c.id == transfer_id, transfers_table.c.status.in_((PENDING, IN_DOUBT)))
-        .values(status=target, updated_at=now, **values)
-    )
+    result = connection.execute(_GUARD_TRANSFER, {"where_id": transfer_id, "status": target, "updated_at": now, **values})
     return result.rowcount == 1
 
 
 def transfer_row(connection: Connection, transfer_id: str) -> Row:
     """The transfer's row; ``NotFoundError`` if unknown."""
-    row = connection.execute(select(transfers_table).where(transfers_table.c.id == transfer_id)).first()
+    row = connection.execute(_TRANSFER, {"where_id": transfer_id}).first()
     if row is None:
         raise NotFoundError(f"unknown transfer '{transfer_id}'")
     return row
@@ -208,12 +229,13 @@ def locked_transfer(connection: Connection, transfer_id: str) -> tuple[Row, Row]
     Every finisher of a transfer takes the session lock before reading the transfer's
     state, so the worker that loses a race sees the winner's result, not a stale one.
     """
-    query = (select(sessions_table)
-             .join(transfers_table, transfers_table.c.session_id == sessions_table.c.id)
-             .where(transfers_table.c.id == transfer_id))
-    if connection.dialect.name == "postgresql":
-        query = query.with_for_update(of=sessions_table)
-    session = connection.execute(query).first()
+    query = _SESSION_OF_TRANSFER_LOCKED if connection.dialect.name == "postgresql" else _SESSION_OF_TRANSFER
+    session = connection.execute(query, {"where_id": transfer_id}).first()
     if session is None:
         raise NotFoundError(f"unknown transfer '{transfer_id}'")
     return transfer_row(connection, transfer_id), session
+
+
+def update_session(connection: Connection, session_id: str, **values: Any) -> None:
+    """Set ``values`` on the session (no state change: the caller holds its lock)."""
+    connection.execute(_UPDATE_SESSION, {"where_id": session_id, **values})

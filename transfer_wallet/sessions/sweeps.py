@@ -36,7 +36,7 @@ class Sweeps(Closing):
     def expire_sessions(self, now: dt.datetime | None = None, *, limit: int = MAX_BATCH,
                         keep_going: Callable[[], bool] | None = None) -> SweepReport:
         """Close every active session past its deadline; retry closings that are due."""
-        now = now or self.clock()
+        now = self._now(now)
         report = SweepReport()
         s = sessions_table.c
         due = self.db.transaction(lambda c: c.execute(
@@ -63,7 +63,7 @@ class Sweeps(Closing):
     def resolve_in_doubt(self, now: dt.datetime | None = None, *, limit: int = MAX_BATCH,
                          keep_going: Callable[[], bool] | None = None) -> SweepReport:
         """Finish transfers whose outcome is unknown: ask the provider, re-send the same id if unseen."""
-        now = now or self.clock()
+        now = self._now(now)
         report = SweepReport()
         grace = now - dt.timedelta(seconds=PENDING_GRACE_S)
         t = transfers_table.c
@@ -100,22 +100,19 @@ class Sweeps(Closing):
         try:
             status = provider.transfer_status(row.id)
         except (OutcomeUnknownError, ProviderError) as error:
-            unreachable: BaseException = error
-            self.db.transaction(lambda c: self._in_doubt(c, policy, row.id, unreachable, now))
+            self._record("in_doubt", policy, row.id, now, failure=error)
             return "in_doubt"
         problem = answer_problem(status, row.id, row.direction, row.player_id)
         if problem:
-            self.db.transaction(lambda c: self._in_doubt(c, policy, row.id, OutcomeUnknownError(problem), now))
+            self._record("in_doubt", policy, row.id, now, failure=OutcomeUnknownError(problem))
             return "in_doubt"
         if status.state == TransferState.APPLIED and status.amount is not None:
-            applied = status.amount
-            booked = self.db.transaction(lambda c: self._applied(
-                c, policy, row.id, applied, status.provider_tx_id or "", now, applied_at=status.created_at
-            ))
+            booked, _ = self._record("applied", policy, row.id, now,
+                                     answer=(status.amount, status.provider_tx_id or "", status.created_at))
             return "applied" if booked else "in_doubt"  # an answer that does not fit stays in doubt
         if status.state == TransferState.FAILED:
             failed = RejectedError(f"provider reports transfer {row.id} failed ({status.error_code or 'no code'})")
-            self.db.transaction(lambda c: self._refused(c, policy, row.id, failed, now))
+            self._record("refused", policy, row.id, now, failure=failed)
             return "refused"
         # NOT_FOUND: never seen (or not yet): re-send under the same id, which applies at most once
         return self._send(provider, policy, row.id, row.direction, row.player_id, game_amount, now)[0]
