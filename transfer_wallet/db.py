@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -27,7 +28,7 @@ from typing import Any, Callable, Generic, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from transfer_wallet.config import database_url
@@ -83,13 +84,17 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         readonly = connection.get_execution_options().get("tw_readonly", False)
-        statement = "BEGIN" if readonly else "BEGIN IMMEDIATE"
         # On the driver itself (a sixth of a small write's cost through exec_driver_sql), its
         # errors wrapped as SQLAlchemy wraps them, so "database is locked" is still retried.
-        try:
-            connection.connection.driver_connection.execute(statement)  # type: ignore[union-attr]
-        except sqlite3.Error as exc:
-            raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
+        _sqlite_statement(connection.connection.driver_connection, "BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+def _sqlite_statement(driver_connection: Any, statement: str) -> None:
+    """``statement`` on a sqlite3 connection; its errors raised as SQLAlchemy's (``DBAPIError``)."""
+    try:
+        driver_connection.execute(statement)
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
 
 
 def create_engine_for(url: str | None = None, *, pool_size: int = 5) -> Engine:
@@ -123,6 +128,20 @@ def is_transient(exc: BaseException) -> bool:
     if code is not None and (code & 0xFF) in _RETRYABLE_SQLITE_CODES:
         return True
     return isinstance(exc, OperationalError) and "database is locked" in str(orig)
+
+
+def as_dbapi_error(exc: BaseException, statement: str | None = None, params: Any = None) -> StatementError | None:
+    """A ``sqlite3`` or ``psycopg`` error as SQLAlchemy would raise it (``DBAPIError``), else None.
+
+    For statements run on the driver itself: their errors must look like every other
+    database error, so that ``is_transient`` (the retry) and callers see the same types.
+    """
+    if isinstance(exc, sqlite3.Error):
+        return DBAPIError.instance(statement, params, exc, sqlite3.Error)
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None and isinstance(exc, psycopg.Error):
+        return DBAPIError.instance(statement, params, exc, psycopg.Error)
+    return None
 
 
 class LruCache(Mapping[K, V], Generic[K, V]):
@@ -266,29 +285,93 @@ class Database:
                     getattr(self, cache_name).update(entries)
                 return result
 
-        try:
-            try:  # the first attempt directly: tenacity's bookkeeping costs more than a SQLite transfer's SQL
-                return attempt()
-            except DBAPIError as exc:
-                if attempts <= 1 or not is_transient(exc):
-                    raise
-            time.sleep(random.uniform(0, 0.005))  # as tenacity's first wait would
-            retrying = Retrying(  # the remaining attempts, the backoff going on from there
-                retry=retry_if_exception(is_transient),
-                stop=stop_after_attempt(attempts - 1),
-                wait=wait_random_exponential(multiplier=0.01, max=0.5),
-                reraise=True,
-            )
-            return retrying(attempt)
-        except DBAPIError as exc:
-            if is_transient(exc):
-                raise ConcurrencyError(
-                    f"database contention persisted after {attempts} attempts; try again"
-                ) from exc
-            raise
+        return _with_retries(attempt, attempts)
+
+    def on_driver(self, work: Callable[[Any], T], *, attempts: int = TRANSACTION_ATTEMPTS) -> T:
+        """Run ``work(cursor)`` as one committed unit of work on a pooled driver connection; retried as ``transaction``.
+
+        The hot path of one writing statement (``ledger.post_alone``), without SQLAlchemy's
+        ``Connection`` (checkout, execution options, result set-up: most of a transfer's
+        client time). ``work`` may run more than once; it runs on the cursor it gets
+        (``sqlite3`` or ``psycopg``) and raises driver errors as ``DBAPIError``
+        (``as_dbapi_error``). PostgreSQL runs it in autocommit, so there ``work`` must
+        write with one statement at most (as ``transaction``'s ``single_statement``): one
+        round trip, and a failed statement leaves nothing open. SQLite takes the write lock (``BEGIN
+        IMMEDIATE``), commits, and rolls back on any error. Either way the connection goes
+        back to the pool as it came (not in autocommit, no transaction open); one that
+        broke is invalidated instead.
+        """
+        if self.dialect == "postgresql":
+            return _with_retries(lambda: _autocommit_unit(self.engine, work), attempts)
+        return _with_retries(lambda: _sqlite_unit(self.engine, work), attempts)
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _with_retries(attempt: Callable[[], T], attempts: int) -> T:
+    """``attempt()``, again on a transient error (bounded, with backoff); then ``ConcurrencyError``."""
+    try:
+        try:  # the first attempt directly: tenacity's bookkeeping costs more than a SQLite transfer's SQL
+            return attempt()
+        except DBAPIError as exc:
+            if attempts <= 1 or not is_transient(exc):
+                raise
+        time.sleep(random.uniform(0, 0.005))  # as tenacity's first wait would
+        retrying = Retrying(  # the remaining attempts, the backoff going on from there
+            retry=retry_if_exception(is_transient),
+            stop=stop_after_attempt(attempts - 1),
+            wait=wait_random_exponential(multiplier=0.01, max=0.5),
+            reraise=True,
+        )
+        return retrying(attempt)
+    except DBAPIError as exc:
+        if is_transient(exc):
+            raise ConcurrencyError(f"database contention persisted after {attempts} attempts; try again") from exc
+        raise
+
+
+def _autocommit_unit(engine: Engine, work: Callable[[Any], T]) -> T:
+    """PostgreSQL: ``work(cursor)`` in autocommit on a pooled psycopg connection, restored after."""
+    pooled = engine.raw_connection()
+    driver = pooled.driver_connection
+    try:
+        driver.autocommit = True  # type: ignore[union-attr]
+        with driver.cursor() as cursor:  # type: ignore[union-attr]
+            return work(cursor)
+    finally:
+        try:
+            if driver.broken or driver.closed:  # type: ignore[union-attr]
+                pooled.invalidate()
+            else:
+                driver.autocommit = False  # type: ignore[union-attr]  # as SQLAlchemy's units of work expect it
+        finally:
+            pooled.close()
+
+
+def _sqlite_unit(engine: Engine, work: Callable[[Any], T]) -> T:
+    """SQLite: ``BEGIN IMMEDIATE``, ``work(cursor)``, ``COMMIT`` on a pooled sqlite3 connection; rolled back on error."""
+    pooled = engine.raw_connection()
+    driver = pooled.driver_connection
+    try:
+        _sqlite_statement(driver, "BEGIN IMMEDIATE")
+        try:
+            cursor = driver.cursor()  # type: ignore[union-attr]
+            try:
+                result = work(cursor)
+            finally:
+                cursor.close()
+            _sqlite_statement(driver, "COMMIT")
+            return result
+        except BaseException:
+            if driver.in_transaction:  # type: ignore[union-attr]
+                try:
+                    driver.rollback()  # type: ignore[union-attr]
+                except sqlite3.Error:
+                    pooled.invalidate()  # never hand out a connection whose transaction may still be open
+            raise
+    finally:
+        pooled.close()
 
 
 def open_database(url: str | None = None, *, pool_size: int = 5) -> Database:
