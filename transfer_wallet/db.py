@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
+from contextlib import closing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, TypeVar
@@ -290,16 +291,16 @@ class Database:
     def on_driver(self, work: Callable[[Any], T], *, attempts: int = TRANSACTION_ATTEMPTS) -> T:
         """Run ``work(cursor)`` as one committed unit of work on a pooled driver connection; retried as ``transaction``.
 
-        The hot path of one writing statement (``ledger.post_alone``), without SQLAlchemy's
-        ``Connection`` (checkout, execution options, result set-up: most of a transfer's
-        client time). ``work`` may run more than once; it runs on the cursor it gets
-        (``sqlite3`` or ``psycopg``) and raises driver errors as ``DBAPIError``
-        (``as_dbapi_error``). PostgreSQL runs it in autocommit, so there ``work`` must
-        write with one statement at most (as ``transaction``'s ``single_statement``): one
-        round trip, and a failed statement leaves nothing open. SQLite takes the write lock (``BEGIN
-        IMMEDIATE``), commits, and rolls back on any error. Either way the connection goes
-        back to the pool as it came (not in autocommit, no transaction open); one that
-        broke is invalidated instead.
+        The hot path of one posting (``Wallet.transfer`` with ``ledger.post_on``), without
+        SQLAlchemy's ``Connection`` (checkout, execution options, result set-up: most of a
+        transfer's client time). ``work`` may run more than once; it runs on the cursor it
+        gets (``sqlite3`` or ``psycopg``) and raises driver errors as ``DBAPIError``
+        (``as_dbapi_error``). PostgreSQL runs it in autocommit, so there ``work`` must write
+        with one statement at most (as ``transaction``'s ``single_statement``): one round
+        trip, and a failed statement leaves nothing open. SQLite takes the write lock
+        (``BEGIN IMMEDIATE``) and commits; the pool's reset rolls back what an error left
+        open. The connection goes back to the pool as it came (not in autocommit, no
+        transaction open); one that broke is invalidated instead.
         """
         if self.dialect == "postgresql":
             return _with_retries(lambda: _autocommit_unit(self.engine, work), attempts)
@@ -350,26 +351,18 @@ def _autocommit_unit(engine: Engine, work: Callable[[Any], T]) -> T:
 
 
 def _sqlite_unit(engine: Engine, work: Callable[[Any], T]) -> T:
-    """SQLite: ``BEGIN IMMEDIATE``, ``work(cursor)``, ``COMMIT`` on a pooled sqlite3 connection; rolled back on error."""
+    """SQLite: ``BEGIN IMMEDIATE``, ``work(cursor)``, ``COMMIT`` on a pooled sqlite3 connection.
+
+    On an error the pool's reset on return rolls back whatever the work left open.
+    """
     pooled = engine.raw_connection()
-    driver = pooled.driver_connection
     try:
+        driver = pooled.driver_connection
         _sqlite_statement(driver, "BEGIN IMMEDIATE")
-        try:
-            cursor = driver.cursor()  # type: ignore[union-attr]
-            try:
-                result = work(cursor)
-            finally:
-                cursor.close()
-            _sqlite_statement(driver, "COMMIT")
-            return result
-        except BaseException:
-            if driver.in_transaction:  # type: ignore[union-attr]
-                try:
-                    driver.rollback()  # type: ignore[union-attr]
-                except sqlite3.Error:
-                    pooled.invalidate()  # never hand out a connection whose transaction may still be open
-            raise
+        with closing(driver.cursor()) as cursor:  # type: ignore[union-attr]
+            result = work(cursor)
+        _sqlite_statement(driver, "COMMIT")
+        return result
     finally:
         pooled.close()
 
