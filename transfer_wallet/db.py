@@ -291,7 +291,7 @@ class Database:
     def on_driver(self, work: Callable[[Any], T], *, attempts: int = TRANSACTION_ATTEMPTS) -> T:
         """Run ``work(cursor)`` as one committed unit of work on a pooled driver connection; retried as ``transaction``.
 
-        The hot path of one posting (``Wallet.transfer`` with ``ledger.post_on``), without
+        The hot path of one posting (``Wallet.transfer``: ``ledger.post`` on the cursor), without
         SQLAlchemy's ``Connection`` (checkout, execution options, result set-up: most of a
         transfer's client time). ``work`` may run more than once; it runs on the cursor it
         gets (``sqlite3`` or ``psycopg``) and raises driver errors as ``DBAPIError``

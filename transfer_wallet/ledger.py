@@ -14,9 +14,9 @@ Posting an entry (the statements are in ``ledger_post``, run on the driver's cur
   before any balance moves), one conditional ``UPDATE ... WHERE balance + d >= 0
   RETURNING`` per cached account in ascending id order, one ``INSERT`` of the postings.
 
-``post`` runs in the caller's unit of work (a SQLAlchemy connection), ``post_on``
-on a driver cursor: in ``Database.on_driver`` (a wallet transfer) the posting is a
-unit of work of its own, in autocommit on PostgreSQL (no BEGIN, no COMMIT), under
+``post`` runs in the caller's unit of work: a SQLAlchemy connection, or a driver
+cursor in ``Database.on_driver`` (a wallet transfer), where the posting is a unit
+of work of its own, in autocommit on PostgreSQL (no BEGIN, no COMMIT), under
 ``BEGIN IMMEDIATE`` on SQLite, without SQLAlchemy's per-call machinery. Both paths run the same tests (worked stories,
 property and concurrency tests).
 
@@ -233,7 +233,7 @@ def validate_legs(legs: Sequence[Leg]) -> None:
 
 
 def post(
-    connection: Connection,
+    unit_of_work: Connection | Any,
     *,
     kind: str,
     idempotency_key: str,
@@ -245,6 +245,11 @@ def post(
 ) -> Posted:
     """Write one balanced entry in the caller's unit of work, or replay the entry already written under this key.
 
+    ``unit_of_work``: a SQLAlchemy ``Connection`` in ``Database.transaction``, or the
+    driver cursor (``sqlite3`` or ``psycopg``) of ``Database.on_driver``, where the
+    posting is a unit of work of its own without SQLAlchemy's per-call machinery: on
+    PostgreSQL the ``tw_post_entry`` call alone, in autocommit (one round trip).
+
     Same key + same request: returns the first result (``replayed=True``) and
     moves nothing. Same key + another request: ``IdempotencyConflictError``.
     A debit below zero on a cached account: ``InsufficientFundsError``, and
@@ -252,33 +257,13 @@ def post(
     caller wants back in ``balances_after`` (read in the same round trip on
     PostgreSQL), so that it needs no read of its own.
     """
-    return run_on(connection, lambda cursor: post_on(
-        cursor, kind=kind, idempotency_key=idempotency_key, legs=legs, request=request, memo=memo,
-        reverses_entry_id=reverses_entry_id, report=report))
-
-
-def post_on(
-    cursor: Any,
-    *,
-    kind: str,
-    idempotency_key: str,
-    legs: Sequence[Leg],
-    request: dict[str, Any] | None = None,
-    memo: str | None = None,
-    reverses_entry_id: int | None = None,
-    report: Sequence[AccountRef] = (),
-) -> Posted:
-    """``post`` on a driver cursor (``sqlite3`` or ``psycopg``) in the caller's unit of work, e.g. ``Database.on_driver``.
-
-    In ``on_driver`` the posting is a unit of work of its own without SQLAlchemy's
-    per-call machinery: on PostgreSQL the ``tw_post_entry`` call alone, in autocommit
-    (one round trip); on SQLite ``BEGIN IMMEDIATE``, the posting statements, ``COMMIT``.
-    """
     if not idempotency_key or len(idempotency_key) > MAX_KEY_LENGTH:
         raise ValueError(f"idempotency key must be 1..{MAX_KEY_LENGTH} characters")
     validate_legs(legs)
     entry = (kind, idempotency_key, request_hash(kind, legs, request), memo, reverses_entry_id, utc_now())
-    return Posted(*post_on_cursor(cursor, entry, legs, report))
+    if isinstance(unit_of_work, Connection):
+        return Posted(*run_on(unit_of_work, lambda cursor: post_on_cursor(cursor, entry, legs, report)))
+    return Posted(*post_on_cursor(unit_of_work, entry, legs, report))
 
 
 # The ledger check lives in ``ledger_check`` (re-exported: ``ledger.check_ledger`` keeps working).

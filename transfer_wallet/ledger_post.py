@@ -1,8 +1,9 @@
 """The statements of a ledger posting, run on a DBAPI cursor (``sqlite3`` or ``psycopg``).
 
-``ledger.post`` (inside the caller's unit of work) and ``ledger.post_alone`` (a unit
-of work of its own, on a pooled driver connection) both land here; the rules of an
-entry (legs, balance per currency, request hash) are checked in ``ledger`` first.
+``ledger.post`` lands here, in a SQLAlchemy unit of work (on the cursor of its driver
+connection) or in ``Database.on_driver`` (a unit of work of its own on a pooled driver
+connection); the rules of an entry (legs, balance per currency, request hash) are
+checked in ``ledger`` first.
 
 - PostgreSQL: one call of ``tw_post_entry`` (migrations 0006, 0007), prepared once per
   connection (``prepare=True``): replay/conflict by the key, the cached accounts locked

@@ -203,8 +203,8 @@ class Wallet:
         legs = [ledger.Leg(payer, -money.amount_minor), ledger.Leg(payee, money.amount_minor)]
 
         def work(cursor: Any) -> WalletResult:
-            posted = ledger.post_on(cursor, kind="transfer", idempotency_key=f"transfer:{reference}", legs=legs,
-                                    report=[payer_locked])
+            posted = ledger.post(cursor, kind="transfer", idempotency_key=f"transfer:{reference}", legs=legs,
+                                 report=[payer_locked])
             return self._result(posted, reference, from_player, payer, payer_locked,
                                 lambda: read_balance(cursor, from_player))
 
