@@ -16,16 +16,18 @@ and busy errors a bounded number of times (tenacity), then raises
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
 import sys
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from contextlib import closing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Callable, Generic, NoReturn, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -51,6 +53,10 @@ PENDING_CACHE = "tw_pending_cache"
 _RETRYABLE_SQLITE_CODES = frozenset({5, 6})
 #: Entries each account cache keeps (least recently used go first): a scheduler runs for months.
 ACCOUNT_CACHE_MAX_ENTRIES = 100_000
+#: libpq's PQTRANS_IDLE (``psycopg.pq.TransactionStatus.IDLE``): no statement running, no transaction open.
+_PG_IDLE = 0
+#: The engines of live ``Database`` objects, whose pools a forked child must not share (weak: no leak).
+_FORK_ENGINES: "weakref.WeakSet[Engine]" = weakref.WeakSet()
 
 
 def normalise_url(url: str) -> str:
@@ -245,6 +251,9 @@ class Database:
     account_ids: LruCache[str, int] = field(default_factory=LruCache, repr=False)
     player_accounts: LruCache[str, Any] = field(default_factory=LruCache, repr=False)
 
+    def __post_init__(self) -> None:
+        _FORK_ENGINES.add(self.engine)  # a child process gets a pool of its own (_fresh_pools_in_child)
+
     def remember(self, connection: Connection, cache_name: str, key: str, value: Any) -> None:
         """Cache ``key -> value`` once the unit of work running on ``connection`` commits."""
         pending = connection.info.get(PENDING_CACHE)
@@ -300,11 +309,12 @@ class Database:
         trip, and a failed statement leaves nothing open. SQLite takes the write lock
         (``BEGIN IMMEDIATE``) and commits; the pool's reset rolls back what an error left
         open. The connection goes back to the pool as it came (not in autocommit, no
-        transaction open); one that broke is invalidated instead.
+        transaction open); one broken or left mid-statement (a signal's exception) is invalidated.
+        A lost connection (server restart, failover) invalidates the pool, as SQLAlchemy does, and
+        the work runs once more: the idempotency key makes a posting that did commit a replay.
         """
-        if self.dialect == "postgresql":
-            return _with_retries(lambda: _autocommit_unit(self.engine, work), attempts)
-        return _with_retries(lambda: _sqlite_unit(self.engine, work), attempts)
+        unit = _autocommit_unit if self.dialect == "postgresql" else _sqlite_unit
+        return _with_retries(lambda: _again_if_disconnected(lambda: unit(self.engine, work)), attempts)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -332,6 +342,16 @@ def _with_retries(attempt: Callable[[], T], attempts: int) -> T:
         raise
 
 
+def _again_if_disconnected(attempt: Callable[[], T]) -> T:
+    """``attempt()``, once more if it failed on a lost connection (the pool is fresh by then)."""
+    try:
+        return attempt()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    return attempt()
+
+
 def _autocommit_unit(engine: Engine, work: Callable[[Any], T]) -> T:
     """PostgreSQL: ``work(cursor)`` in autocommit on a pooled psycopg connection, restored after."""
     pooled = engine.raw_connection()
@@ -340,10 +360,14 @@ def _autocommit_unit(engine: Engine, work: Callable[[Any], T]) -> T:
         driver.autocommit = True  # type: ignore[union-attr]
         with driver.cursor() as cursor:  # type: ignore[union-attr]
             return work(cursor)
+    except Exception as exc:
+        _raise_mapped(engine, pooled, exc)
     finally:
         try:
-            if driver.broken or driver.closed:  # type: ignore[union-attr]
-                pooled.invalidate()
+            if not pooled.is_valid:
+                pass  # a lost connection, already invalidated with its pool
+            elif driver.broken or driver.closed or driver.pgconn.transaction_status != _PG_IDLE:  # type: ignore[union-attr]
+                pooled.invalidate()  # broken, or interrupted mid-statement (a signal): unusable
             else:
                 driver.autocommit = False  # type: ignore[union-attr]  # as SQLAlchemy's units of work expect it
         finally:
@@ -363,8 +387,38 @@ def _sqlite_unit(engine: Engine, work: Callable[[Any], T]) -> T:
             result = work(cursor)
         _sqlite_statement(driver, "COMMIT")
         return result
+    except Exception as exc:
+        _raise_mapped(engine, pooled, exc)
     finally:
         pooled.close()
+
+
+def _raise_mapped(engine: Engine, pooled: Any, exc: Exception) -> NoReturn:
+    """Raise ``exc`` as ``transaction`` would: a driver error as ``DBAPIError``, anything else unchanged.
+
+    A lost connection invalidates its pool's generation as SQLAlchemy's ``Connection`` does
+    (``Pool._invalidate``, which has no public equivalent) and is marked ``connection_invalidated``.
+    """
+    mapped = exc if isinstance(exc, DBAPIError) else as_dbapi_error(exc)
+    if not isinstance(mapped, DBAPIError):
+        raise exc
+    orig: Any = mapped.orig
+    if engine.dialect.is_disconnect(orig, pooled.driver_connection, None):
+        engine.pool._invalidate(pooled, orig)
+        mapped.connection_invalidated = True
+    if mapped is exc:
+        raise exc
+    raise mapped from exc
+
+
+def _fresh_pools_in_child() -> None:
+    """After ``fork()``: each engine gets a new pool; the parent's connections are left to the parent, unclosed."""
+    for engine in list(_FORK_ENGINES):
+        engine.dispose(close=False)
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_fresh_pools_in_child)
 
 
 def open_database(url: str | None = None, *, pool_size: int = 5) -> Database:
