@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import uuid
+
 import psycopg
 import pytest
 
@@ -18,6 +21,9 @@ def baseline(pg_server):  # type: ignore[no-untyped-def]
         yield connection
 
 
+ULID_ID = re.compile(r"(xfer|entr)_[0-9A-HJKMNP-TV-Z]{26}")
+
+
 def _plx_accounts(connection: psycopg.Connection) -> list[tuple[str, int, int]]:
     return connection.execute("SELECT id, balance, version FROM plx_accounts ORDER BY name").fetchall()
 
@@ -32,7 +38,31 @@ def test_the_pgledger_style_transfer_moves_both_balances_with_versions_and_entri
         "WHERE transfer_id = %s ORDER BY amount", (transfer[0],)).fetchall()
     assert entries == [(payer, -300, 1_000, 700, 1), (payee, 300, 1_000, 1_300, 1)]
     ids = [row[0] for row in baseline.execute("SELECT id FROM plx_entries")]
-    assert len(set(ids)) == 2 and all(i.startswith("entr_") and len(i) == 37 for i in ids)
+    assert len(set(ids)) == 2 and all(ULID_ID.fullmatch(i) for i in [*ids, transfer[0]]), ids
+    hex_transfer = baseline.execute("SELECT * FROM plx_transfer_hex(%s, %s, 100)", (payer, payee)).fetchone()
+    assert re.fullmatch(r"xfer_[0-9a-f]{32}", hex_transfer[0]) and hex_transfer[1:4] == (payer, payee, 100)
+    assert _plx_accounts(baseline) == [(payer, 600, 2), (payee, 1_400, 2)]
+
+
+def _crockford(value: uuid.UUID) -> str:
+    """The ULID text of ``value``: its 128 bits as 26 base-32 digits (Crockford's alphabet)."""
+    number, digits = value.int, []
+    for _ in range(26):
+        number, digit = divmod(number, 32)
+        digits.append("0123456789ABCDEFGHJKMNPQRSTVWXYZ"[digit])
+    return "".join(reversed(digits))
+
+
+def test_the_pgledger_style_ids_are_ulids_of_time_ordered_uuids(baseline) -> None:  # type: ignore[no-untyped-def]
+    samples = [uuid.UUID("017c1640-9248-b597-b8ae-91867b0c882c"), uuid.UUID(int=0), uuid.UUID(int=2**128 - 1),
+               *(uuid.uuid4() for _ in range(20))]
+    for sample in samples:
+        assert baseline.execute("SELECT plx_ulid(%s)", (sample,)).fetchone() == (_crockford(sample),), sample
+    assert _crockford(samples[0]) == "01FGB414J8PPBVHBMHGSXGS21C"  # the example of the ULID <-> UUID converters
+    first, second = (baseline.execute("SELECT plx_uuidv7()").fetchone()[0] for _ in range(2))
+    assert first.version == 7 and first.hex[:12] <= second.hex[:12]  # milliseconds since the epoch lead
+    now_ms = baseline.execute("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint").fetchone()[0]
+    assert abs(int(second.hex[:12], 16) - now_ms) < 60_000
 
 
 def test_the_pgledger_style_transfer_refuses_an_overdraft_and_writes_nothing(baseline) -> None:  # type: ignore[no-untyped-def]
@@ -56,7 +86,7 @@ def test_the_ledger_benchmark_on_postgres_reports_every_side_per_round(pg_server
 
     (result,) = run_ledger_benchmark(pg_server.create(), [1], seconds=1, rounds=1)
     row = result.as_dict()
-    for side in ("ours", "pgledger", "plain_sql", "pgbench"):
+    for side in ("ours", "pgledger", "pgledger_hex", "plain_sql", "pgbench"):
         assert row[f"{side}_per_s"] > 0, side
     assert abs(row["ratio_to_pgledger"] - row["ours_per_s"] / row["pgledger_per_s"]) < 0.01
 

@@ -160,7 +160,7 @@ def test_racing_twins_of_one_reference_move_the_money_once_and_conflicts_are_ref
 
 
 def test_posting_arrays_go_to_postgresql_as_literals_of_checked_values() -> None:
-    from transfer_wallet.ledger import _pg_array
+    from transfer_wallet.ledger_post import pg_array as _pg_array
 
     assert _pg_array([2, 5]) == "{2,5}"
     assert _pg_array([-100, 100]) == "{-100,100}"

@@ -16,18 +16,22 @@ and busy errors a bounded number of times (tenacity), then raises
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
+import sys
 import threading
 import time
+import weakref
 from collections import OrderedDict
+from contextlib import closing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Callable, Generic, NoReturn, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from transfer_wallet.config import database_url
@@ -49,6 +53,10 @@ PENDING_CACHE = "tw_pending_cache"
 _RETRYABLE_SQLITE_CODES = frozenset({5, 6})
 #: Entries each account cache keeps (least recently used go first): a scheduler runs for months.
 ACCOUNT_CACHE_MAX_ENTRIES = 100_000
+#: libpq's PQTRANS_IDLE (``psycopg.pq.TransactionStatus.IDLE``): no statement running, no transaction open.
+_PG_IDLE = 0
+#: The engines of live ``Database`` objects, whose pools a forked child must not share (weak: no leak).
+_FORK_ENGINES: "weakref.WeakSet[Engine]" = weakref.WeakSet()
 
 
 def normalise_url(url: str) -> str:
@@ -83,13 +91,17 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         readonly = connection.get_execution_options().get("tw_readonly", False)
-        statement = "BEGIN" if readonly else "BEGIN IMMEDIATE"
         # On the driver itself (a sixth of a small write's cost through exec_driver_sql), its
         # errors wrapped as SQLAlchemy wraps them, so "database is locked" is still retried.
-        try:
-            connection.connection.driver_connection.execute(statement)  # type: ignore[union-attr]
-        except sqlite3.Error as exc:
-            raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
+        _sqlite_statement(connection.connection.driver_connection, "BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+def _sqlite_statement(driver_connection: Any, statement: str) -> None:
+    """``statement`` on a sqlite3 connection; its errors raised as SQLAlchemy's (``DBAPIError``)."""
+    try:
+        driver_connection.execute(statement)
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
 
 
 def create_engine_for(url: str | None = None, *, pool_size: int = 5) -> Engine:
@@ -123,6 +135,20 @@ def is_transient(exc: BaseException) -> bool:
     if code is not None and (code & 0xFF) in _RETRYABLE_SQLITE_CODES:
         return True
     return isinstance(exc, OperationalError) and "database is locked" in str(orig)
+
+
+def as_dbapi_error(exc: BaseException, statement: str | None = None, params: Any = None) -> StatementError | None:
+    """A ``sqlite3`` or ``psycopg`` error as SQLAlchemy would raise it (``DBAPIError``), else None.
+
+    For statements run on the driver itself: their errors must look like every other
+    database error, so that ``is_transient`` (the retry) and callers see the same types.
+    """
+    if isinstance(exc, sqlite3.Error):
+        return DBAPIError.instance(statement, params, exc, sqlite3.Error)
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None and isinstance(exc, psycopg.Error):
+        return DBAPIError.instance(statement, params, exc, psycopg.Error)
+    return None
 
 
 class LruCache(Mapping[K, V], Generic[K, V]):
@@ -225,6 +251,9 @@ class Database:
     account_ids: LruCache[str, int] = field(default_factory=LruCache, repr=False)
     player_accounts: LruCache[str, Any] = field(default_factory=LruCache, repr=False)
 
+    def __post_init__(self) -> None:
+        _FORK_ENGINES.add(self.engine)  # a child process gets a pool of its own (_fresh_pools_in_child)
+
     def remember(self, connection: Connection, cache_name: str, key: str, value: Any) -> None:
         """Cache ``key -> value`` once the unit of work running on ``connection`` commits."""
         pending = connection.info.get(PENDING_CACHE)
@@ -266,29 +295,130 @@ class Database:
                     getattr(self, cache_name).update(entries)
                 return result
 
-        try:
-            try:  # the first attempt directly: tenacity's bookkeeping costs more than a SQLite transfer's SQL
-                return attempt()
-            except DBAPIError as exc:
-                if attempts <= 1 or not is_transient(exc):
-                    raise
-            time.sleep(random.uniform(0, 0.005))  # as tenacity's first wait would
-            retrying = Retrying(  # the remaining attempts, the backoff going on from there
-                retry=retry_if_exception(is_transient),
-                stop=stop_after_attempt(attempts - 1),
-                wait=wait_random_exponential(multiplier=0.01, max=0.5),
-                reraise=True,
-            )
-            return retrying(attempt)
-        except DBAPIError as exc:
-            if is_transient(exc):
-                raise ConcurrencyError(
-                    f"database contention persisted after {attempts} attempts; try again"
-                ) from exc
-            raise
+        return _with_retries(attempt, attempts)
+
+    def on_driver(self, work: Callable[[Any], T], *, attempts: int = TRANSACTION_ATTEMPTS) -> T:
+        """Run ``work(cursor)`` as one committed unit of work on a pooled driver connection; retried as ``transaction``.
+
+        The hot path of one posting (``Wallet.transfer``: ``ledger.post`` on the cursor), without
+        SQLAlchemy's ``Connection`` (checkout, execution options, result set-up: most of a
+        transfer's client time). ``work`` may run more than once; it runs on the cursor it
+        gets (``sqlite3`` or ``psycopg``) and raises driver errors as ``DBAPIError``
+        (``as_dbapi_error``). PostgreSQL runs it in autocommit, so there ``work`` must write
+        with one statement at most (as ``transaction``'s ``single_statement``): one round
+        trip, and a failed statement leaves nothing open. SQLite takes the write lock
+        (``BEGIN IMMEDIATE``) and commits; the pool's reset rolls back what an error left
+        open. The connection goes back to the pool as it came (not in autocommit, no
+        transaction open); one broken or left mid-statement (a signal's exception) is invalidated.
+        A lost connection (server restart, failover) invalidates the pool, as SQLAlchemy does, and
+        the work runs once more: the idempotency key makes a posting that did commit a replay.
+        """
+        unit = _autocommit_unit if self.dialect == "postgresql" else _sqlite_unit
+        return _with_retries(lambda: _again_if_disconnected(lambda: unit(self.engine, work)), attempts)
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _with_retries(attempt: Callable[[], T], attempts: int) -> T:
+    """``attempt()``, again on a transient error (bounded, with backoff); then ``ConcurrencyError``."""
+    try:
+        try:  # the first attempt directly: tenacity's bookkeeping costs more than a SQLite transfer's SQL
+            return attempt()
+        except DBAPIError as exc:
+            if attempts <= 1 or not is_transient(exc):
+                raise
+        time.sleep(random.uniform(0, 0.005))  # as tenacity's first wait would
+        retrying = Retrying(  # the remaining attempts, the backoff going on from there
+            retry=retry_if_exception(is_transient),
+            stop=stop_after_attempt(attempts - 1),
+            wait=wait_random_exponential(multiplier=0.01, max=0.5),
+            reraise=True,
+        )
+        return retrying(attempt)
+    except DBAPIError as exc:
+        if is_transient(exc):
+            raise ConcurrencyError(f"database contention persisted after {attempts} attempts; try again") from exc
+        raise
+
+
+def _again_if_disconnected(attempt: Callable[[], T]) -> T:
+    """``attempt()``, once more if it failed on a lost connection (the pool is fresh by then)."""
+    try:
+        return attempt()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    return attempt()
+
+
+def _autocommit_unit(engine: Engine, work: Callable[[Any], T]) -> T:
+    """PostgreSQL: ``work(cursor)`` in autocommit on a pooled psycopg connection, restored after."""
+    pooled = engine.raw_connection()
+    driver = pooled.driver_connection
+    try:
+        driver.autocommit = True  # type: ignore[union-attr]
+        with driver.cursor() as cursor:  # type: ignore[union-attr]
+            return work(cursor)
+    except Exception as exc:
+        _raise_mapped(engine, pooled, exc)
+    finally:
+        try:
+            if not pooled.is_valid:
+                pass  # a lost connection, already invalidated with its pool
+            elif driver.broken or driver.closed or driver.pgconn.transaction_status != _PG_IDLE:  # type: ignore[union-attr]
+                pooled.invalidate()  # broken, or interrupted mid-statement (a signal): unusable
+            else:
+                driver.autocommit = False  # type: ignore[union-attr]  # as SQLAlchemy's units of work expect it
+        finally:
+            pooled.close()
+
+
+def _sqlite_unit(engine: Engine, work: Callable[[Any], T]) -> T:
+    """SQLite: ``BEGIN IMMEDIATE``, ``work(cursor)``, ``COMMIT`` on a pooled sqlite3 connection.
+
+    On an error the pool's reset on return rolls back whatever the work left open.
+    """
+    pooled = engine.raw_connection()
+    try:
+        driver = pooled.driver_connection
+        _sqlite_statement(driver, "BEGIN IMMEDIATE")
+        with closing(driver.cursor()) as cursor:  # type: ignore[union-attr]
+            result = work(cursor)
+        _sqlite_statement(driver, "COMMIT")
+        return result
+    except Exception as exc:
+        _raise_mapped(engine, pooled, exc)
+    finally:
+        pooled.close()
+
+
+def _raise_mapped(engine: Engine, pooled: Any, exc: Exception) -> NoReturn:
+    """Raise ``exc`` as ``transaction`` would: a driver error as ``DBAPIError``, anything else unchanged.
+
+    A lost connection invalidates its pool's generation as SQLAlchemy's ``Connection`` does
+    (``Pool._invalidate``, which has no public equivalent) and is marked ``connection_invalidated``.
+    """
+    mapped = exc if isinstance(exc, DBAPIError) else as_dbapi_error(exc)
+    if not isinstance(mapped, DBAPIError):
+        raise exc
+    orig: Any = mapped.orig
+    if engine.dialect.is_disconnect(orig, pooled.driver_connection, None):
+        engine.pool._invalidate(pooled, orig)
+        mapped.connection_invalidated = True
+    if mapped is exc:
+        raise exc
+    raise mapped from exc
+
+
+def _fresh_pools_in_child() -> None:
+    """After ``fork()``: each engine gets a new pool; the parent's connections are left to the parent, unclosed."""
+    for engine in list(_FORK_ENGINES):
+        engine.dispose(close=False)
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_fresh_pools_in_child)
 
 
 def open_database(url: str | None = None, *, pool_size: int = 5) -> Database:

@@ -5,21 +5,20 @@ conversion ...). Its postings sum to zero per currency; checked here before
 anything is written, and again by the database on PostgreSQL. Entries and
 postings are append-only: a correction is a new entry that references the old.
 
-Posting an entry costs, inside the caller's transaction:
+Posting an entry (the statements are in ``ledger_post``, run on the driver's cursor):
 
-- PostgreSQL: one call of ``tw_post_entry`` (migrations 0006, 0007), one round trip:
-  replay/conflict by the key, the cached accounts locked in id order, the floor
-  checked, entry + postings inserted, balances returned. Alone in its unit of
-  work it runs in autocommit: no BEGIN, no COMMIT.
-- SQLite, on the driver's cursor with statements built once:
-  1. ``INSERT entries ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING id``
-     (a replay or a conflict is found here, before any balance moves);
-  2. one conditional ``UPDATE accounts SET balance = balance + d WHERE id = ? AND
-     balance + d >= 0 RETURNING balance`` per *cached* account, in ascending id
-     order (no read-then-write gap);
-  3. one ``INSERT`` of the postings.
+- PostgreSQL: one call of ``tw_post_entry`` (migrations 0006, 0007), one round trip,
+  prepared once per connection: replay/conflict by the key, the cached accounts
+  locked in id order, the floor checked, entry + postings inserted, balances returned.
+- SQLite: the entry (``ON CONFLICT DO NOTHING``: a replay or a conflict is found
+  before any balance moves), one conditional ``UPDATE ... WHERE balance + d >= 0
+  RETURNING`` per cached account in ascending id order, one ``INSERT`` of the postings.
 
-Both paths run the same tests (worked stories, property and concurrency tests).
+``post`` runs in the caller's unit of work: a SQLAlchemy connection, or a driver
+cursor in ``Database.on_driver`` (a wallet transfer), where the posting is a unit
+of work of its own, in autocommit on PostgreSQL (no BEGIN, no COMMIT), under
+``BEGIN IMMEDIATE`` on SQLite, without SQLAlchemy's per-call machinery. Both paths run the same tests (worked stories,
+property and concurrency tests).
 
 Accounts without a floor (cashier, house, FX) are never updated: their
 postings are appended and their balance is derived, so they are not a hot row
@@ -30,18 +29,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, NoReturn, Sequence
+from typing import Any, Mapping, Sequence
 
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
 
 from transfer_wallet.db import Database
-from transfer_wallet.dbapi import bound_time
-from transfer_wallet.errors import IdempotencyConflictError, InsufficientFundsError, NotFoundError
+from transfer_wallet.dbapi import run_on
+from transfer_wallet.errors import NotFoundError
+from transfer_wallet.ledger_post import post_on_cursor
 from transfer_wallet.models import (
     CACHED_KINDS,
     CASHIER,
@@ -54,7 +52,6 @@ from transfer_wallet.models import (
     table_of,
     utc_now,
 )
-from transfer_wallet.money import Money, currency
 
 _accounts = table_of(Account)
 _entries = table_of(Entry)
@@ -171,6 +168,14 @@ def player_accounts(db: Database, connection: Connection, player_id: str) -> tup
     return result
 
 
+def cached_player_accounts(db: Database, player_id: str) -> tuple[str, AccountRef, AccountRef]:
+    """``player_accounts`` from the cache, else read in a read-only unit of work of its own (then cached)."""
+    cached = db.player_accounts.get(player_id)
+    if cached is not None:
+        return cached
+    return db.transaction(lambda connection: player_accounts(db, connection, player_id), readonly=True)
+
+
 def create_player_accounts(connection: Connection, player_id: str, currency_code: str) -> None:
     """Insert the player's main (available) and locked (in-game) accounts."""
     now = utc_now()
@@ -227,34 +232,8 @@ def validate_legs(legs: Sequence[Leg]) -> None:
         raise ValueError("an entry has at most one leg per account")
 
 
-#: SQLite's posting statements, built once and run on the driver connection (qmark parameters).
-_SQLITE_INSERT_ENTRY = (
-    "INSERT INTO entries (kind, idempotency_key, request_hash, memo, reverses_entry_id, created_at) "
-    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
-)
-_SQLITE_DEBIT_OR_CREDIT = (
-    "UPDATE accounts SET balance_minor = balance_minor + ? WHERE id = ? AND balance_minor + ? >= 0 "
-    "RETURNING balance_minor"
-)
-_SQLITE_INSERT_POSTING = (
-    "INSERT INTO postings (entry_id, account_id, currency, amount_minor, balance_after_minor) VALUES (?, ?, ?, ?, ?)"
-)
-_SQLITE_BALANCE = "SELECT balance_minor FROM accounts WHERE id = ?"
-_SQLITE_STORED_ENTRY = "SELECT id, request_hash FROM entries WHERE idempotency_key = ?"
-_SQLITE_REPLAYED_BALANCES = (
-    "SELECT account_id, balance_after_minor FROM postings WHERE entry_id = ? AND balance_after_minor IS NOT NULL"
-)
-_CURRENCY_CODE = re.compile(r"[A-Z]{3}")
-#: PostgreSQL's whole posting: one call of the function that migrations 0006/0007 install.
-_POSTGRESQL_POST = (
-    "SELECT outcome, posted_entry_id, balance_account_ids, balances_minor FROM tw_post_entry("
-    "%(kind)s, %(key)s, %(hash)s, %(memo)s, %(reverses)s, %(created_at)s, %(accounts)s::integer[], "
-    "%(currencies)s::varchar[], %(deltas)s::bigint[], %(cached)s::boolean[], %(report)s::integer[])"
-)
-
-
 def post(
-    connection: Connection,
+    unit_of_work: Connection | Any,
     *,
     kind: str,
     idempotency_key: str,
@@ -264,7 +243,12 @@ def post(
     reverses_entry_id: int | None = None,
     report: Sequence[AccountRef] = (),
 ) -> Posted:
-    """Write one balanced entry, or replay the entry already written under this key.
+    """Write one balanced entry in the caller's unit of work, or replay the entry already written under this key.
+
+    ``unit_of_work``: a SQLAlchemy ``Connection`` in ``Database.transaction``, or the
+    driver cursor (``sqlite3`` or ``psycopg``) of ``Database.on_driver``, where the
+    posting is a unit of work of its own without SQLAlchemy's per-call machinery: on
+    PostgreSQL the ``tw_post_entry`` call alone, in autocommit (one round trip).
 
     Same key + same request: returns the first result (``replayed=True``) and
     moves nothing. Same key + another request: ``IdempotencyConflictError``.
@@ -272,129 +256,14 @@ def post(
     nothing is written. ``report``: accounts outside the legs whose balance the
     caller wants back in ``balances_after`` (read in the same round trip on
     PostgreSQL), so that it needs no read of its own.
-
-    On PostgreSQL the posting is one statement (the ``tw_post_entry`` function),
-    so a unit of work that posts one entry and nothing else can run it in
-    autocommit: one round trip (``Database.transaction(..., single_statement=True)``).
     """
     if not idempotency_key or len(idempotency_key) > MAX_KEY_LENGTH:
         raise ValueError(f"idempotency key must be 1..{MAX_KEY_LENGTH} characters")
     validate_legs(legs)
-    digest = request_hash(kind, legs, request)
-    entry = (kind, idempotency_key, digest, memo, reverses_entry_id, utc_now())
-    if connection.dialect.name == "postgresql":
-        return _post_postgresql(connection, entry, legs, report)
-    return _post_sqlite(connection, entry, legs, report)
-
-
-def _post_postgresql(
-    connection: Connection, entry: tuple[Any, ...], legs: Sequence[Leg], report: Sequence[AccountRef]
-) -> Posted:
-    """One call of ``tw_post_entry``: replay, conflict, overdraft or the posted balances."""
-    kind, key, digest, memo, reverses, created_at = entry
-    params = dict(
-        kind=kind, key=key, hash=digest, memo=memo, reverses=reverses, created_at=created_at,
-        accounts=_pg_array(leg.account.id for leg in legs), currencies=_pg_array(leg.account.currency for leg in legs),
-        deltas=_pg_array(leg.amount_minor for leg in legs), cached=_pg_array(leg.account.cached for leg in legs),
-        report=_pg_array(account.id for account in report),
-    )
-    outcome, entry_id, account_ids, balances = connection.exec_driver_sql(_POSTGRESQL_POST, params).one()
-    if outcome == "conflict":
-        _raise_conflict(key)
-    after = dict(zip(account_ids or (), balances or ()))
-    if outcome == "insufficient":
-        short = next(leg for leg in legs if leg.account.id in after)
-        _raise_insufficient(short, after[short.account.id])
-    return Posted(entry_id=entry_id, replayed=outcome == "replayed", balances_after=after)
-
-
-def _pg_array(values: Iterable[int | str | bool]) -> str:
-    """A PostgreSQL array literal of ints, booleans or currency codes (cast in the statement).
-
-    Text is about eight times cheaper for the driver to send than a Python list it
-    must inspect and adapt, and these values need no quoting: ids and amounts are
-    ints, booleans ``t``/``f``, currencies three capital letters (checked here).
-    """
-    items = []
-    for value in values:
-        if isinstance(value, bool):
-            items.append("t" if value else "f")
-        elif isinstance(value, int):
-            items.append(str(value))
-        elif isinstance(value, str) and _CURRENCY_CODE.fullmatch(value):
-            items.append(value)
-        else:
-            raise ValueError(f"not an array value of a posting: {value!r}")
-    return "{" + ",".join(items) + "}"
-
-
-def _post_sqlite(
-    connection: Connection, entry: tuple[Any, ...], legs: Sequence[Leg], report: Sequence[AccountRef]
-) -> Posted:
-    """Entry, conditional updates in id order, postings: one statement each, on the driver's cursor.
-
-    The statements are built once (module level); the unit of work already holds
-    SQLite's write lock (``BEGIN IMMEDIATE``), so each is a plain cursor call.
-    """
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    entry = (*entry[:5], bound_time(cursor, entry[5]))  # SQLite keeps naive UTC text, as SQLAlchemy writes it
-    try:
-        entry_id = _sqlite_one(cursor, _SQLITE_INSERT_ENTRY, entry)
-        if entry_id is None:
-            return _replay_sqlite(cursor, entry[1], entry[2])
-        balances: dict[int, int] = {}
-        for leg in sorted((leg for leg in legs if leg.account.cached), key=lambda leg: leg.account.id):
-            after = _sqlite_one(cursor, _SQLITE_DEBIT_OR_CREDIT, (leg.amount_minor, leg.account.id, leg.amount_minor))
-            if after is None:
-                _raise_insufficient(leg, _sqlite_one(cursor, _SQLITE_BALANCE, (leg.account.id,)))
-            balances[leg.account.id] = after
-        postings = [(entry_id, leg.account.id, leg.account.currency, leg.amount_minor, balances.get(leg.account.id))
-                    for leg in legs]
-        _sqlite_run(cursor, _SQLITE_INSERT_POSTING, postings, many=True)
-        for account in report:
-            if account.id not in balances:
-                balances[account.id] = _sqlite_one(cursor, _SQLITE_BALANCE, (account.id,))
-        return Posted(entry_id=entry_id, replayed=False, balances_after=balances)
-    finally:
-        cursor.close()
-
-
-def _sqlite_run(cursor: Any, statement: str, params: Any, *, many: bool = False) -> Any:
-    """Run one statement on the sqlite3 cursor; driver errors become SQLAlchemy's, as everywhere else."""
-    import sqlite3
-
-    try:
-        return cursor.executemany(statement, params) if many else cursor.execute(statement, params)
-    except sqlite3.Error as exc:
-        raise DBAPIError.instance(statement, params, exc, sqlite3.Error) from exc
-
-
-def _sqlite_one(cursor: Any, statement: str, params: Any) -> Any:
-    """The first column of the first row (``None`` if there is no row)."""
-    row = _sqlite_run(cursor, statement, params).fetchone()
-    return None if row is None else row[0]
-
-
-def _replay_sqlite(cursor: Any, idempotency_key: str, digest: str) -> Posted:
-    stored = _sqlite_run(cursor, _SQLITE_STORED_ENTRY, (idempotency_key,)).fetchone()
-    assert stored is not None, idempotency_key  # the insert just conflicted on this key
-    entry_id, stored_digest = stored
-    if stored_digest != digest:
-        _raise_conflict(idempotency_key)
-    balances = dict(_sqlite_run(cursor, _SQLITE_REPLAYED_BALANCES, (entry_id,)).fetchall())
-    return Posted(entry_id=entry_id, replayed=True, balances_after=balances)
-
-
-def _raise_conflict(idempotency_key: str) -> NoReturn:
-    raise IdempotencyConflictError(f"idempotency key '{idempotency_key}' was already used for a different request")
-
-
-def _raise_insufficient(leg: Leg, available: int) -> NoReturn:
-    ccy = currency(leg.account.currency)
-    raise InsufficientFundsError(
-        f"insufficient funds in {leg.account.code}: {Money(available, ccy).format()} {ccy.code} available, "
-        f"{Money(-leg.amount_minor, ccy).format()} {ccy.code} needed"
-    )
+    entry = (kind, idempotency_key, request_hash(kind, legs, request), memo, reverses_entry_id, utc_now())
+    if isinstance(unit_of_work, Connection):
+        return Posted(*run_on(unit_of_work, lambda cursor: post_on_cursor(cursor, entry, legs, report)))
+    return Posted(*post_on_cursor(unit_of_work, entry, legs, report))
 
 
 # The ledger check lives in ``ledger_check`` (re-exported: ``ledger.check_ledger`` keeps working).

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from typing import Any, Callable
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
@@ -159,51 +160,55 @@ class Wallet:
                 connection, kind=direction, idempotency_key=f"cashier:{reference}", legs=legs,
                 request={"player_id": player_id}, report=[locked],
             )
-            return self._result(connection, posted, reference, player_id, main, locked)
+            return self._result(posted, reference, player_id, main, locked,
+                                lambda: self._balance(connection, player_id))
 
         return self.db.transaction(work)
 
+    @staticmethod
     def _result(
-        self,
-        connection: Connection,
         posted: ledger.Posted,
         reference: str,
         player_id: str,
         main: ledger.AccountRef,
         locked: ledger.AccountRef,
+        balance_now: Callable[[], Balance],
     ) -> WalletResult:
-        """The result from the posting's own balances when it moved both accounts, else one read."""
+        """The result from the posting's own balances when it moved both accounts, else ``balance_now()``."""
         ccy = currency(main.currency)
         after = posted.balances_after
         if not posted.replayed and main.id in after and locked.id in after:
             balance = Balance(player_id, Money(after[main.id], ccy), Money(after[locked.id], ccy))
         else:
-            balance = self._balance(connection, player_id)
+            balance = balance_now()
         return WalletResult(posted.entry_id, reference, posted.replayed, Money(after[main.id], ccy), balance)
 
     def transfer(self, from_player: str, to_player: str, amount: Money | str, *, reference: str) -> WalletResult:
-        """Move money between two players' main wallets (same currency); returns the payer's balance."""
+        """Move money between two players' main wallets (same currency); returns the payer's balance.
+
+        The posting is a unit of work of its own on the driver (``Database.on_driver``): on
+        PostgreSQL one round trip, in autocommit. The accounts come from the cache (read
+        once per player); a replay also reads the balance as it is now (a second statement).
+        """
         validate_player_id(from_player)
         validate_player_id(to_player)
         validate_reference(reference)
         if from_player == to_player:
             raise ValidationError("a transfer needs two different players")
+        ccy_code, payer, payer_locked = ledger.cached_player_accounts(self.db, from_player)
+        payee_ccy, payee, _ = ledger.cached_player_accounts(self.db, to_player)
+        if payee_ccy != ccy_code:
+            raise ValidationError(f"players' currencies differ ({ccy_code} vs {payee_ccy})")
+        money = _as_money(amount, ccy_code, from_player)
+        legs = [ledger.Leg(payer, -money.amount_minor), ledger.Leg(payee, money.amount_minor)]
 
-        def work(connection: Connection) -> WalletResult:
-            ccy_code, payer, payer_locked = ledger.player_accounts(self.db, connection, from_player)
-            payee_ccy, payee, _ = ledger.player_accounts(self.db, connection, to_player)
-            if payee_ccy != ccy_code:
-                raise ValidationError(f"players' currencies differ ({ccy_code} vs {payee_ccy})")
-            money = _as_money(amount, ccy_code, from_player)
-            posted = ledger.post(
-                connection, kind="transfer", idempotency_key=f"transfer:{reference}",
-                legs=[ledger.Leg(payer, -money.amount_minor), ledger.Leg(payee, money.amount_minor)],
-                report=[payer_locked],
-            )
-            return self._result(connection, posted, reference, from_player, payer, payer_locked)
+        def work(cursor: Any) -> WalletResult:
+            posted = ledger.post(cursor, kind="transfer", idempotency_key=f"transfer:{reference}", legs=legs,
+                                 report=[payer_locked])
+            return self._result(posted, reference, from_player, payer, payer_locked,
+                                lambda: read_balance(cursor, from_player))
 
-        # One posting and nothing else: on PostgreSQL one round trip (autocommit).
-        return self.db.transaction(work, single_statement=True)
+        return self.db.on_driver(work)
 
 
 def _as_money(amount: Money | str, currency_code: str, player_id: str) -> Money:

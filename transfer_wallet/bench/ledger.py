@@ -5,8 +5,9 @@ Ours: ``Wallet.transfer`` between two funded players per worker process
 in the same run, each round in turn with ours (baseline, ours, baseline, ours ...):
 
 - PostgreSQL (``bench.pgledger``): a **pgledger-style** function doing the work
-  pgledger does per transfer, and a **plain SQL** one, the least a double-entry
-  transfer needs; both called in autocommit through psycopg; and **pgbench**
+  pgledger does per transfer (with its ULID ids; ``pgledger_hex``: the same with
+  the lighter hex ids it had first), and a **plain SQL** one, the least a
+  double-entry transfer needs; all called in autocommit through psycopg; and **pgbench**
   TPC-B-like (simple protocol, scale = the largest client count, same clients).
 - SQLite: the stdlib ``sqlite3`` module executing the very statements the
   ledger issues (no SQLAlchemy, no Python service code).
@@ -21,6 +22,7 @@ from __future__ import annotations
 import multiprocessing
 import sqlite3
 import uuid
+from functools import partial
 
 from sqlalchemy.engine import make_url
 
@@ -147,6 +149,7 @@ def run_ledger_benchmark(url: str, client_counts: list[int], seconds: float, rou
             for clients in client_counts:
                 results.append(compare_rounds(clients, seconds, {
                     "pgledger": rate_of(measure_pgledger, baseline_url, clients, seconds),
+                    "pgledger_hex": rate_of(partial(measure_pgledger, hex_ids=True), baseline_url, clients, seconds),
                     "plain_sql": rate_of(measure_plain_sql, baseline_url, clients, seconds),
                     "pgbench": pgbench_side(baseline_url, clients, seconds, scale=scale),
                     "ours": rate_of(measure_ledger, ledger_url, clients, seconds)}, rounds))

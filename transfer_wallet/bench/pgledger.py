@@ -1,6 +1,6 @@
 """The plain-SQL ledger baselines of ``tw bench ledger`` (PostgreSQL), written here, not copied.
 
-Two functions, each one round trip in autocommit, each transfer between two
+Three functions, each one round trip in autocommit, each transfer between two
 funded accounts of one worker:
 
 - ``pgledger``: ``plx_transfer`` does the work per transfer that pgledger
@@ -12,9 +12,14 @@ funded accounts of one worker:
   by a helper function; the currencies compared; the transfer row (``event_at``,
   ``metadata``; indexed by from, to and event time) and two entries carrying the
   balance before and after and the account version (indexed by account and
-  transfer) inserted; the stored transfer returned. It is *lighter* than
-  pgledger in one respect: the id's random part stays hex (pgledger converts a
-  UUIDv7 to a ULID in PL/pgSQL), so it errs on the side of a faster baseline.
+  transfer) inserted; the stored transfer returned. Its ids are pgledger's: a
+  UUIDv7 at microsecond precision turned into a ULID in PL/pgSQL (what pgledger
+  does on PostgreSQL < 18), three per transfer. Still a little lighter than
+  pgledger: one function, where pgledger's single transfer goes through a second
+  (its batch function, with an array of composite requests and a sort of the ids).
+- ``pgledger_hex``: ``plx_transfer_hex``, the same transfer with the lighter ids
+  this baseline had first (14 hex digits of microseconds and 18 random hex digits,
+  no ULID), kept for comparison with the figures measured before.
 - ``plain_sql``: ``pl_transfer``, the least a double-entry transfer needs (lock,
   conditional debit, credit, one transfer row, two entries; bigserial ids), the
   floor under any SQL ledger. Neither has idempotency keys or a request hash,
@@ -61,44 +66,69 @@ PLAIN_SCHEMA = (
     """,
 )
 
-PGLEDGER_SCHEMA = (
-    # prefix _ 14 hex digits of microseconds since the epoch (time-ordered) + 18 random hex digits
+def _ulid_character(position: int) -> str:
+    """The PL/pgSQL expression of the ``position``-th ULID character of the uuid's 16 ``bytes``.
+
+    A ULID is the 128 bits read as 26 groups of 5 from the most significant end, behind
+    two zero bits: group ``position`` starts at bit ``5 * position - 2`` of the uuid. Its
+    5 bits lie within the two bytes from the one holding its first bit (a 16-bit window).
+    """
+    first_bit = 5 * position - 2
+    if first_bit < 0:
+        return "get_byte(bytes, 0) >> 5"
+    byte = first_bit // 8
+    low = f"get_byte(bytes, {byte + 1})" if byte < 15 else "0"
+    return f"(((get_byte(bytes, {byte}) << 8) | {low}) >> {11 - first_bit % 8}) & 31"
+
+
+def _plx_ulid_function() -> str:
+    """``plx_ulid(uuid)``: the ULID text, one PL/pgSQL assignment per character as pgledger's converter does."""
+    assignments = "\n".join(
+        f"        result := result || substr(alphabet, ({_ulid_character(position)}) + 1, 1);"
+        for position in range(26))
+    return f"""
+    CREATE FUNCTION plx_ulid(value uuid) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$
+    DECLARE
+        alphabet constant text := '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+        bytes bytea := uuid_send(value);
+        result text := '';
+    BEGIN
+{assignments}
+        RETURN result;
+    END $$
+    """
+
+
+#: ``plx_id``: pgledger's ids, ``prefix_`` + a ULID (26 Crockford base32 characters) of a UUIDv7 at
+#: microsecond precision, computed in SQL and PL/pgSQL as pgledger does on PostgreSQL < 18 (its
+#: ``pgledger_uuidv7_microsecond`` and the vendored ``uuid_to_ulid``, one assignment per character).
+#: ``plx_hex_id``: the lighter id this baseline used first (14 hex digits of microseconds + 18 random).
+PGLEDGER_IDS = (
+    """
+    CREATE FUNCTION plx_uuidv7() RETURNS uuid LANGUAGE sql VOLATILE AS $$
+        SELECT (lpad(to_hex(floor(t.ms)::bigint), 12, '0')
+                || '7' || lpad(to_hex(((t.ms - floor(t.ms)) * 4096)::int), 3, '0')
+                || substr(replace(gen_random_uuid()::text, '-', ''), 17, 16))::uuid
+          FROM (SELECT extract(epoch FROM clock_timestamp()) * 1000 AS ms) t
+    $$
+    """,
+    _plx_ulid_function(),
     """
     CREATE FUNCTION plx_id(prefix text) RETURNS text LANGUAGE sql VOLATILE AS $$
+        SELECT prefix || '_' || plx_ulid(plx_uuidv7())
+    $$
+    """,
+    """
+    CREATE FUNCTION plx_hex_id(prefix text) RETURNS text LANGUAGE sql VOLATILE AS $$
         SELECT prefix || '_' || lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000000)::bigint), 14, '0')
                || substr(replace(gen_random_uuid()::text, '-', ''), 1, 18)
     $$
     """,
-    "CREATE TABLE plx_accounts (id text PRIMARY KEY DEFAULT plx_id('acct'), name text NOT NULL, "
-    "currency text NOT NULL, balance bigint NOT NULL DEFAULT 0, version bigint NOT NULL DEFAULT 0, "
-    "allow_negative_balance boolean NOT NULL, allow_positive_balance boolean NOT NULL, metadata jsonb, "
-    "created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now())",
-    "CREATE TABLE plx_transfers (id text PRIMARY KEY DEFAULT plx_id('xfer'), "
-    "from_account_id text NOT NULL REFERENCES plx_accounts, to_account_id text NOT NULL REFERENCES plx_accounts, "
-    "amount bigint NOT NULL, created_at timestamptz NOT NULL, event_at timestamptz NOT NULL, metadata jsonb, "
-    "CHECK (amount > 0 AND from_account_id <> to_account_id))",
-    "CREATE INDEX plx_transfers_from ON plx_transfers (from_account_id)",
-    "CREATE INDEX plx_transfers_to ON plx_transfers (to_account_id)",
-    "CREATE INDEX plx_transfers_event ON plx_transfers (event_at)",
-    "CREATE TABLE plx_entries (id text PRIMARY KEY DEFAULT plx_id('entr'), "
-    "account_id text NOT NULL REFERENCES plx_accounts, transfer_id text NOT NULL REFERENCES plx_transfers, "
-    "amount bigint NOT NULL, balance_before bigint NOT NULL, balance_after bigint NOT NULL, "
-    "account_version bigint NOT NULL, created_at timestamptz NOT NULL)",
-    "CREATE INDEX plx_entries_account ON plx_entries (account_id)",
-    "CREATE INDEX plx_entries_transfer ON plx_entries (transfer_id)",
-    """
-    CREATE FUNCTION plx_check_balance(account plx_accounts) RETURNS void LANGUAGE plpgsql AS $$
-    BEGIN
-        IF account.balance < 0 AND NOT account.allow_negative_balance THEN
-            RAISE EXCEPTION 'account % may not go below zero', account.id;
-        END IF;
-        IF account.balance > 0 AND NOT account.allow_positive_balance THEN
-            RAISE EXCEPTION 'account % may not go above zero', account.id;
-        END IF;
-    END $$
-    """,
-    """
-    CREATE FUNCTION plx_transfer(p_from text, p_to text, p_amount bigint) RETURNS SETOF plx_transfers
+)
+
+#: ``plx_transfer`` (pgledger's ids) and ``plx_transfer_hex`` (the lighter ids): one body, the id function substituted.
+_PLX_TRANSFER = """
+    CREATE FUNCTION NAME(p_from text, p_to text, p_amount bigint) RETURNS SETOF plx_transfers
     LANGUAGE plpgsql AS $$
     DECLARE account_id text; source plx_accounts; target plx_accounts; new_id text;
     BEGIN
@@ -116,17 +146,52 @@ PGLEDGER_SCHEMA = (
         IF source.currency <> target.currency THEN
             RAISE EXCEPTION 'currencies differ: % and %', source.currency, target.currency;
         END IF;
-        INSERT INTO plx_transfers (from_account_id, to_account_id, amount, created_at, event_at)
-        VALUES (p_from, p_to, p_amount, now(), now()) RETURNING id INTO new_id;
-        INSERT INTO plx_entries (account_id, transfer_id, amount, balance_before, balance_after, account_version,
-                                 created_at)
-        VALUES (p_from, new_id, -p_amount, source.balance + p_amount, source.balance, source.version, now());
-        INSERT INTO plx_entries (account_id, transfer_id, amount, balance_before, balance_after, account_version,
-                                 created_at)
-        VALUES (p_to, new_id, p_amount, target.balance - p_amount, target.balance, target.version, now());
+        INSERT INTO plx_transfers (id, from_account_id, to_account_id, amount, created_at, event_at)
+        VALUES (ID_FUNCTION('xfer'), p_from, p_to, p_amount, now(), now()) RETURNING id INTO new_id;
+        INSERT INTO plx_entries (id, account_id, transfer_id, amount, balance_before, balance_after,
+                                 account_version, created_at)
+        VALUES (ID_FUNCTION('entr'), p_from, new_id, -p_amount, source.balance + p_amount, source.balance,
+                source.version, now());
+        INSERT INTO plx_entries (id, account_id, transfer_id, amount, balance_before, balance_after,
+                                 account_version, created_at)
+        VALUES (ID_FUNCTION('entr'), p_to, new_id, p_amount, target.balance - p_amount, target.balance,
+                target.version, now());
         RETURN QUERY SELECT * FROM plx_transfers WHERE id = new_id;
     END $$
+    """
+
+PGLEDGER_SCHEMA = (
+    *PGLEDGER_IDS,
+    "CREATE TABLE plx_accounts (id text PRIMARY KEY DEFAULT plx_id('acct'), name text NOT NULL, "
+    "currency text NOT NULL, balance bigint NOT NULL DEFAULT 0, version bigint NOT NULL DEFAULT 0, "
+    "allow_negative_balance boolean NOT NULL, allow_positive_balance boolean NOT NULL, metadata jsonb, "
+    "created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now())",
+    "CREATE TABLE plx_transfers (id text PRIMARY KEY, "
+    "from_account_id text NOT NULL REFERENCES plx_accounts, to_account_id text NOT NULL REFERENCES plx_accounts, "
+    "amount bigint NOT NULL, created_at timestamptz NOT NULL, event_at timestamptz NOT NULL, metadata jsonb, "
+    "CHECK (amount > 0 AND from_account_id <> to_account_id))",
+    "CREATE INDEX plx_transfers_from ON plx_transfers (from_account_id)",
+    "CREATE INDEX plx_transfers_to ON plx_transfers (to_account_id)",
+    "CREATE INDEX plx_transfers_event ON plx_transfers (event_at)",
+    "CREATE TABLE plx_entries (id text PRIMARY KEY, "
+    "account_id text NOT NULL REFERENCES plx_accounts, transfer_id text NOT NULL REFERENCES plx_transfers, "
+    "amount bigint NOT NULL, balance_before bigint NOT NULL, balance_after bigint NOT NULL, "
+    "account_version bigint NOT NULL, created_at timestamptz NOT NULL)",
+    "CREATE INDEX plx_entries_account ON plx_entries (account_id)",
+    "CREATE INDEX plx_entries_transfer ON plx_entries (transfer_id)",
+    """
+    CREATE FUNCTION plx_check_balance(account plx_accounts) RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN
+        IF account.balance < 0 AND NOT account.allow_negative_balance THEN
+            RAISE EXCEPTION 'account % may not go below zero', account.id;
+        END IF;
+        IF account.balance > 0 AND NOT account.allow_positive_balance THEN
+            RAISE EXCEPTION 'account % may not go above zero', account.id;
+        END IF;
+    END $$
     """,
+    _PLX_TRANSFER.replace("NAME", "plx_transfer").replace("ID_FUNCTION", "plx_id"),
+    _PLX_TRANSFER.replace("NAME", "plx_transfer_hex").replace("ID_FUNCTION", "plx_hex_id"),
 )
 
 
@@ -159,6 +224,8 @@ _SIDES = {
     "plain_sql": ("SELECT id FROM pl_accounts WHERE id IN (%s, %s) ORDER BY id", "SELECT pl_transfer(%s, %s, %s)"),
     "pgledger": ("SELECT id FROM plx_accounts WHERE name IN ('bench-' || %s, 'bench-' || %s) ORDER BY id",
                  "SELECT * FROM plx_transfer(%s, %s, %s)"),
+    "pgledger_hex": ("SELECT id FROM plx_accounts WHERE name IN ('bench-' || %s, 'bench-' || %s) ORDER BY id",
+                     "SELECT * FROM plx_transfer_hex(%s, %s, %s)"),
 }
 
 
@@ -181,6 +248,7 @@ def measure_plain_sql(url: str, clients: int, seconds: float) -> tuple[int, floa
     return run_workers(_worker, lambda n: ("plain_sql", url, n), clients, seconds)
 
 
-def measure_pgledger(url: str, clients: int, seconds: float) -> tuple[int, float]:
-    """(transfers, seconds) of ``plx_transfer`` calls with ``clients`` processes."""
-    return run_workers(_worker, lambda n: ("pgledger", url, n), clients, seconds)
+def measure_pgledger(url: str, clients: int, seconds: float, *, hex_ids: bool = False) -> tuple[int, float]:
+    """(transfers, seconds) of ``plx_transfer`` (``plx_transfer_hex``) calls with ``clients`` processes."""
+    side = "pgledger_hex" if hex_ids else "pgledger"
+    return run_workers(_worker, lambda n: (side, url, n), clients, seconds)

@@ -1,0 +1,168 @@
+"""The statements of a ledger posting, run on a DBAPI cursor (``sqlite3`` or ``psycopg``).
+
+``ledger.post`` lands here, in a SQLAlchemy unit of work (on the cursor of its driver
+connection) or in ``Database.on_driver`` (a unit of work of its own on a pooled driver
+connection); the rules of an entry (legs, balance per currency, request hash) are
+checked in ``ledger`` first.
+
+- PostgreSQL: one call of ``tw_post_entry`` (migrations 0006, 0007), prepared once per
+  connection (``prepare=True``): replay/conflict by the key, the cached accounts locked
+  in id order, the floor checked, entry + postings inserted, balances returned.
+- SQLite, statements built once: the entry (``ON CONFLICT DO NOTHING``: a replay or a
+  conflict is found before any balance moves), one conditional ``UPDATE ... WHERE
+  balance + d >= 0 RETURNING`` per cached account in ascending id order, the postings.
+
+Driver errors leave as SQLAlchemy's ``DBAPIError`` (``db.as_dbapi_error``), so a
+serialization failure, a deadlock or a busy SQLite is retried like any other.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from typing import TYPE_CHECKING, Any, Iterable, NoReturn, Sequence
+
+from transfer_wallet.db import as_dbapi_error
+from transfer_wallet.dbapi import bound_time
+from transfer_wallet.errors import IdempotencyConflictError, InsufficientFundsError
+from transfer_wallet.money import Money, currency
+
+if TYPE_CHECKING:  # pragma: no cover
+    from transfer_wallet.ledger import AccountRef, Leg
+
+#: (entry id, replayed, balances after by account id): what ``ledger.Posted`` is made of.
+Outcome = tuple[int, bool, dict[int, int]]
+
+_SQLITE_INSERT_ENTRY = (
+    "INSERT INTO entries (kind, idempotency_key, request_hash, memo, reverses_entry_id, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
+)
+_SQLITE_DEBIT_OR_CREDIT = (
+    "UPDATE accounts SET balance_minor = balance_minor + ? WHERE id = ? AND balance_minor + ? >= 0 "
+    "RETURNING balance_minor"
+)
+_SQLITE_INSERT_POSTING = (
+    "INSERT INTO postings (entry_id, account_id, currency, amount_minor, balance_after_minor) VALUES (?, ?, ?, ?, ?)"
+)
+_SQLITE_BALANCE = "SELECT balance_minor FROM accounts WHERE id = ?"
+_SQLITE_STORED_ENTRY = "SELECT id, request_hash FROM entries WHERE idempotency_key = ?"
+_SQLITE_REPLAYED_BALANCES = (
+    "SELECT account_id, balance_after_minor FROM postings WHERE entry_id = ? AND balance_after_minor IS NOT NULL"
+)
+_CURRENCY_CODE = re.compile(r"[A-Z]{3}")
+#: PostgreSQL's whole posting: one call of the function that migrations 0006/0007 install.
+POSTGRESQL_POST = (
+    "SELECT outcome, posted_entry_id, balance_account_ids, balances_minor FROM tw_post_entry("
+    "%s, %s, %s, %s, %s, %s, %s::integer[], %s::varchar[], %s::bigint[], %s::boolean[], %s::integer[])"
+)
+
+
+def post_on_cursor(cursor: Any, entry: tuple[Any, ...], legs: Sequence["Leg"], report: Sequence["AccountRef"]) -> Outcome:
+    """Write the checked ``entry`` (kind, key, hash, memo, reverses, created_at) and its ``legs``, or replay it."""
+    if isinstance(cursor, sqlite3.Cursor):
+        return _post_sqlite(cursor, entry, legs, report)
+    return _post_postgresql(cursor, entry, legs, report)
+
+
+def _post_postgresql(cursor: Any, entry: tuple[Any, ...], legs: Sequence["Leg"], report: Sequence["AccountRef"]) -> Outcome:
+    """One call of ``tw_post_entry``: replay, conflict, overdraft or the posted balances."""
+    params = (
+        *entry,
+        pg_array(leg.account.id for leg in legs), pg_array(leg.account.currency for leg in legs),
+        pg_array(leg.amount_minor for leg in legs), pg_array(leg.account.cached for leg in legs),
+        pg_array(account.id for account in report),
+    )
+    outcome, entry_id, account_ids, balances = _run(cursor, POSTGRESQL_POST, params, prepare=True).fetchone()
+    if outcome == "conflict":
+        raise_conflict(entry[1])
+    after = dict(zip(account_ids or (), balances or ()))
+    if outcome == "insufficient":
+        short = next(leg for leg in legs if leg.account.id in after)
+        raise_insufficient(short, after[short.account.id])
+    return entry_id, outcome == "replayed", after
+
+
+def pg_array(values: Iterable[int | str | bool]) -> str:
+    """A PostgreSQL array literal of ints, booleans or currency codes (cast in the statement).
+
+    Text is about eight times cheaper for the driver to send than a Python list it
+    must inspect and adapt, and these values need no quoting: ids and amounts are
+    ints, booleans ``t``/``f``, currencies three capital letters (checked here).
+    """
+    items = []
+    for value in values:
+        if isinstance(value, bool):
+            items.append("t" if value else "f")
+        elif isinstance(value, int):
+            items.append(str(value))
+        elif isinstance(value, str) and _CURRENCY_CODE.fullmatch(value):
+            items.append(value)
+        else:
+            raise ValueError(f"not an array value of a posting: {value!r}")
+    return "{" + ",".join(items) + "}"
+
+
+def _post_sqlite(cursor: Any, entry: tuple[Any, ...], legs: Sequence["Leg"], report: Sequence["AccountRef"]) -> Outcome:
+    """Entry, conditional updates in id order, postings: one statement each.
+
+    The unit of work already holds SQLite's write lock (``BEGIN IMMEDIATE``).
+    """
+    entry = (*entry[:5], bound_time(cursor, entry[5]))  # SQLite keeps naive UTC text, as SQLAlchemy writes it
+    entry_id = _one(cursor, _SQLITE_INSERT_ENTRY, entry)
+    if entry_id is None:
+        return _replay_sqlite(cursor, entry[1], entry[2])
+    balances: dict[int, int] = {}
+    for leg in sorted((leg for leg in legs if leg.account.cached), key=lambda leg: leg.account.id):
+        after = _one(cursor, _SQLITE_DEBIT_OR_CREDIT, (leg.amount_minor, leg.account.id, leg.amount_minor))
+        if after is None:
+            raise_insufficient(leg, _one(cursor, _SQLITE_BALANCE, (leg.account.id,)))
+        balances[leg.account.id] = after
+    postings = [(entry_id, leg.account.id, leg.account.currency, leg.amount_minor, balances.get(leg.account.id))
+                for leg in legs]
+    _run(cursor, _SQLITE_INSERT_POSTING, postings, many=True)
+    for account in report:
+        if account.id not in balances:
+            balances[account.id] = _one(cursor, _SQLITE_BALANCE, (account.id,))
+    return entry_id, False, balances
+
+
+def _replay_sqlite(cursor: Any, idempotency_key: str, digest: str) -> Outcome:
+    stored = _run(cursor, _SQLITE_STORED_ENTRY, (idempotency_key,)).fetchone()
+    assert stored is not None, idempotency_key  # the insert just conflicted on this key
+    entry_id, stored_digest = stored
+    if stored_digest != digest:
+        raise_conflict(idempotency_key)
+    return entry_id, True, dict(_run(cursor, _SQLITE_REPLAYED_BALANCES, (entry_id,)).fetchall())
+
+
+def _run(cursor: Any, statement: str, params: Any, *, many: bool = False, prepare: bool = False) -> Any:
+    """Run one statement on the driver's cursor; its errors become SQLAlchemy's, as everywhere else."""
+    try:
+        if many:
+            return cursor.executemany(statement, params)
+        if prepare:  # psycopg: parsed and planned once per connection, then only bound and executed
+            return cursor.execute(statement, params, prepare=True)
+        return cursor.execute(statement, params)
+    except Exception as exc:
+        wrapped = as_dbapi_error(exc, statement, params)
+        if wrapped is None:
+            raise
+        raise wrapped from exc
+
+
+def _one(cursor: Any, statement: str, params: Any) -> Any:
+    """The first column of the first row (``None`` if there is no row)."""
+    row = _run(cursor, statement, params).fetchone()
+    return None if row is None else row[0]
+
+
+def raise_conflict(idempotency_key: str) -> NoReturn:
+    raise IdempotencyConflictError(f"idempotency key '{idempotency_key}' was already used for a different request")
+
+
+def raise_insufficient(leg: "Leg", available: int) -> NoReturn:
+    ccy = currency(leg.account.currency)
+    raise InsufficientFundsError(
+        f"insufficient funds in {leg.account.code}: {Money(available, ccy).format()} {ccy.code} available, "
+        f"{Money(-leg.amount_minor, ccy).format()} {ccy.code} needed"
+    )
