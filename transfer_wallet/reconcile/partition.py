@@ -25,6 +25,7 @@ over the whole frames once, after (``run.compare``).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 
@@ -33,18 +34,17 @@ import pandas as pd
 import pyarrow as pa
 
 from transfer_wallet.reconcile.frame import isin
-from transfer_wallet.reconcile.match import MatchResult, match
+from transfer_wallet.reconcile.codes import joint_codes
+from transfer_wallet.reconcile.match import METHODS, KeyCodes, MatchResult, match
 
 #: Report rows per partition: a day larger than this is matched in partitions.
 PARTITION_ROWS = 400_000
-#: What a ``Partitioned`` keeps of every pair (the pairs' other columns go once classified).
-PAIR_COLUMNS = ("l_transfer_id", "l_in_window", "l_position", "method")
 
 
 @dataclass(frozen=True, slots=True)
 class Partitioned:
-    """The outcome: every pair (``PAIR_COLUMNS`` only; ``l_position`` in the whole ledger frame), the
-    residual's duplicates / report-only / ledger-only rows, and the breaks of all of them."""
+    """The outcome: a ``MatchResult`` over the whole day's frames (every pair's positions in them;
+    the residual's duplicates / report-only / ledger-only rows) and the breaks of all of them."""
 
     result: MatchResult
     breaks: list[pd.DataFrame]
@@ -95,24 +95,25 @@ def assign(report: pd.DataFrame, ledger: pd.DataFrame, count: int) -> tuple[np.n
 
 
 def partitions(report: pd.DataFrame, ledger: pd.DataFrame, count: int,
-               ) -> tuple[pd.DataFrame, Iterator[tuple[pd.DataFrame, pd.DataFrame]]]:
-    """``(report rows set aside, the (report, ledger) frames of each partition, made one at a time)``.
-    The ledger frames carry ``position_in_day``, the row's position in ``ledger``."""
+               ) -> tuple[np.ndarray, Iterator[tuple[np.ndarray, np.ndarray]]]:
+    """``(positions of the report rows set aside, (report positions, ledger positions) of each partition)``,
+    positions ascending (file and ledger order)."""
     report_part, ledger_part = assign(report, ledger, count)
     report_order, ledger_order = np.argsort(report_part, kind="stable"), np.argsort(ledger_part, kind="stable")
     report_bounds = np.searchsorted(report_part[report_order], np.arange(-1, count + 1))
     ledger_bounds = np.searchsorted(ledger_part[ledger_order], np.arange(count + 1))
 
-    def each() -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+    def each() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for number in range(count):
-            rows = report_order[report_bounds[number + 1]:report_bounds[number + 2]]
-            positions = ledger_order[ledger_bounds[number]:ledger_bounds[number + 1]]
-            yield report.iloc[rows], ledger.iloc[positions].assign(position_in_day=positions)
+            yield (report_order[report_bounds[number + 1]:report_bounds[number + 2]],
+                   ledger_order[ledger_bounds[number]:ledger_bounds[number + 1]])
 
-    return report.iloc[report_order[:report_bounds[1]]], each()
+    return report_order[:report_bounds[1]], each()
 
 
 Classifier = Callable[[MatchResult, bool], pd.DataFrame]
+#: Pairs as ``(report positions, ledger positions, method codes)`` in the whole day's frames.
+Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def match_in_partitions(report: pd.DataFrame, ledger: pd.DataFrame, classify: Classifier, *, window_s: int,
@@ -120,39 +121,40 @@ def match_in_partitions(report: pd.DataFrame, ledger: pd.DataFrame, classify: Cl
     """Match and classify ``report`` against ``ledger`` in ``count`` partitions and a residual.
 
     ``classify(result, last)`` gives the breaks of a ``MatchResult`` (``last``: the residual's,
-    the one call that should add what belongs to no pair, like the unreadable rows)."""
+    the one call that should add what belongs to no pair, like the unreadable rows). A partition's
+    result holds its own rows only; its pairs' positions are mapped back into the whole frames."""
+    report, ledger = report.reset_index(drop=True), ledger.reset_index(drop=True)
     aside, each = partitions(report, ledger, count)
-    kept: list[pd.DataFrame] = []
+    found: list[Pairs] = []
     breaks: list[pd.DataFrame] = []
     left_report, left_ledger = [aside], []
-    for part_report, part_ledger in each:
-        found = match(part_report, part_ledger, window_s=window_s)
-        pairs = found.pairs[(found.pairs["method"] == "reference").to_numpy()]
-        pairs = pairs.assign(l_position=pairs["l_position_in_day"])
-        breaks.append(classify(_only_pairs(pairs, report, ledger), False))
-        kept.append(pairs[list(PAIR_COLUMNS)])
-        left_report.append(part_report[~part_report["row_number"].isin(pairs["p_row_number"]).to_numpy()])
-        left_ledger.append(part_ledger[~part_ledger["position_in_day"].isin(pairs["l_position"]).to_numpy()])
-        del found, pairs, part_report, part_ledger
-    residual_report = pd.concat(left_report).sort_values("row_number", kind="stable")
-    residual_ledger = pd.concat(left_ledger).sort_values("position_in_day", kind="stable")
-    del left_report, left_ledger
-    rest = match(residual_report, residual_ledger, window_s=window_s)
-    rest_pairs = rest.pairs.assign(l_position=rest.pairs["l_position_in_day"])
-    rest = MatchResult(rest_pairs, rest.duplicates, rest.report_only,
-                       rest.ledger_only.drop(columns=["position_in_day"]))
+    for rows, positions in each:
+        part = _by_reference(match(report.take(rows), ledger.take(positions), window_s=window_s))
+        breaks.append(classify(part, False))
+        found.append((rows[part.p_position], positions[part.l_position], part.method))
+        left_report.append(np.delete(rows, part.p_position))
+        left_ledger.append(np.delete(positions, part.l_position))
+        del part
+    rows, positions = np.sort(np.concatenate(left_report)), np.sort(np.concatenate(left_ledger))
+    rest = match(report.take(rows), ledger.take(positions), window_s=window_s)
     breaks.append(classify(rest, True))
-    kept.append(rest_pairs[list(PAIR_COLUMNS)])
-    pairs = pd.concat(kept, ignore_index=True)
-    return Partitioned(MatchResult(pairs, rest.duplicates, rest.report_only, rest.ledger_only), breaks)
+    found.append((rows[rest.p_position], positions[rest.l_position], rest.method))
+    p_position, l_position, method = (np.concatenate(arrays) for arrays in zip(*found))
+    order = np.argsort(l_position, kind="stable")
+    keys = KeyCodes(*joint_codes(report["reference"], ledger["transfer_id"]),
+                    *joint_codes(report["provider_tx_id"], ledger["provider_tx_id"]))
+    duplicates = rest.duplicates.set_axis(rows[rest.duplicates.index.to_numpy()])
+    return Partitioned(MatchResult(report, ledger, p_position[order], l_position[order], method[order],
+                                   duplicates, rest.report_only, rest.ledger_only, keys), breaks)
 
 
-def _only_pairs(pairs: pd.DataFrame, report: pd.DataFrame, ledger: pd.DataFrame) -> MatchResult:
-    """A ``MatchResult`` of ``pairs`` alone (no duplicates, no unpaired rows)."""
-    duplicates = report.iloc[:0].assign(duplicate_of=pd.Series([], dtype=object),
-                                        duplicate_value=pd.Series([], dtype="string"),
-                                        occurrence=pd.Series([], dtype="int64"))
-    return MatchResult(pairs, duplicates, report.iloc[:0], ledger.iloc[:0])
+def _by_reference(found: MatchResult) -> MatchResult:
+    """``found`` with its pairs by reference alone (no other pairs, no duplicates, no unpaired rows)."""
+    kept = found.method == METHODS.index("reference")
+    return dataclasses.replace(found, p_position=found.p_position[kept], l_position=found.l_position[kept],
+                               method=found.method[kept], duplicates=found.duplicates.iloc[:0],
+                               report_only=found.report_only.iloc[:0], ledger_only=found.ledger_only.iloc[:0],
+                               _cache={})
 
 
 def count_for(rows: int, per_partition: int = PARTITION_ROWS) -> int:

@@ -104,8 +104,7 @@ def compare(report_file: ReportFile, ledger: LedgerSide, elsewhere: set[str], *,
     ``elsewhere``: transfer ids a neighbouring day's run already paired across the cut-off;
     ``own_day_pairs``: of the given other days' transfer ids, those their own day's report already had.
     A report of more than ``partition_rows`` rows (default ``partition.PARTITION_ROWS``) is matched in
-    key-hash partitions (``partition``: the same findings); its result's pairs then keep
-    ``partition.PAIR_COLUMNS`` only.
+    key-hash partitions (``partition``: the same findings, and a result over the same whole-day frames).
     """
     rows = ledger.rows
     count = partition.count_for(len(report_file.rows), partition_rows or partition.PARTITION_ROWS)
