@@ -92,6 +92,7 @@ def test_the_partitions_find_what_one_frame_finds(day) -> None:
 def test_a_partitioned_run_stores_the_same_findings_and_a_rerun_keeps_their_ids(day, monkeypatch) -> None:
     db, report, crossing = day
     config = bench.bench_config()
+    monkeypatch.setattr(partition, "ONE_FRAME_ROWS", 400)
     monkeypatch.setattr(partition, "PARTITION_ROWS", 400)
     first = reconcile(db, config, bench.DAY, report, now=NOW)
     found = set(zip(first.breaks["kind"].astype(str), first.breaks["key"].astype(str)))
@@ -117,3 +118,12 @@ def test_equal_ids_fall_into_one_partition_however_their_arrays_are_cut() -> Non
     assert partition._spread(pd.Series([pd.NA, pd.NA], dtype="string"), 7).tolist() == [0, 0]
     assert partition._spread(pd.Series(["", pd.NA], dtype="string"), 7).tolist() == [0, 0]
     assert len(partition._spread(pd.Series([], dtype="string"), 7)) == 0
+
+
+def test_a_day_is_one_frame_up_to_one_frame_rows_then_partitions_of_partition_rows() -> None:
+    one, size = partition.ONE_FRAME_ROWS, partition.PARTITION_ROWS
+    assert partition.count_for(one) == 1
+    assert partition.count_for(one + 1) == -(-(one + 1) // size) > 1
+    assert partition.count_for(5_000_000) == -(-5_000_000 // size)
+    assert partition.count_for(1_000, 300) == 4  # an explicit size cuts whatever the day's size
+    assert partition.count_for(0, 300) == 1

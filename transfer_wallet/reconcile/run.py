@@ -10,7 +10,7 @@ during a network call.
 The day's ledger window is read (one read-only transaction, in a thread) while
 the report is ingested: the database works while Python parses. The report's
 references outside the window are then looked up (``ledger_side``). A day of
-more than ``partition.PARTITION_ROWS`` report rows is matched in partitions by
+more than ``partition.ONE_FRAME_ROWS`` report rows is matched in partitions by
 transfer id (``partition``: the same findings, a fraction of the memory), and
 the day's frames are dropped before the findings are stored.
 
@@ -103,11 +103,12 @@ def compare(report_file: ReportFile, ledger: LedgerSide, elsewhere: set[str], *,
 
     ``elsewhere``: transfer ids a neighbouring day's run already paired across the cut-off;
     ``own_day_pairs``: of the given other days' transfer ids, those their own day's report already had.
-    A report of more than ``partition_rows`` rows (default ``partition.PARTITION_ROWS``) is matched in
-    key-hash partitions (``partition``: the same findings, and a result over the same whole-day frames).
+    A report of more than ``partition.ONE_FRAME_ROWS`` rows is matched in partitions of
+    ``partition.PARTITION_ROWS`` (or of ``partition_rows``, when given, whatever the size), by key
+    hash (``partition``: the same findings, and a result over the same whole-day frames).
     """
     rows = ledger.rows
-    count = partition.count_for(len(report_file.rows), partition_rows or partition.PARTITION_ROWS)
+    count = partition.count_for(len(report_file.rows), partition_rows)
 
     def sort(result: MatchResult, claimed: Collection[str], invalid: pd.DataFrame) -> pd.DataFrame:
         return classify(result, invalid, margin_s=margin_s, window=(ledger.start, ledger.end),
