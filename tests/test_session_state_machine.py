@@ -196,6 +196,19 @@ class SessionMachine(RuleBasedStateMachine):
             balance = self.wallet.balance(player)
             assert balance.available.amount_minor >= 0 and balance.locked.amount_minor >= 0
 
+    def _transfer_in_residues(self) -> dict[str, int]:
+        """Each session's transfer-in FX residue (wallet minor units kept by the FX rounding account)."""
+        query = "SELECT session_id, fx_residue_minor FROM transfers WHERE direction = 'IN'"
+        with self.db.engine.connect() as connection:
+            return {row[0]: row[1] for row in connection.exec_driver_sql(query)}
+
+    def _fx_rounding_balance(self) -> int:
+        """The sum of the postings on the EUR FX rounding account (0 if it was never used)."""
+        query = ("SELECT COALESCE(SUM(p.amount_minor), 0) FROM postings p JOIN accounts a ON a.id = p.account_id "
+                 "WHERE a.code = 'fx_rounding:EUR'")
+        with self.db.engine.connect() as connection:
+            return int(connection.exec_driver_sql(query).scalar_one())
+
     @precondition(lambda self: True)
     @rule()
     def drain_everything(self) -> None:
@@ -212,10 +225,13 @@ class SessionMachine(RuleBasedStateMachine):
         for view in views:
             assert view.status in ("closed", "failed"), view
         closed = [v for v in views if v.status == "closed"]
+        residues = self._transfer_in_residues()
         for player in PLAYERS:
             balance = self.wallet.balance(player)
             assert balance.locked.amount_minor == 0
-            brought_back = sum(v.amount_out.amount_minor - v.amount_in.amount_minor  # type: ignore[union-attr]
+            # The player paid amount_in plus the transfer-in's FX residue (the EUR cents that bought
+            # no whole USD cent), which the design books to the FX rounding account, not back to them.
+            brought_back = sum(v.amount_out.amount_minor - v.amount_in.amount_minor - residues[v.id]  # type: ignore[union-attr]
                                for v in closed if v.player_id == player)
             assert balance.available.amount_minor == DEPOSIT_MINOR + brought_back
             for name, provider in self.providers.items():
@@ -224,6 +240,8 @@ class SessionMachine(RuleBasedStateMachine):
                 game_result = sum(v.game_amount_out.amount_minor - v.game_amount_in.amount_minor  # type: ignore[union-attr]
                                   for v in closed if v.player_id == player and v.provider == name)
                 assert game_result == rounds_net, (player, name)
+        # ...and that account holds exactly those residues: no cent of them lost or created.
+        assert self._fx_rounding_balance() == sum(residues[v.id] for v in closed)
 
 
 SessionMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=25, deadline=None)
