@@ -86,7 +86,7 @@ def joint_codes(a: Any, b: Any, *, hash_words: Callable[[np.ndarray], np.ndarray
     left, right = arrow_strings(a), arrow_strings(b)
     if left is None or right is None:
         return factorized(a, b)
-    sides = [_Bytes(left), _Bytes(right)]
+    sides = [StringBytes(left), StringBytes(right)]
     longest = max(side.longest for side in sides)
     if longest > MAX_KEY_BYTES:
         return factorized(a, b)
@@ -97,7 +97,7 @@ def joint_codes(a: Any, b: Any, *, hash_words: Callable[[np.ndarray], np.ndarray
     return codes[:len(left)], codes[len(left):]
 
 
-class _Bytes:
+class StringBytes:
     """The bytes of an Arrow string array: offsets, data, valid rows and their byte lengths."""
 
     def __init__(self, array: Any) -> None:

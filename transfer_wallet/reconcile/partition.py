@@ -34,7 +34,7 @@ import pandas as pd
 import pyarrow as pa
 
 from transfer_wallet.reconcile.frame import isin
-from transfer_wallet.reconcile.codes import joint_codes
+from transfer_wallet.reconcile.codes import StringBytes, joint_codes
 from transfer_wallet.reconcile.match import METHODS, KeyCodes, MatchResult, match
 
 #: A day of at most this many report rows is matched as one frame (at 1M rows one frame peaks
@@ -65,10 +65,9 @@ def _spread(values: pd.Series, count: int) -> np.ndarray:
     that share both ends only fall into fewer partitions; which ones never changes a finding."""
     array = pa.array(values.array, type=pa.large_string())
     array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
-    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[array.offset:array.offset + len(array) + 1]
-    buffer = array.buffers()[2]
-    data = np.frombuffer(buffer, dtype=np.uint8) if buffer is not None and buffer.size else np.zeros(1, np.uint8)
-    start, length = offsets[:-1], np.diff(offsets)
+    text = StringBytes(array)
+    data = text.data if len(text.data) else np.zeros(1, np.uint8)
+    start, length = text.offsets[:-1], text.stored
     mixed = length.astype(np.uint64)
     last = max(len(data) - 1, 0)
     for step in range(_END_BYTES):
