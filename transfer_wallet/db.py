@@ -101,7 +101,9 @@ def _sqlite_statement(driver_connection: Any, statement: str) -> None:
     try:
         driver_connection.execute(statement)
     except sqlite3.Error as exc:
-        raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
+        mapped = as_dbapi_error(exc, statement)
+        assert mapped is not None  # a sqlite3.Error always maps
+        raise mapped from exc
 
 
 def create_engine_for(url: str | None = None, *, pool_size: int = 5) -> Engine:
