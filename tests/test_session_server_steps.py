@@ -14,10 +14,11 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from test_session_concurrency import _race
 from transfer_wallet import ledger, limits, migrations
@@ -69,22 +70,33 @@ def house(db) -> int | None:  # type: ignore[no-untyped-def]
         return None if account is None else ledger.derived_balance(connection, account.id)
 
 
-def test_an_open_and_close_is_four_calls_and_no_transaction_round_trips(pg_db):
+def test_an_open_and_close_is_four_calls_in_autocommit_and_nothing_else(pg_db, monkeypatch):
     wallet, acme, manager = setup(pg_db)
     manager.close_session(manager.open_session("P1", "acme", "1.00").id)  # the player's accounts are now cached
-    statements: list[str] = []
-    listener = lambda *args: statements.append(args[2].split("(")[0])  # noqa: E731
-    event.listen(pg_db.engine, "before_cursor_execute", listener)
-    try:
-        closed = manager.close_session(manager.open_session("P1", "acme", "10.00").id)
-    finally:
-        event.remove(pg_db.engine, "before_cursor_execute", listener)
-    assert statements == [
-        "SELECT outcome, reason FROM tw_session_open", "SELECT outcome, reason, view FROM tw_transfer_applied",
-        "SELECT outcome, reason, out_transfer_id, out_provider, out_player_id, out_game_currency, "
-        "out_game_amount_minor, view FROM tw_session_close_intent",
-        "SELECT outcome, reason, view FROM tw_transfer_applied",
+    statements: list[tuple[str, bool]] = []
+    commits: list[bool] = []
+    execute, commit = psycopg.Cursor.execute, psycopg.Connection.commit
+
+    def recorded_execute(cursor, query, *args, **kwargs):  # type: ignore[no-untyped-def]
+        statements.append((str(query).split("(")[0], cursor.connection.autocommit))
+        return execute(cursor, query, *args, **kwargs)
+
+    def recorded_commit(connection):  # type: ignore[no-untyped-def]
+        commits.append(True)
+        return commit(connection)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", recorded_execute)
+    monkeypatch.setattr(psycopg.Connection, "commit", recorded_commit)
+    closed = manager.close_session(manager.open_session("P1", "acme", "10.00").id)
+    monkeypatch.undo()
+    assert statements == [  # all on the driver, in autocommit: no BEGIN, no COMMIT
+        ("SELECT outcome, reason FROM tw_session_open", True),
+        ("SELECT outcome, reason, view FROM tw_transfer_applied", True),
+        ("SELECT outcome, reason, out_transfer_id, out_provider, out_player_id, out_game_currency, "
+         "out_game_amount_minor, view FROM tw_session_close_intent", True),
+        ("SELECT outcome, reason, view FROM tw_transfer_applied", True),
     ]
+    assert commits == []
     assert closed.status == "closed" and closed.amount_out == eur("10.00")
     assert [t.status for t in closed.transfers] == ["completed", "completed"]
     assert balances(wallet) == ("100.00", "0.00")
@@ -175,6 +187,43 @@ def test_a_settlement_books_the_game_result_to_the_house(pg_db, win, available, 
     assert check_ledger(pg_db).clean
 
 
+def _settle_hash_pair(db, session_id: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """(the settle entry's stored request hash, ``ledger.request_hash`` of its postings as Python would post them)."""
+    sql = ("SELECT e.request_hash, a.code, a.currency, p.amount_minor FROM entries e JOIN postings p ON p.entry_id = e.id "
+           "JOIN accounts a ON a.id = p.account_id WHERE e.idempotency_key = %(key)s")
+    with db.engine.connect() as connection:
+        rows = connection.exec_driver_sql(sql, {"key": f"session:{session_id}:settle"}).all()
+    legs = [ledger.Leg(ledger.AccountRef(0, code, ccy, True), amount) for _, code, ccy, amount in rows]
+    return rows[0][0], ledger.request_hash("session_settle", legs, None)
+
+
+@pytest.mark.parametrize(("player", "win", "max_open"), [
+    ("P1", "35.00", 1),  # house loses: locked, main, house
+    ("a.b:main@x-1", "0.00", 1),  # house wins: a player id with the characters that sort around ':'
+    ("Z_9:locked", "10.00", 1),  # even: no house leg
+    ("h", "0.00", 2),  # lost everything, settled in the close call: no main leg
+])
+def test_the_settlement_hash_written_without_sorting_is_the_ledgers(pg_db, player, win, max_open):
+    """tw_session_settle writes the settlement's canonical JSON in its sorted order (house, locked, main)
+    instead of sorting it by a query: every shape of legs hashes as ``ledger.request_hash`` does."""
+    wallet = Wallet(pg_db)
+    wallet.create_player(player, "EUR")
+    wallet.deposit(player, "100.00", reference="d1")
+    acme = InMemoryProvider(name="acme", clock=lambda: T0)
+    manager = SessionManager(pg_db, {"acme": acme}, {"acme": SessionPolicy("EUR", max_open_sessions=max_open)},
+                             clock=lambda: T0)
+    server_steps.FALLBACKS.clear()
+    session = manager.open_session(player, "acme", "20.00")
+    acme.play(player, bet=eur("20.00" if max_open == 2 else "10.00"), win=eur(win))
+    if max_open == 2:  # the mirrored balance is what the close withdraws: 0.00, settled without the provider
+        PlayMirror(pg_db).bet(session.id, "b1", "r1", eur("20.00"))
+    assert manager.close_session(session.id).status == "closed"
+    stored, python = _settle_hash_pair(pg_db, session.id)
+    assert stored == python
+    assert server_steps.FALLBACKS == {}
+    assert check_ledger(pg_db).clean
+
+
 def test_a_session_that_lost_everything_settles_in_the_close_call(pg_db):
     wallet, acme, _ = setup(pg_db)
     manager = SessionManager(pg_db, {"acme": acme}, {"acme": SessionPolicy("EUR", max_open_sessions=2)},
@@ -232,6 +281,14 @@ def test_the_server_view_is_the_python_view(pg_db):
     with pg_db.engine.connect() as connection:
         document = connection.exec_driver_sql("SELECT tw_session_view(%(id)s)", {"id": opening.id}).scalar_one()
     assert to_view(document["session"], document["transfers"]) == manager.get(opening.id) == opening
+
+
+def test_the_view_an_activation_builds_from_its_row_is_the_view_read_after(pg_db):
+    """tw_transfer_applied builds an activated session's view from the updated row (not read again)."""
+    wallet, acme, manager = setup(pg_db)
+    opened = manager.open_session("P1", "acme", "12.34")
+    assert opened.status == "active" and opened == manager.get(opened.id)
+    assert server_steps.FALLBACKS == {}
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -319,6 +376,27 @@ def test_a_database_below_0008_runs_the_python_steps_with_a_warning(new_database
         db.dispose()
 
 
+def test_downgrading_0010_restores_the_0008_bodies_exactly(new_database_url):
+    db = open_database(new_database_url("postgres"))
+    sql = ("SELECT proname, pg_get_functiondef(oid) FROM pg_proc WHERE proname IN "
+           "('tw_session_open', 'tw_session_settle', 'tw_transfer_applied') ORDER BY proname")
+
+    def bodies() -> list[tuple[str, str]]:
+        with db.engine.connect() as connection:
+            return [tuple(row) for row in connection.exec_driver_sql(sql).all()]
+
+    try:
+        migrations.upgrade(db, "0008")
+        at_0008 = bodies()
+        migrations.upgrade(db, "0010")
+        assert [name for name, _ in bodies()] == [name for name, _ in at_0008]
+        assert all(new != old for (_, new), (_, old) in zip(bodies(), at_0008))
+        migrations.downgrade(db, "0008")
+        assert bodies() == at_0008
+    finally:
+        db.dispose()
+
+
 def test_a_settlement_that_finds_its_session_moved_on_is_a_concurrency_error(pg_db):
     """tw_session_settle's guard raises TWC01, ConcurrencyError as ``state.move`` raises it. Unreachable
     through the steps (every caller holds the session lock and checked CLOSING under it), so the function
@@ -328,9 +406,8 @@ def test_a_settlement_that_finds_its_session_moved_on_is_a_concurrency_error(pg_
     opening = manager.open_session("P1", "acme", "30.00")
     sql = ("SELECT tw_session_settle(gs, %(transfer)s, 3000, 'tx', %(now)s, %(now)s) FROM game_sessions gs "
            "WHERE gs.id = %(session)s")
-    with pg_db.engine.connect() as connection:
-        with pytest.raises(ConcurrencyError, match=f"session {opening.id} changed state concurrently; try again"):
-            server_steps._call(connection, sql, {"transfer": f"{opening.id}-in", "now": T0, "session": opening.id})
+    with pytest.raises(ConcurrencyError, match=f"session {opening.id} changed state concurrently; try again"):
+        server_steps._call(pg_db, sql, {"transfer": f"{opening.id}-in", "now": T0, "session": opening.id})
     after = manager.get(opening.id)
     assert (after.status, after.transfers[0].status, balances(wallet)) == ("opening", "in_doubt", ("70.00", "30.00"))
     assert check_ledger(pg_db).clean

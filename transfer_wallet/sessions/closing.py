@@ -77,9 +77,8 @@ class Closing(Outcomes):
         On PostgreSQL one call of ``tw_session_close_intent``, unless it hands the step back.
         """
         if self._on_server():
-            fallback, step, view = self.db.transaction(
-                lambda c: server_steps.close_intent(c, self.providers, self.policies, session_id, key, reason, now),
-                single_statement=True)
+            fallback, step, view = server_steps.close_intent(self.db, self.providers, self.policies, session_id, key,
+                                                             reason, now)
             if fallback is None:
                 return step, view
         return self.db.transaction(lambda c: self._close_step1(c, session_id, key, reason, now)), None

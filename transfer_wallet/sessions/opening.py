@@ -78,27 +78,25 @@ class Opening(Outcomes):
         unless it hands the step back (a key seen before, too many open sessions, limits, short funds).
         """
         if self._on_server():
-            opened = self.db.transaction(
-                lambda c: self._open_on_server(c, player_id, provider, policy, amount, key, digest, now),
-                single_statement=True)
+            opened = self._open_on_server(player_id, provider, policy, amount, key, digest, now)
             if opened is not None:
                 return opened
         return self.db.transaction(lambda c: self._open_step1(c, player_id, provider, policy, amount, key, digest, now))
 
     def _open_on_server(
-        self, connection: Connection, player_id: str, provider: str, policy: SessionPolicy,
-        amount: Money | str, key: str, digest: str, now: dt.datetime,
+        self, player_id: str, provider: str, policy: SessionPolicy, amount: Money | str, key: str, digest: str,
+        now: dt.datetime,
     ) -> tuple[str, str, Money] | None:
-        """``tw_session_open`` (the player's accounts read first, from the cache once known); None: Python's turn."""
+        """``tw_session_open`` (the player's accounts from the cache once known); None: Python's turn."""
         from transfer_wallet.wallet import _as_money
 
-        wallet_ccy, main, locked = ledger.player_accounts(self.db, connection, player_id)
+        wallet_ccy, main, locked = ledger.cached_player_accounts(self.db, player_id)
         money = _as_money(amount, wallet_ccy, player_id)  # checked before any replay, as in the Python step
         if policy.currency != wallet_ccy:
             server_steps.FALLBACKS["fx"] += 1
             return None
         session_id = new_session_id()
-        fallback = server_steps.open_intent(connection, session_id=session_id, player_id=player_id, provider=provider,
+        fallback = server_steps.open_intent(self.db, session_id=session_id, player_id=player_id, provider=provider,
                                             main=main, locked=locked, money=money, key=key, digest=digest,
                                             policy=policy, now=now)
         return None if fallback else (session_id, f"{session_id}-in", money)

@@ -87,9 +87,7 @@ class Outcomes(Settlement):
         (an answer that does not fit, another currency, something to flag): then the Python step runs.
         """
         if self._on_server() and not isinstance(failure, TransferConflictError):  # a conflict is flagged: Python
-            done, view = self.db.transaction(
-                lambda c: self._record_on_server(c, outcome, policy, transfer_id, now, answer, failure, view_of),
-                single_statement=True)
+            done, view = self._record_on_server(outcome, policy, transfer_id, now, answer, failure, view_of)
             if done:
                 return True, view
 
@@ -110,22 +108,21 @@ class Outcomes(Settlement):
 
         return self.db.transaction(step3)
 
-    @staticmethod
     def _record_on_server(
-        connection: Connection, outcome: str, policy: SessionPolicy, transfer_id: str, now: dt.datetime,
+        self, outcome: str, policy: SessionPolicy, transfer_id: str, now: dt.datetime,
         answer: Answer | None, failure: BaseException | None, view_of: str | None,
     ) -> tuple[bool, SessionView | None]:
         """(whether the function did the step, the session's view) for one outcome function call."""
         view = view_of is not None
         if outcome == "applied":
             assert answer is not None
-            fallback, seen = server_steps.applied(connection, policy, transfer_id, answer[0], answer[1], now, view=view)
+            fallback, seen = server_steps.applied(self.db, policy, transfer_id, answer[0], answer[1], now, view=view)
         elif outcome == "refused":
             assert failure is not None
-            fallback, seen = server_steps.refused(connection, policy, transfer_id, short(failure), now, view=view)
+            fallback, seen = server_steps.refused(self.db, policy, transfer_id, short(failure), now, view=view)
         else:
             assert failure is not None
-            fallback, seen = server_steps.in_doubt(connection, policy, transfer_id, short(failure), now, view=view)
+            fallback, seen = server_steps.in_doubt(self.db, policy, transfer_id, short(failure), now, view=view)
         return fallback is None, seen
 
     def _applied(

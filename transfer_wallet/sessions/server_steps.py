@@ -1,7 +1,8 @@
 """PostgreSQL: each durable step of a session as one call of its server-side function (migration 0008).
 
 Open intent, open outcome, close intent and close outcome each cost one round trip
-in autocommit (``Database.transaction(..., single_statement=True)``): no BEGIN,
+in autocommit on a pooled driver connection (``Database.on_driver``: the statement
+prepared once per connection, no SQLAlchemy ``Connection`` per call): no BEGIN,
 no COMMIT, no reads of their own. Python computes beforehand what needs no
 database state (ids, the request digest, the lock entry's hash, deadlines, the
 error text, the review-by-amount flag) and passes it in.
@@ -27,9 +28,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
-from typing import Any, Mapping, NoReturn
+from typing import TYPE_CHECKING, Any, Mapping, NoReturn
 
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from transfer_wallet import ledger, session_views
@@ -39,6 +39,9 @@ from transfer_wallet.money import Money, currency
 from transfer_wallet.session_views import SessionView
 from transfer_wallet.sessions.settlement import amount_review_reason
 from transfer_wallet.sessions.state import TIMEOUT_REASONS, SessionPolicy
+
+if TYPE_CHECKING:
+    from transfer_wallet.db import Database
 
 #: Why a step took the Python path, by reason (``key used``, ``limits``, ``fx``, ...), for this process.
 FALLBACKS: Counter[str] = Counter()
@@ -82,14 +85,14 @@ CloseStep = tuple[str, str, str, Money | None]
 
 
 def open_intent(
-    connection: Connection, *, session_id: str, player_id: str, provider: str, main: ledger.AccountRef,
+    db: Database, *, session_id: str, player_id: str, provider: str, main: ledger.AccountRef,
     locked: ledger.AccountRef, money: Money, key: str, digest: str, policy: SessionPolicy, now: dt.datetime,
 ) -> str | None:
     """Step 1 of an open in the player's own currency: lock ``money``, write the session and its transfer-in."""
     amount = money.amount_minor
     entry_hash = ledger.request_hash("session_lock", [ledger.Leg(main, -amount), ledger.Leg(locked, amount)], None)
     deadline = min(now + dt.timedelta(seconds=policy.idle_timeout_s), now + dt.timedelta(seconds=policy.max_session_s))
-    row = _call(connection, OPEN_SQL, dict(
+    row = _call(db, OPEN_SQL, dict(
         session_id=session_id, player_id=player_id, provider=provider, currency=money.currency.code,
         main_id=main.id, locked_id=locked.id, amount=amount, key=key, digest=digest, entry_hash=entry_hash,
         max_open=policy.max_open_sessions, idle_timeout_s=policy.idle_timeout_s, max_session_s=policy.max_session_s,
@@ -99,11 +102,11 @@ def open_intent(
 
 
 def applied(
-    connection: Connection, policy: SessionPolicy, transfer_id: str, game_amount: Money, provider_tx_id: str,
+    db: Database, policy: SessionPolicy, transfer_id: str, game_amount: Money, provider_tx_id: str,
     now: dt.datetime, *, view: bool,
 ) -> tuple[str | None, SessionView | None]:
     """Step 3, applied: activate (transfer-in) or settle (transfer-out, same currency), once."""
-    row = _call(connection, APPLIED_SQL, dict(
+    row = _call(db, APPLIED_SQL, dict(
         transfer_id=transfer_id, game_currency=game_amount.currency.code, game_amount=game_amount.amount_minor,
         provider_tx_id=provider_tx_id, now=now, created_at=utc_now(), review_multiple=policy.review_out_multiple,
         # the session settles in one currency here, so what goes to the wallet is the game amount
@@ -113,25 +116,25 @@ def applied(
 
 
 def refused(
-    connection: Connection, policy: SessionPolicy, transfer_id: str, error_text: str, now: dt.datetime, *, view: bool,
+    db: Database, policy: SessionPolicy, transfer_id: str, error_text: str, now: dt.datetime, *, view: bool,
 ) -> tuple[str | None, SessionView | None]:
     """Step 3, refused: a transfer-in gives every cent back; a transfer-out waits for its retry."""
-    row = _call(connection, REFUSED_SQL, dict(transfer_id=transfer_id, error=error_text, now=now, created_at=utc_now(),
+    row = _call(db, REFUSED_SQL, dict(transfer_id=transfer_id, error=error_text, now=now, created_at=utc_now(),
                                               view=view, **_retry(policy)))
     return _fallback(row), _view(row[2])
 
 
 def in_doubt(
-    connection: Connection, policy: SessionPolicy, transfer_id: str, error_text: str, now: dt.datetime, *, view: bool,
+    db: Database, policy: SessionPolicy, transfer_id: str, error_text: str, now: dt.datetime, *, view: bool,
 ) -> tuple[str | None, SessionView | None]:
     """Step 3, unknown: the money stays locked; the transfer waits for its backoff."""
-    row = _call(connection, IN_DOUBT_SQL, dict(transfer_id=transfer_id, error=error_text, now=now, view=view,
+    row = _call(db, IN_DOUBT_SQL, dict(transfer_id=transfer_id, error=error_text, now=now, view=view,
                                                **_retry(policy)))
     return _fallback(row), _view(row[2])
 
 
 def close_intent(
-    connection: Connection, providers: Mapping[str, object], policies: Mapping[str, SessionPolicy], session_id: str,
+    db: Database, providers: Mapping[str, object], policies: Mapping[str, SessionPolicy], session_id: str,
     key: str | None, reason: str, now: dt.datetime,
 ) -> tuple[str | None, CloseStep | None, SessionView | None]:
     """Step 1 of a close: (fallback reason, the transfer-out to send, or the session when there is none).
@@ -141,7 +144,7 @@ def close_intent(
     its ``NotFoundError`` inside its transaction (the session stays ACTIVE, no transfer-out).
     """
     names = [name for name in policies if name in providers]
-    row = _call(connection, CLOSE_SQL, dict(
+    row = _call(db, CLOSE_SQL, dict(
         session_id=session_id, key=key, reason=reason, timeout=reason in TIMEOUT_REASONS, now=now,
         created_at=utc_now(), providers=names,
         withdraw_all=[policies[name].max_open_sessions == 1 for name in names],
@@ -165,10 +168,12 @@ def _retry(policy: SessionPolicy) -> dict[str, int]:
                 retry_max_s=policy.retry_max_s)
 
 
-def _call(connection: Connection, sql: str, params: dict[str, Any]) -> Any:
-    """One call; the functions' state errors become the exceptions the Python steps raise."""
+def _call(db: Database, sql: str, params: dict[str, Any]) -> Any:
+    """One call in autocommit on the driver; the functions' state errors become the exceptions the Python
+    steps raise. Retried as ``Database.on_driver`` retries: each step is safe to repeat (a call that did
+    commit finds its key used, its transfer finished or its session closing)."""
     try:
-        return connection.exec_driver_sql(sql, params).one()
+        return db.on_driver(lambda cursor: cursor.execute(sql, params).fetchone())
     except DBAPIError as exc:
         sqlstate = getattr(exc.orig, "sqlstate", None) or ""
         if sqlstate == _UNDEFINED_FUNCTION:  # raised before the function ran: nothing was written
