@@ -424,3 +424,23 @@ def test_limits_set_without_a_limit_or_with_a_contradiction_is_a_usage_error(tw)
     assert tw("limits", "set", "P1").exit_code == 2
     assert tw("limits", "set", "P1", "--loss-day", "5.00", "--remove", "loss-day").exit_code == 2
     assert limit_rows(tw.db) == 0
+
+
+def test_the_checks_inside_an_open_build_no_statement_per_call(player, monkeypatch):
+    """check_transfer_in and session_length_limit_s run the statements built at import (issue 11, item 3):
+    with SQLAlchemy's builders taken away from the module they still refuse, allow and read as before."""
+    from transfer_wallet import limits
+
+    set_limits(player, "P1", {"transfer_in_day": "30.00", "loss_week": "100.00", "session_length": "2h"}, now=T0)
+    add_session(player, "s1", status="closed", amount_in="20.00", amount_out="5.00", opened_at=T0 - HOUR,
+                closed_at=T0 - MINUTE)
+
+    def built_per_call(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("a statement was built per call")
+
+    for name in ("select", "func", "case", "and_", "or_", "bindparam"):
+        monkeypatch.setattr(limits, name, built_per_call)
+    assert player.transaction(lambda c: check_transfer_in(c, "P1", eur("10.00").amount_minor, now=T0)) == 7200
+    with pytest.raises(LimitExceededError, match="transfer-in limit per day reached: 10.00 EUR left of 30.00 EUR"):
+        player.transaction(lambda c: check_transfer_in(c, "P1", eur("10.01").amount_minor, now=T0))
+    assert player.transaction(lambda c: session_length_limit_s(c, "P1", now=T0)) == 7200

@@ -33,7 +33,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from sqlalchemy import and_, case, delete, func, insert, or_, select
+from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select
 from sqlalchemy.engine import Connection
 
 from transfer_wallet.db import Database
@@ -233,8 +233,8 @@ def _public(kind: str, raw: _Raw, ccy: Currency) -> LimitValue:
     return Money(raw, ccy) if kind in MONEY_KINDS and isinstance(raw, int) else raw
 
 
-def _rows_in_force(connection: Connection, player_id: str, now: dt.datetime) -> dict[str, Any]:
-    """kind -> the row in force at ``now`` (latest ``effective_from``, then latest id)."""
+def _build_rows_in_force() -> Any:
+    """kind, value, until of the row in force per kind (latest ``effective_from``, then latest id) at ``:now``."""
     ranked = (
         select(
             _limits.c.kind, _limits.c.value, _limits.c.until,
@@ -242,20 +242,19 @@ def _rows_in_force(connection: Connection, player_id: str, now: dt.datetime) -> 
                 partition_by=_limits.c.kind, order_by=(_limits.c.effective_from.desc(), _limits.c.id.desc())
             ).label("rank"),
         )
-        .where(_limits.c.player_id == player_id, _limits.c.effective_from <= now)
+        .where(_limits.c.player_id == bindparam("player_id"), _limits.c.effective_from <= bindparam("now"))
         .subquery()
     )
-    rows = connection.execute(select(ranked.c.kind, ranked.c.value, ranked.c.until).where(ranked.c.rank == 1))
-    return {row.kind: row for row in rows}
+    return select(ranked.c.kind, ranked.c.value, ranked.c.until).where(ranked.c.rank == 1)
 
 
-def _usage(connection: Connection, player_id: str, now: dt.datetime) -> dict[str, Any]:
-    """One aggregate over the player's sessions: transfer-in and realised net loss per window,
-    the exposure of open sessions, and the player's currency (None: no such player)."""
+def _build_usage() -> Any:
+    """One aggregate over a player's sessions (see ``_usage``); the window starts are parameters ``since_*``."""
     s = _sessions.c
+    now = bindparam("now", type_=_sessions.c.opened_at.type)
     columns: list[Any] = []
-    for window, span in WINDOWS.items():
-        since = now - span
+    for window in WINDOWS:
+        since = bindparam(f"since_{window}", type_=_sessions.c.opened_at.type)
         transferred = and_(s.status != FAILED, s.opened_at > since, s.opened_at <= now)
         closed = and_(s.status == CLOSED, s.closed_at > since, s.closed_at <= now)
         # A closed session without an amount out lost everything: count it so.
@@ -263,11 +262,37 @@ def _usage(connection: Connection, player_id: str, now: dt.datetime) -> dict[str
         columns.append(func.sum(case((transferred, s.amount_in_minor), else_=0)).label(f"transfer_in_{window}"))
         columns.append(func.sum(case((closed, result), else_=0)).label(f"loss_{window}"))
     columns.append(func.sum(case((s.status.in_(OPEN_STATES), s.amount_in_minor), else_=0)).label("exposure"))
-    columns.append(select(_players.c.currency).where(_players.c.id == player_id).scalar_subquery().label("currency"))
-    month = now - WINDOWS["month"]
-    row = connection.execute(
-        select(*columns).where(s.player_id == player_id, or_(s.opened_at > month, s.closed_at > month, s.status.in_(OPEN_STATES)))
-    ).one()
+    columns.append(select(_players.c.currency).where(_players.c.id == bindparam("player_id")).scalar_subquery()
+                   .label("currency"))
+    month = bindparam("since_month", type_=_sessions.c.opened_at.type)
+    return select(*columns).where(
+        s.player_id == bindparam("player_id"), or_(s.opened_at > month, s.closed_at > month, s.status.in_(OPEN_STATES)))
+
+
+# The statements of the checks and reads below, built once (issue 11: nothing built per call); bound per call.
+_ROWS_IN_FORCE = _build_rows_in_force()
+_USAGE = _build_usage()
+_SESSION_LENGTH_IN_FORCE = (
+    select(_limits.c.value)
+    .where(_limits.c.player_id == bindparam("player_id"), _limits.c.kind == SESSION_LENGTH,
+           _limits.c.effective_from <= bindparam("now"))
+    .order_by(_limits.c.effective_from.desc(), _limits.c.id.desc())
+    .limit(1)
+)
+
+
+def _rows_in_force(connection: Connection, player_id: str, now: dt.datetime) -> dict[str, Any]:
+    """kind -> the row in force at ``now`` (latest ``effective_from``, then latest id)."""
+    rows = connection.execute(_ROWS_IN_FORCE, {"player_id": player_id, "now": now})
+    return {row.kind: row for row in rows}
+
+
+def _usage(connection: Connection, player_id: str, now: dt.datetime) -> dict[str, Any]:
+    """One aggregate over the player's sessions: transfer-in and realised net loss per window,
+    the exposure of open sessions, and the player's currency (None: no such player)."""
+    params: dict[str, Any] = {"player_id": player_id, "now": now}
+    params.update({f"since_{window}": now - span for window, span in WINDOWS.items()})
+    row = connection.execute(_USAGE, params).one()
     usage: dict[str, Any] = {key: int(value or 0) for key, value in row._mapping.items() if key != "currency"}
     usage["currency"] = row.currency
     return usage
@@ -328,12 +353,7 @@ def check_transfer_in(connection: Connection, player_id: str, amount_minor: int,
 
 def session_length_limit_s(connection: Connection, player_id: str, *, now: dt.datetime) -> int | None:
     """The player's own maximum session length in force at ``now`` (seconds), or None."""
-    return connection.execute(
-        select(_limits.c.value)
-        .where(_limits.c.player_id == player_id, _limits.c.kind == SESSION_LENGTH, _limits.c.effective_from <= _now(now))
-        .order_by(_limits.c.effective_from.desc(), _limits.c.id.desc())
-        .limit(1)
-    ).scalar()
+    return connection.execute(_SESSION_LENGTH_IN_FORCE, {"player_id": player_id, "now": _now(now)}).scalar()
 
 
 # -- services --------------------------------------------------------------------------------
