@@ -145,10 +145,15 @@ class Opening(Outcomes):
 
 
 _KEY_USED = select(sessions_table.c.id).where(sessions_table.c.open_key == bindparam("key"))
-_OPEN_COUNT = select(func.count()).select_from(sessions_table).where(
-    sessions_table.c.player_id == bindparam("player_id"), sessions_table.c.provider == bindparam("provider"),
-    sessions_table.c.status.in_(OPEN_STATES),
-)
+#: One count per open state, each an equality probe of the (player, provider, status) index: with
+#: ``status IN (...)`` PostgreSQL may scan every session the player ever had there and filter them.
+_OPEN_COUNT = select(*(
+    select(func.count()).select_from(sessions_table).where(
+        sessions_table.c.player_id == bindparam("player_id"), sessions_table.c.provider == bindparam("provider"),
+        sessions_table.c.status == state,
+    ).scalar_subquery()
+    for state in OPEN_STATES
+))
 _KEY_AND_DIGEST = select(sessions_table.c.id, sessions_table.c.open_request_hash).where(
     sessions_table.c.open_key == bindparam("key"))
 _INSERT_SESSION = sessions_table.insert()
@@ -161,7 +166,7 @@ def _key_used(connection: Connection, key: str) -> bool:
 
 def _check_open_count(connection: Connection, player_id: str, provider: str, policy: SessionPolicy) -> None:
     """``InvalidStateError`` if the player already holds the most open sessions the provider allows."""
-    open_count = connection.execute(_OPEN_COUNT, {"player_id": player_id, "provider": provider}).scalar_one()
+    open_count = sum(connection.execute(_OPEN_COUNT, {"player_id": player_id, "provider": provider}).one())
     if open_count >= policy.max_open_sessions:
         raise InvalidStateError(
             f"player '{player_id}' already has {open_count} open session(s) at {provider} (max {policy.max_open_sessions})"
