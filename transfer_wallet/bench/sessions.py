@@ -7,8 +7,8 @@
    (no HTTP): one *operation* is a whole open + close, i.e. the lock, the
    confirmation, the close intent and the settlement, four committed database
    transactions (on PostgreSQL four calls of the session step functions of
-   migration 0008, in autocommit; ``TW_SESSION_SERVER_STEPS=0`` measures the
-   Python steps instead). 1 and 4 worker processes, each with its own players.
+   migrations 0008 and 0010, in autocommit on the driver connection;
+   ``TW_SESSION_SERVER_STEPS=0`` measures the Python steps instead). 1 and 4 worker processes, each with its own players.
    On PostgreSQL, pgbench TPC-B-like runs in the same command, in alternating
    rounds with ours (pgbench, ours, pgbench, ours ...): medians, spreads, ratio.
 

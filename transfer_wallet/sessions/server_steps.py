@@ -1,4 +1,4 @@
-"""PostgreSQL: each durable step of a session as one call of its server-side function (migration 0008).
+"""PostgreSQL: each durable step of a session as one call of its server-side function (migrations 0008, 0010).
 
 Open intent, open outcome, close intent and close outcome each cost one round trip
 in autocommit on a pooled driver connection (``Database.on_driver``: the statement
