@@ -29,6 +29,7 @@ from transfer_wallet.errors import (
     InsufficientFundsError,
     InvalidStateError,
     LimitExceededError,
+    NotFoundError,
     OutcomeUnknownError,
     RejectedError,
 )
@@ -247,6 +248,40 @@ def test_findings_and_other_currencies_take_the_python_step(pg_db):
     closed = manager.close_session(session.id)
     assert closed.status == "closed" and balances(wallet) == ("129.00", "0.00")
     assert server_steps.FALLBACKS == {"review multiple": 1}
+
+
+def test_each_settlement_check_of_the_applied_step_hands_over_to_python(pg_db):
+    """The checks tw_transfer_applied makes before it settles (inline since 0010): a review amount and a
+    mirrored balance the provider does not return go to the Python step, which books and flags them."""
+    wallet, acme, manager = setup(pg_db, SessionPolicy("EUR", review_out_amounts={"EUR": 1500}))
+    manager.close_session(manager.open_session("P1", "acme", "20.00").id)
+    assert server_steps.FALLBACKS == {"review amount": 1}
+    server_steps.FALLBACKS.clear()
+    session = manager.open_session("P1", "acme", "10.00")
+    PlayMirror(pg_db).bet(session.id, "b1", "r1", eur("5.00"))
+    acme.play("P1", bet=eur("4.00"), win=eur("0.00"))
+    closed = manager.close_session(session.id)
+    assert closed.status == "closed" and closed.amount_out == eur("6.00")
+    assert server_steps.FALLBACKS == {"conservation": 1}
+    assert balances(wallet) == ("96.00", "0.00")
+    assert check_ledger(pg_db).clean
+
+
+def test_an_answer_that_does_not_fit_or_an_unknown_transfer_goes_to_python(pg_db):
+    wallet, acme, manager = setup(pg_db)
+    policy = manager.policies["acme"]
+    acme.fail_next(OutcomeUnknownError("response lost"), apply=True)
+    opening = manager.open_session("P1", "acme", "10.00")
+    transfer_in = opening.transfers[0].id
+    booked = manager._record("applied", policy, transfer_in, T0, answer=(eur("99.00"), "tx", None))
+    assert booked == (False, None)  # never booked: in doubt, flagged by the Python step
+    assert server_steps.FALLBACKS == {"answer does not fit": 1}
+    assert manager.get(opening.id).transfers[0].status == "in_doubt"
+    with pytest.raises(NotFoundError, match="unknown transfer 'nosuch-in'"):
+        manager._record("applied", policy, "nosuch-in", T0, answer=(eur("1.00"), "tx", None))
+    assert server_steps.FALLBACKS == {"answer does not fit": 1, "unknown transfer": 1}
+    assert balances(wallet) == ("90.00", "10.00")
+    assert check_ledger(pg_db).clean
 
 
 def test_two_connections_finishing_one_transfer_book_it_once(pg_db):
