@@ -9,14 +9,16 @@ non-negative ints, they index lookup arrays of ``max + 1`` entries.
   Hashing a million strings twice (pandas' ``factorize``, ``merge``, ``isin``) cost about
   0.6 s at a million rows a side. Here each string's bytes become a few 64-bit words (no
   per-row Python work; the byte length in the spare top byte), the words are mixed into
-  one hash, and one ``numpy.sort`` of ``hash | row`` values (vectorised, SIMD) puts equal
-  hashes next to each other; a run of equal hashes is one code. Equal hashes of
-  *different* strings (rare) are caught by comparing the words themselves, and those rows
-  are coded again exactly. Text longer than ``MAX_KEY_BYTES`` bytes, or a column not
-  stored in Arrow, goes to pandas' ``factorize`` (exact, slower).
+  one hash, and two radix passes (numpy's stable sort of 16-bit digits, linear; a
+  comparison sort of 64-bit values cost twice as much) put equal hashes next to each
+  other; a run of equal hashes is one code. Equal hashes of *different* strings are
+  caught by comparing the words themselves, and those rows are coded again exactly. Text
+  longer than ``MAX_KEY_BYTES`` bytes, or a column not stored in Arrow, goes to pandas'
+  ``factorize`` (exact, slower).
 - ``value_codes``, for columns with few distinct values (currency, direction, player):
   each side is dictionary-encoded by Arrow (``dictionary_codes``) and the two small
-  vocabularies are joined.
+  vocabularies are joined (``shared_label_codes``; a caller holding each side's
+  dictionary codes already joins those).
 """
 
 from __future__ import annotations
@@ -189,11 +191,17 @@ def _sorted_codes(words: np.ndarray, valid: np.ndarray, hash_words: Callable[[np
 
 
 def _hash_order(rows: np.ndarray, hashed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``rows`` (positions below 2**32) and the low 32 bits of their ``hashed`` values, in order of those
-    bits: each row packed with its bits into one 64-bit value, moved by a stable sort of the low 16
-    bits, then of the high 16 bits (numpy's stable sort of 16-bit integers is a radix sort: linear)."""
-    bits = hashed & np.uint64(0xFFFFFFFF)
-    packed = (bits << np.uint64(32)) | rows.astype(np.uint64)
-    packed = packed[np.argsort((bits & np.uint64(0xFFFF)).astype(np.uint16), kind="stable")]
-    packed = packed[np.argsort((packed >> np.uint64(48)).astype(np.uint16), kind="stable")]
-    return (packed & np.uint64(0xFFFFFFFF)).astype(np.int64), packed >> np.uint64(32)
+    """``rows`` (positions below 2**32) and the low 32 bits of their ``hashed`` values (consumed), in order
+    of those bits: each row packed with its bits into one 64-bit value, moved by a stable sort of the
+    low 16 bits, then of the high 16 bits (numpy's stable sort of 16-bit integers is a radix sort:
+    linear). Worked in place where it can: fresh arrays of millions of rows cost page faults."""
+    order = np.argsort(hashed.astype(np.uint16), kind="stable")  # the cast keeps the low 16 bits
+    packed = np.left_shift(hashed, np.uint64(32), out=hashed)
+    packed |= rows.view(np.uint64)
+    moved = np.take(packed, order)
+    np.right_shift(moved, np.uint64(48), out=packed)
+    order = np.argsort(packed.astype(np.uint16), kind="stable")
+    np.take(moved, order, out=packed)
+    np.right_shift(packed, np.uint64(32), out=moved)
+    packed &= np.uint64(0xFFFFFFFF)
+    return packed.view(np.int64), moved
