@@ -202,10 +202,16 @@ def _absent(column: str, length: int) -> Any:
 
 
 def _joined(flags: dict[str, Any], length: int) -> np.ndarray:
-    text = np.full(length, "", dtype=object)
-    for name, flag in flags.items():
-        text = np.where(flag, np.where(text == "", name, text + "|" + name), text)
-    return text
+    """Per row, the names whose flag is set, joined by ``|``: one bit per name, each distinct set of bits
+    (a handful) spelled once."""
+    bits = np.zeros(length, dtype=np.int64)
+    for bit, flag in enumerate(flags.values()):
+        bits |= np.asarray(flag, dtype=np.int64) << bit
+    distinct, inverse = np.unique(bits, return_inverse=True)
+    names = list(flags)
+    spelled = np.array(["|".join(n for b, n in enumerate(names) if value >> b & 1) for value in distinct.tolist()],
+                       dtype=object)
+    return spelled[inverse.reshape(-1)] if length else np.full(0, "", dtype=object)
 
 
 def major(amount_minor: Any, code: Any) -> str | None:

@@ -130,7 +130,7 @@ class StringBytes:
         words = np.zeros((width, len(self.lengths)), dtype="<u8")
         longest, stored, offsets = self.longest, self.stored, self.offsets
         if longest and bool(((stored == longest) | (stored == 0)).all()):  # one length: the bytes are one block
-            _place(words, stored == longest, self.data[offsets[0]:offsets[-1]].reshape(-1, longest))
+            _place_block(words, stored == longest, self.data[offsets[0]:offsets[-1]], longest)
         else:
             for length in np.unique(self.lengths[self.lengths > 0]).tolist():
                 rows = np.flatnonzero(self.lengths == length)
@@ -147,6 +147,23 @@ def _place(words: np.ndarray, rows: np.ndarray, block: np.ndarray) -> None:
     padded[:, :block.shape[1]] = block
     for index, column in enumerate(padded.view("<u8").T):
         words[index][rows] = column
+
+
+def _place_block(words: np.ndarray, rows: np.ndarray, data: np.ndarray, length: int) -> None:
+    """Write ``data`` (the bytes of the selected rows, each ``length`` long, back to back) into their words:
+    each word read straight from the bytes (a strided view, 8 bytes every ``length``; the bytes past a
+    text masked off), without a byte matrix."""
+    count = len(data) // length
+    padded = np.zeros(len(data) + 8, dtype=np.uint8)  # the last text's last word reads up to 7 bytes past it
+    padded[:len(data)] = data
+    for index in range(min(len(words), -(-length // 8))):
+        start = 8 * index
+        column = np.ndarray((count,), dtype="<u8", buffer=padded, offset=start, strides=(length,))
+        column = column & np.uint64((1 << 8 * min(8, length - start)) - 1)
+        if count == len(rows):
+            words[index] = column
+        else:
+            words[index][rows] = column
 
 
 def _mix(words: np.ndarray) -> np.ndarray:
@@ -171,7 +188,8 @@ def _sorted_codes(words: np.ndarray, valid: np.ndarray, hash_words: Callable[[np
     rows = np.flatnonzero(valid)
     if not len(rows):
         return codes
-    rows, low = _hash_order(rows, hash_words(words)[rows])
+    hashed = hash_words(words)
+    rows, low = _hash_order(rows, hashed if len(rows) == count else hashed[rows])
     starts = np.ones(len(rows), dtype=bool)
     np.not_equal(low[1:], low[:-1], out=starts[1:])
     group = np.cumsum(starts, dtype=np.int64) - 1
