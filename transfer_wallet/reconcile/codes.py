@@ -169,10 +169,11 @@ def _place_block(words: np.ndarray, rows: np.ndarray, data: np.ndarray, length: 
 def _mix(words: np.ndarray) -> np.ndarray:
     """A 64-bit hash of each row of words (multiply-xorshift per word; wraps modulo 2**64)."""
     hashed = np.full(words.shape[1], _SEED, dtype=np.uint64)
+    shifted = np.empty_like(hashed)  # one scratch array: a fresh one per word cost page faults
     for column in words:
         hashed ^= column
         hashed *= _MULTIPLIER
-        hashed ^= hashed >> np.uint64(31)
+        hashed ^= np.right_shift(hashed, np.uint64(31), out=shifted)
     return hashed
 
 
