@@ -3,6 +3,7 @@ side, whatever the storage, the length, or a hash that collides; and the matchin
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import importlib.util
 
@@ -13,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconcile_support import at, report_frame
-from transfer_wallet.reconcile import codes
+from transfer_wallet.reconcile import codes, differences
 from transfer_wallet.reconcile.classify import classify
 from transfer_wallet.reconcile.controls import control_totals
 from transfer_wallet.reconcile.frame import INVALID_COLUMNS
@@ -145,3 +146,49 @@ def test_control_totals_count_a_missing_amount_as_zero_and_a_missing_currency_as
             (r["provider_count"], r["provider_sum_minor"], r["ledger_count"], r["ledger_sum_minor"])
             for r in table.to_dict("records")}
     assert rows == {("EUR", "IN"): (1, 700, 1, 700), ("EUR", "OUT"): (0, 0, 1, 0), (None, "OUT"): (0, 0, 1, 50)}
+
+
+def test_control_totals_from_shared_codes_and_a_mask_equal_those_of_the_copied_rows() -> None:
+    side = _ledger(("t1", "px-1", "P1", "IN", 700, "EUR", "completed", at("2026-12-01 12:00")),
+                   ("t2", "px-2", "P1", "OUT", None, "EUR", "completed", at("2026-12-01 12:05")),
+                   ("t3", "px-3", "P1", "OUT", 50, None, "completed", at("2026-12-01 12:10")),
+                   ("t4", "px-4", "P2", "OUT", 60, "USD", "refused", at("2026-12-01 12:15")),
+                   ("t5", "px-5", "P2", "IN", 80, "USD", "completed", at("2026-12-01 12:20")))
+    report = report_frame([dict(provider_tx_id="px-1", reference="t1", player_id="P1", direction="IN",
+                                amount_minor=900, created_at=at("2026-12-01 12:00")),
+                           dict(provider_tx_id="px-5", player_id="P2", direction="IN", amount_minor=80,
+                                currency="USD", created_at=at("2026-12-01 12:20"))])
+    result = match(report, side, window_s=900)
+    breaks = classify(result, pd.DataFrame(columns=list(INVALID_COLUMNS)), margin_s=3600, window=WINDOW)
+    counted = np.array([True, True, False, True, True])
+    shared = control_totals(result.report, result.ledger, breaks, counted=counted, codes=result.column_codes)
+    copied = control_totals(report, side[counted].reset_index(drop=True), breaks)
+    pd.testing.assert_frame_equal(shared, copied)
+    assert shared.set_index(["currency", "direction"]).loc[("EUR", "IN"), "unexplained_minor"] == 0  # the amount break
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(-2, 6), st.integers(-2, 6), st.integers(-2, 300)), min_size=1, max_size=30),
+       st.data())
+def test_pairs_whose_field_codes_differ_are_found_however_many_signatures_they_are_packed_into(rows, data) -> None:
+    report = {name: np.array([row[n] for row in rows], dtype=np.int64) for n, name in enumerate(("a", "b", "c"))}
+    ledger = {name: codes[::-1].copy() for name, codes in report.items()}
+    p = np.array(data.draw(st.lists(st.integers(0, len(rows) - 1), max_size=20)), dtype=np.int64)
+    l = np.array(data.draw(st.lists(st.integers(0, len(rows) - 1), min_size=len(p), max_size=len(p))), dtype=np.int64)
+    expected = np.flatnonzero(np.any([report[n][p] != ledger[n][l] for n in report], axis=0)) if len(p) else []
+    for limit in (1 << 62, 1 << 12, 2):  # one signature; two; one per field
+        assert differences._suspects(report, ledger, p, l, limit=limit).tolist() == list(expected)
+
+
+def test_a_match_result_without_key_codes_works_them_out_when_asked() -> None:
+    side = _ledger(("t1", "px-1", "P1", "IN", 700, "EUR", "completed", at("2026-12-01 12:00")),
+                   ("t2", "px-2", "P2", "OUT", 300, "EUR", "completed", at("2026-12-01 13:00")))
+    report = report_frame([dict(provider_tx_id="px-2", reference="t1", player_id="P1", direction="IN",
+                                amount_minor=700, created_at=at("2026-12-01 12:00"))])
+    result = match(report, side, window_s=900)
+    lazy = dataclasses.replace(result, key_codes=None, _cache={})
+    for name in ("report_reference", "ledger_transfer_id", "report_tx", "ledger_tx"):
+        assert np.array_equal(getattr(lazy.keys, name), getattr(result.keys, name))
+    assert lazy.keys is lazy.keys  # worked out once
+    assert classify(lazy, pd.DataFrame(columns=list(INVALID_COLUMNS)), margin_s=3600, window=WINDOW).equals(
+        classify(result, pd.DataFrame(columns=list(INVALID_COLUMNS)), margin_s=3600, window=WINDOW))

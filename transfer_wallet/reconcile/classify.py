@@ -48,9 +48,9 @@ import pandas as pd
 
 from transfer_wallet.discrepancies import Finding
 from transfer_wallet.money import Money, MoneyError, currency
-from transfer_wallet.reconcile.codes import dictionary_codes, value_codes
 from transfer_wallet.reconcile.frame import isin
 from transfer_wallet.reconcile.ledger_side import APPLIED, UNSETTLED
+from transfer_wallet.reconcile.differences import COMPARED, differences
 from transfer_wallet.reconcile.match import MatchResult
 from transfer_wallet.discrepancy_kinds import RECONCILE_KINDS
 
@@ -61,8 +61,6 @@ BREAK_COLUMNS: tuple[str, ...] = (
     "kind", "key", "transfer_id", "provider_tx_id", "l_provider_tx_id", "reference", "row_number", "fields",
     "detail", *(f"p_{c}" for c in _SIDE), *(f"l_{c}" for c in _SIDE),
 )
-_COMPARED = (("currency", "currency"), ("amount", "amount_minor"), ("status", "status"),
-             ("type", "direction"), ("player", "player_id"))
 
 
 def classify(
@@ -80,44 +78,6 @@ def classify(
     return pd.concat(parts, ignore_index=True)[list(BREAK_COLUMNS)]
 
 
-def _differences(result: MatchResult) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Per matched pair (the pair arrays' order), whether each field differs, and whether our side is
-    still unsettled: int codes and integer amounts compared through the position arrays, no pair
-    rows built. A field NA on either side does not differ, except the amount (a missing amount differs)."""
-    report, ledger, p, l = result.report, result.ledger, result.p_position, result.l_position
-    differs = {name: _coded_differs(value_codes(report[column], ledger[column]), p, l)
-               for name, column in (("currency", "currency"), ("type", "direction"), ("player", "player_id"))}
-    p_amount, p_missing = _minor(report["amount_minor"])
-    l_amount, l_missing = _minor(ledger["amount_minor"])
-    differs["amount"] = (p_amount[p] != l_amount[l]) | p_missing[p] | l_missing[l]
-    (p_codes, p_labels), (l_codes, l_labels) = dictionary_codes(report["status"]), dictionary_codes(ledger["status"])
-    p_status, l_status = p_codes[p], l_codes[l]
-    unsettled = isin(pd.Series(l_labels), UNSETTLED).to_numpy()[l_status]
-    applied = _equal(p_labels, "SUCCESS")[p_status] != _equal(l_labels, APPLIED)[l_status]
-    differs["status"] = pd.notna(p_labels)[p_status] & pd.notna(l_labels)[l_status] & ~unsettled & applied
-    differs = {name: differs[name] for name, _ in _COMPARED}  # the order ``fields`` lists them in
-    keys = result.keys
-    differs["reference"] = _coded_differs((keys.report_reference, keys.ledger_transfer_id), p, l)
-    differs["provider_tx_id"] = _coded_differs((keys.report_tx, keys.ledger_tx), p, l)
-    return differs, unsettled
-
-
-def _coded_differs(codes: tuple[np.ndarray, np.ndarray], p: np.ndarray, l: np.ndarray) -> np.ndarray:
-    left, right = codes[0][p], codes[1][l]
-    return (left >= 0) & (right >= 0) & (left != right)
-
-
-def _minor(amounts: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Integer amounts (NA as 0) and where they are NA."""
-    missing = amounts.isna().to_numpy()
-    return amounts.to_numpy(dtype="int64", na_value=0), missing
-
-
-def _equal(values: Any, value: str) -> np.ndarray:
-    """``values == value`` as a bool array (NA: False)."""
-    return pd.Series(values == value).fillna(False).to_numpy(dtype=bool)
-
-
 def _claimed(result: MatchResult, in_window: np.ndarray, reconciled_elsewhere: Collection[str],
              paired_in_own_day: Collection[str]) -> np.ndarray:
     """Pairs whose transfer another day's report already claimed (see ``_pairs``)."""
@@ -132,16 +92,16 @@ def _claimed(result: MatchResult, in_window: np.ndarray, reconciled_elsewhere: C
 
 def _pairs(result: MatchResult, reconciled_elsewhere: Collection[str] = frozenset(),
            paired_in_own_day: Collection[str] = frozenset()) -> pd.DataFrame:
-    differs, unsettled = _differences(result)
+    differs, unsettled = differences(result)
     # Another day's transfer under a new provider id: the provider applied it a second time. Under the
     # same id, when its own day's report already had it (or, for one of this day, when another day's
     # report already had it): two reports claim the same money.
     in_window = result.ledger["in_window"].to_numpy(dtype=bool)[result.l_position]
     again = (differs["provider_tx_id"] & ~in_window) | _claimed(result, in_window, reconciled_elsewhere,
                                                                    paired_in_own_day)
-    conditions = [unsettled, again] + [differs[name] for name, _ in _COMPARED] + [differs["provider_tx_id"]]
+    conditions = [unsettled, again] + [differs[name] for name, _ in COMPARED] + [differs["provider_tx_id"]]
     broken = np.flatnonzero(functools.reduce(np.logical_or, conditions))  # rows only for the pairs that break
-    kinds = ["PENDING_IN_LEDGER", "DUPLICATE_AT_PROVIDER", *[f"{name.upper()}_MISMATCH" for name, _ in _COMPARED],
+    kinds = ["PENDING_IN_LEDGER", "DUPLICATE_AT_PROVIDER", *[f"{name.upper()}_MISMATCH" for name, _ in COMPARED],
              "PROVIDER_TX_ID_MISMATCH"]
     kind = np.select([c[broken] for c in conditions], kinds, default="")
     pairs = result.paired_rows(broken)
@@ -242,10 +202,16 @@ def _absent(column: str, length: int) -> Any:
 
 
 def _joined(flags: dict[str, Any], length: int) -> np.ndarray:
-    text = np.full(length, "", dtype=object)
-    for name, flag in flags.items():
-        text = np.where(flag, np.where(text == "", name, text + "|" + name), text)
-    return text
+    """Per row, the names whose flag is set, joined by ``|``: one bit per name, each distinct set of bits
+    (a handful) spelled once."""
+    bits = np.zeros(length, dtype=np.int64)
+    for bit, flag in enumerate(flags.values()):
+        bits |= np.asarray(flag, dtype=np.int64) << bit
+    distinct, inverse = np.unique(bits, return_inverse=True)
+    names = list(flags)
+    spelled = np.array(["|".join(n for b, n in enumerate(names) if value >> b & 1) for value in distinct.tolist()],
+                       dtype=object)
+    return spelled[inverse.reshape(-1)] if length else np.full(0, "", dtype=object)
 
 
 def major(amount_minor: Any, code: Any) -> str | None:

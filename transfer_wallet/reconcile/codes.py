@@ -9,14 +9,16 @@ non-negative ints, they index lookup arrays of ``max + 1`` entries.
   Hashing a million strings twice (pandas' ``factorize``, ``merge``, ``isin``) cost about
   0.6 s at a million rows a side. Here each string's bytes become a few 64-bit words (no
   per-row Python work; the byte length in the spare top byte), the words are mixed into
-  one hash, and one ``numpy.sort`` of ``hash | row`` values (vectorised, SIMD) puts equal
-  hashes next to each other; a run of equal hashes is one code. Equal hashes of
-  *different* strings (rare) are caught by comparing the words themselves, and those rows
-  are coded again exactly. Text longer than ``MAX_KEY_BYTES`` bytes, or a column not
-  stored in Arrow, goes to pandas' ``factorize`` (exact, slower).
+  one hash, and two radix passes (numpy's stable sort of 16-bit digits, linear; a
+  comparison sort of 64-bit values cost twice as much) put equal hashes next to each
+  other; a run of equal hashes is one code. Equal hashes of *different* strings are
+  caught by comparing the words themselves, and those rows are coded again exactly. Text
+  longer than ``MAX_KEY_BYTES`` bytes, or a column not stored in Arrow, goes to pandas'
+  ``factorize`` (exact, slower).
 - ``value_codes``, for columns with few distinct values (currency, direction, player):
   each side is dictionary-encoded by Arrow (``dictionary_codes``) and the two small
-  vocabularies are joined.
+  vocabularies are joined (``shared_label_codes``; a caller holding each side's
+  dictionary codes already joins those).
 """
 
 from __future__ import annotations
@@ -59,9 +61,16 @@ def value_codes(a: Any, b: Any) -> Codes:
     """Joint codes for low-cardinality text columns (``dictionary_codes`` of each side, the two
     small vocabularies then joined)."""
     (left, left_labels), (right, right_labels) = dictionary_codes(a), dictionary_codes(b)
-    labels = pd.concat([pd.Series(left_labels), pd.Series(right_labels)], ignore_index=True)
+    left_shared, right_shared = shared_label_codes(left_labels, right_labels)
+    return left_shared[left], right_shared[right]
+
+
+def shared_label_codes(left: Any, right: Any) -> Codes:
+    """One code per label of two small vocabularies (``dictionary_codes`` labels), the same code for the
+    same label on either side (NA: -1): a side's row codes are then ``shared[codes]``."""
+    labels = pd.concat([pd.Series(left), pd.Series(right)], ignore_index=True)
     shared = np.asarray(labels.factorize()[0], dtype=np.int64)
-    return shared[:len(left_labels)][left], shared[len(left_labels):][right]
+    return shared[:len(left)], shared[len(left):]
 
 
 def dictionary_codes(values: Any) -> tuple[np.ndarray, Any]:
@@ -121,7 +130,7 @@ class StringBytes:
         words = np.zeros((width, len(self.lengths)), dtype="<u8")
         longest, stored, offsets = self.longest, self.stored, self.offsets
         if longest and bool(((stored == longest) | (stored == 0)).all()):  # one length: the bytes are one block
-            _place(words, stored == longest, self.data[offsets[0]:offsets[-1]].reshape(-1, longest))
+            _place_block(words, stored == longest, self.data[offsets[0]:offsets[-1]], longest)
         else:
             for length in np.unique(self.lengths[self.lengths > 0]).tolist():
                 rows = np.flatnonzero(self.lengths == length)
@@ -140,32 +149,51 @@ def _place(words: np.ndarray, rows: np.ndarray, block: np.ndarray) -> None:
         words[index][rows] = column
 
 
+def _place_block(words: np.ndarray, rows: np.ndarray, data: np.ndarray, length: int) -> None:
+    """Write ``data`` (the bytes of the selected rows, each ``length`` long, back to back) into their words:
+    each word read straight from the bytes (a strided view, 8 bytes every ``length``; the bytes past a
+    text masked off), without a byte matrix."""
+    count = len(data) // length
+    padded = np.zeros(len(data) + 8, dtype=np.uint8)  # the last text's last word reads up to 7 bytes past it
+    padded[:len(data)] = data
+    for index in range(min(len(words), -(-length // 8))):
+        start = 8 * index
+        column = np.ndarray((count,), dtype="<u8", buffer=padded, offset=start, strides=(length,))
+        column = column & np.uint64((1 << 8 * min(8, length - start)) - 1)
+        if count == len(rows):
+            words[index] = column
+        else:
+            words[index][rows] = column
+
+
 def _mix(words: np.ndarray) -> np.ndarray:
     """A 64-bit hash of each row of words (multiply-xorshift per word; wraps modulo 2**64)."""
     hashed = np.full(words.shape[1], _SEED, dtype=np.uint64)
+    shifted = np.empty_like(hashed)  # one scratch array: a fresh one per word cost page faults
     for column in words:
         hashed ^= column
         hashed *= _MULTIPLIER
-        hashed ^= hashed >> np.uint64(31)
+        hashed ^= np.right_shift(hashed, np.uint64(31), out=shifted)
     return hashed
 
 
 def _sorted_codes(words: np.ndarray, valid: np.ndarray, hash_words: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """One code per distinct row of ``words`` among the valid rows (-1 for the others)."""
+    """One code per distinct row of ``words`` among the valid rows (-1 for the others).
+
+    The valid rows are put in order of the low 32 bits of their hash (``_hash_order``: two radix
+    passes, linear, where a comparison sort of 64-bit values took most of the time); a run of
+    equal values is one code. Rows of one run whose words differ (a 32-bit clash: some hundreds
+    among a million distinct keys) are coded again exactly, by their words."""
     count = words.shape[1]
     codes = np.full(count, -1, dtype=np.int64)
-    if not valid.any():
+    rows = np.flatnonzero(valid)
+    if not len(rows):
         return codes
-    bits = max(1, (count - 1).bit_length())
-    row_mask = np.uint64((1 << bits) - 1)
-    keys = hash_words(words)
-    keys &= ~row_mask
-    keys |= np.arange(count, dtype=np.uint64)
-    keys = np.sort(keys[valid])
-    rows = (keys & row_mask).view(np.int64)
-    starts = np.ones(len(keys), dtype=bool)
-    np.greater(keys[1:] ^ keys[:-1], row_mask, out=starts[1:])  # the hash bits differ
-    group = np.cumsum(starts.view(np.int8), dtype=np.int64) - 1
+    hashed = hash_words(words)
+    rows, low = _hash_order(rows, hashed if len(rows) == count else hashed[rows])
+    starts = np.ones(len(rows), dtype=bool)
+    np.not_equal(low[1:], low[:-1], out=starts[1:])
+    group = np.cumsum(starts, dtype=np.int64) - 1
     codes[rows] = group
     pairs = np.flatnonzero(~starts[1:])  # only rows under the same hash as the row before need checking
     first, second = rows[pairs], rows[pairs + 1]
@@ -173,7 +201,26 @@ def _sorted_codes(words: np.ndarray, valid: np.ndarray, hash_words: Callable[[np
     for column in words:
         clash |= column[first] != column[second]
     if clash.any():  # two different strings under one hash: code those groups' rows exactly
-        clashed = rows[np.isin(group, group[pairs[clash] + 1])]
+        clashed_group = np.zeros(int(group[-1]) + 1, dtype=bool)
+        clashed_group[group[pairs[clash] + 1]] = True
+        clashed = rows[clashed_group[group]]
         _, inverse = np.unique(words[:, clashed].T, axis=0, return_inverse=True)
         codes[clashed] = int(group[-1]) + 1 + inverse.reshape(-1)
     return codes
+
+
+def _hash_order(rows: np.ndarray, hashed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``rows`` (positions below 2**32) and the low 32 bits of their ``hashed`` values (consumed), in order
+    of those bits: each row packed with its bits into one 64-bit value, moved by a stable sort of the
+    low 16 bits, then of the high 16 bits (numpy's stable sort of 16-bit integers is a radix sort:
+    linear). Worked in place where it can: fresh arrays of millions of rows cost page faults."""
+    order = np.argsort(hashed.astype(np.uint16), kind="stable")  # the cast keeps the low 16 bits
+    packed = np.left_shift(hashed, np.uint64(32), out=hashed)
+    packed |= rows.view(np.uint64)
+    moved = np.take(packed, order)
+    np.right_shift(moved, np.uint64(48), out=packed)
+    order = np.argsort(packed.astype(np.uint16), kind="stable")
+    np.take(moved, order, out=packed)
+    np.right_shift(packed, np.uint64(32), out=moved)
+    packed &= np.uint64(0xFFFFFFFF)
+    return packed.view(np.int64), moved

@@ -13,6 +13,8 @@ unreadable) against the valid rows' amounts per currency.
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import numpy as np
 import pandas as pd
 
@@ -25,16 +27,22 @@ CONTROL_COLUMNS = ("currency", "direction", "provider_count", "provider_sum_mino
                    "ledger_sum_minor", "diff_count", "diff_minor", "unexplained_count", "unexplained_minor")
 
 
-def _totals(frame: pd.DataFrame, prefix: str, counted: np.ndarray | None = None) -> pd.DataFrame:
+#: ``codes(side, column)``: ``codes.dictionary_codes`` of a column of the ``"report"`` or the ``"ledger"``
+#: frame (``MatchResult.column_codes``: the codes classification already worked out).
+ColumnCodes = Callable[[str, str], tuple[np.ndarray, Any]]
+
+
+def _totals(frame: pd.DataFrame, prefix: str, counted: np.ndarray | None = None,
+            codes: Callable[[str], tuple[np.ndarray, Any]] | None = None) -> pd.DataFrame:
     """Count and sum of ``amount_minor`` (NA: 0) per (currency, direction) of the ``counted`` rows (all if None).
 
-    Grouped on integer codes (NA a group of its own), never on the text itself, and
-    without copying the counted rows out of a million-row frame: sums are exact integer
-    additions (``numpy.add.at`` on int64), counts ``bincount``."""
-    currency, currencies = dictionary_codes(frame["currency"])
-    direction, directions = dictionary_codes(frame["direction"])
+    Grouped on integer codes (NA a group of its own; ``codes(column)`` gives them if already worked
+    out), never on the text itself, and without copying the counted rows out of a million-row frame:
+    sums are exact integer additions (``numpy.add.at`` on int64), counts ``bincount``."""
+    coded = codes or (lambda column: dictionary_codes(frame[column]))
+    (currency, currencies), (direction, directions) = coded("currency"), coded("direction")
     width = max(1, len(directions))
-    group = currency * width + direction
+    group = currency.astype(np.intp) * width + direction
     amount = frame["amount_minor"].to_numpy(dtype="int64", na_value=0)
     if counted is not None:
         group, amount = group[counted], amount[counted]
@@ -48,23 +56,41 @@ def _totals(frame: pd.DataFrame, prefix: str, counted: np.ndarray | None = None)
                         index=index)
 
 
-def control_totals(report: pd.DataFrame, ledger: pd.DataFrame, breaks: pd.DataFrame) -> pd.DataFrame:
+def control_totals(report: pd.DataFrame, ledger: pd.DataFrame, breaks: pd.DataFrame, *,
+                   counted: np.ndarray | None = None, codes: ColumnCodes | None = None) -> pd.DataFrame:
     """One row per (currency, direction): both sides' count and sum, the difference
-    (provider - ledger) and the part of it no break explains."""
-    applied_p = (report["status"] == "SUCCESS").fillna(False).to_numpy(dtype=bool)
-    applied_l = (ledger["status"] == APPLIED).fillna(False).to_numpy(dtype=bool)
+    (provider - ledger) and the part of it no break explains.
+
+    ``counted``: the ledger rows this run is responsible for (a bool per row; all if None);
+    ``codes``: the report's and the ledger's column codes if already worked out (see ``ColumnCodes``)."""
+    def side_codes(side: str) -> Callable[[str], tuple[np.ndarray, Any]] | None:
+        return None if codes is None else (lambda column: codes(side, column))
+
+    report_codes, ledger_codes = side_codes("report"), side_codes("ledger")
+    applied_p = _status_is(report, "SUCCESS", report_codes)
+    applied_l = _status_is(ledger, APPLIED, ledger_codes)
+    if counted is not None:
+        applied_l &= counted
     p_side = breaks[breaks["p_status"] == "SUCCESS"]
     l_side = breaks[breaks["l_status"] == APPLIED]
     explained_p = _totals(_side(p_side, "p"), "explained_p")
     explained_l = _totals(_side(l_side, "l"), "explained_l")
-    table = pd.concat([_totals(report, "provider", applied_p), _totals(ledger, "ledger", applied_l),
-                       explained_p, explained_l], axis=1)
+    table = pd.concat([_totals(report, "provider", applied_p, report_codes),
+                       _totals(ledger, "ledger", applied_l, ledger_codes), explained_p, explained_l], axis=1)
     table = table.fillna(0).astype("int64")
     table["diff_count"] = table["provider_count"] - table["ledger_count"]
     table["diff_minor"] = table["provider_sum_minor"] - table["ledger_sum_minor"]
     table["unexplained_count"] = table["diff_count"] - (table["explained_p_count"] - table["explained_l_count"])
     table["unexplained_minor"] = table["diff_minor"] - (table["explained_p_sum_minor"] - table["explained_l_sum_minor"])
     return table.reset_index()[list(CONTROL_COLUMNS)].sort_values(GROUP, ignore_index=True)
+
+
+def _status_is(frame: pd.DataFrame, status: str, codes: Callable[[str], tuple[np.ndarray, Any]] | None) -> np.ndarray:
+    """Which rows have ``status`` (NA: no), from the status codes when given."""
+    if codes is None:
+        return (frame["status"] == status).fillna(False).to_numpy(dtype=bool)
+    row_codes, labels = codes("status")
+    return pd.Series(labels == status).fillna(False).to_numpy(dtype=bool)[row_codes]
 
 
 def _side(breaks: pd.DataFrame, side: str) -> pd.DataFrame:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from transfer_wallet.reconcile.codes import joint_codes
+from transfer_wallet.reconcile.codes import dictionary_codes, joint_codes
 
 DEFAULT_MATCH_WINDOW_S = 900
 METHODS = ("reference", "provider_tx_id", "candidate")
@@ -45,6 +45,13 @@ class KeyCodes:
     report_tx: np.ndarray
     ledger_tx: np.ndarray
 
+    @classmethod
+    def of(cls, report: pd.DataFrame, ledger: pd.DataFrame) -> KeyCodes:
+        """Both key columns of ``report`` and ``ledger`` coded (two ``joint_codes`` calls: some tenths of a
+        second at a million rows a side)."""
+        return cls(*joint_codes(report["reference"], ledger["transfer_id"]),
+                   *joint_codes(report["provider_tx_id"], ledger["provider_tx_id"]))
+
 
 @dataclass(frozen=True)
 class MatchResult:
@@ -53,7 +60,9 @@ class MatchResult:
     ``report`` and ``ledger`` are the input frames (index reset); pair ``i`` is report row
     ``p_position[i]`` with ledger row ``l_position[i]`` (ascending), paired by
     ``METHODS[method[i]]``. ``duplicates``, ``report_only`` and ``ledger_only`` are frames
-    of unprefixed rows."""
+    of unprefixed rows. ``key_codes``: the frames' ``KeyCodes`` if the caller has them; if not (None),
+    ``keys`` works them out on first use (a result built over a partitioned day's whole frames
+    seldom needs them)."""
 
     report: pd.DataFrame
     ledger: pd.DataFrame
@@ -63,8 +72,28 @@ class MatchResult:
     duplicates: pd.DataFrame
     report_only: pd.DataFrame
     ledger_only: pd.DataFrame
-    keys: KeyCodes
-    _cache: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False, compare=False)
+    key_codes: KeyCodes | None = None
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def keys(self) -> KeyCodes:
+        """The joint codes of both key columns: ``key_codes``, or worked out once from the frames."""
+        if self.key_codes is not None:
+            return self.key_codes
+        if "keys" not in self._cache:
+            self._cache["keys"] = KeyCodes.of(self.report, self.ledger)
+        keys: KeyCodes = self._cache["keys"]
+        return keys
+
+    def column_codes(self, side: str, column: str) -> tuple[np.ndarray, Any]:
+        """``codes.dictionary_codes`` of a low-cardinality column of the ``"report"`` or the ``"ledger"``,
+        worked out once (classification and the control totals read the same ones)."""
+        name = f"{side}:{column}"
+        if name not in self._cache:
+            frame = {"report": self.report, "ledger": self.ledger}[side]
+            self._cache[name] = dictionary_codes(frame[column])
+        codes: tuple[np.ndarray, Any] = self._cache[name]
+        return codes
 
     @property
     def pairs(self) -> pd.DataFrame:
@@ -202,8 +231,7 @@ def _by_key(report_codes: np.ndarray, report_rows: np.ndarray, table: np.ndarray
 def match(report: pd.DataFrame, ledger: pd.DataFrame, *, window_s: int = DEFAULT_MATCH_WINDOW_S) -> MatchResult:
     """Pair the canonical report rows with the ledger-side rows (see the module docstring)."""
     report, ledger = report.reset_index(drop=True), ledger.reset_index(drop=True)
-    keys = KeyCodes(*joint_codes(report["reference"], ledger["transfer_id"]),
-                    *joint_codes(report["provider_tx_id"], ledger["provider_tx_id"]))
+    keys = KeyCodes.of(report, ledger)
     size = 1 + max(int(codes.max(initial=-1)) for codes in vars(keys).values())
     duplicates = _later_occurrences(report, keys)
     state = _Pairing(len(report), len(ledger))

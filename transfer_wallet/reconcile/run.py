@@ -116,7 +116,8 @@ def compare(report_file: ReportFile, ledger: LedgerSide, elsewhere: set[str], *,
 
     if count == 1:
         result = match(report_file.rows, rows, window_s=window_s)
-        other_day = result.pairs.loc[~result.pairs["l_in_window"].astype(bool), "l_transfer_id"].astype(str).tolist()
+        outside = result.l_position[~result.ledger["in_window"].to_numpy(dtype=bool)[result.l_position]]
+        other_day = result.ledger["transfer_id"].take(outside).astype(str).tolist()
         breaks = sort(result, own_day_pairs(other_day) if own_day_pairs and other_day else (), report_file.invalid)
     else:  # the transfers a pair across days can hold: those outside the day (asked once, for every partition)
         candidates = partition.other_day_ids(rows)
@@ -127,12 +128,13 @@ def compare(report_file: ReportFile, ledger: LedgerSide, elsewhere: set[str], *,
             window_s=window_s, count=count)
         result, breaks = done.result, pd.concat([b for b in done.breaks if len(b)] or done.breaks[-1:],
                                                 ignore_index=True)
-    paired = np.zeros(len(rows), dtype=bool)
-    paired[result.pairs["l_position"].to_numpy(dtype="int64")] = True
-    responsible_rows = (rows["in_window"].to_numpy(dtype=bool) & ~isin(rows["transfer_id"], list(elsewhere)).to_numpy()
-                        ) | paired
-    responsible = rows[["status", "currency", "direction", "amount_minor"]][responsible_rows]  # what the totals read
-    controls = control_totals(report_file.rows, responsible, breaks)
+    # The ledger rows the totals count (a mask, no copy): the day's own, and those paired here.
+    responsible = (result.ledger["in_window"].to_numpy(dtype=bool)
+                   & ~isin(result.ledger["transfer_id"], list(elsewhere)).to_numpy(dtype=bool))
+    responsible[result.l_position] = True
+    # The frames of ``result`` (the same rows as ``report_file.rows`` and ``rows``) with the codes
+    # classification worked out for them.
+    controls = control_totals(result.report, result.ledger, breaks, counted=responsible, codes=result.column_codes)
     extra = [control_breaks(controls), trailer_breaks(report_file.trailer, report_file.rows, report_file.data_rows,
                                                        len(report_file.invalid))]
     return result, pd.concat([breaks, *[e for e in extra if len(e)]], ignore_index=True), controls
