@@ -299,7 +299,8 @@ class Database:
 
         return _with_retries(attempt, attempts)
 
-    def on_driver(self, work: Callable[[Any], T], *, attempts: int = TRANSACTION_ATTEMPTS) -> T:
+    def on_driver(self, work: Callable[[Any], T], *, attempts: int = TRANSACTION_ATTEMPTS,
+                  again_if_disconnected: bool = True) -> T:
         """Run ``work(cursor)`` as one committed unit of work on a pooled driver connection; retried as ``transaction``.
 
         The hot path of one posting (``Wallet.transfer``: ``ledger.post`` on the cursor), without
@@ -314,8 +315,12 @@ class Database:
         transaction open); one broken or left mid-statement (a signal's exception) is invalidated.
         A lost connection (server restart, failover) invalidates the pool, as SQLAlchemy does, and
         the work runs once more: the idempotency key makes a posting that did commit a replay.
+        With ``again_if_disconnected=False`` (work that is not safe to repeat once committed) the
+        pool is still invalidated but the error is raised: the outcome is unknown to the caller.
         """
         unit = _autocommit_unit if self.dialect == "postgresql" else _sqlite_unit
+        if not again_if_disconnected:
+            return _with_retries(lambda: unit(self.engine, work), attempts)
         return _with_retries(lambda: _again_if_disconnected(lambda: unit(self.engine, work)), attempts)
 
     def dispose(self) -> None:

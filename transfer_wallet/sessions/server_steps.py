@@ -170,10 +170,11 @@ def _retry(policy: SessionPolicy) -> dict[str, int]:
 
 def _call(db: Database, sql: str, params: dict[str, Any]) -> Any:
     """One call in autocommit on the driver; the functions' state errors become the exceptions the Python
-    steps raise. Retried as ``Database.on_driver`` retries: each step is safe to repeat (a call that did
-    commit finds its key used, its transfer finished or its session closing)."""
+    steps raise. Retried on contention (nothing committed then), never after a lost connection: a step
+    that did commit may not be safe to repeat (a second in-doubt call counts a second attempt), and the
+    Python steps do not repeat one either; the caller sees the error, the outcome unknown."""
     try:
-        return db.on_driver(lambda cursor: cursor.execute(sql, params).fetchone())
+        return db.on_driver(lambda cursor: cursor.execute(sql, params).fetchone(), again_if_disconnected=False)
     except DBAPIError as exc:
         sqlstate = getattr(exc.orig, "sqlstate", None) or ""
         if sqlstate == _UNDEFINED_FUNCTION:  # raised before the function ran: nothing was written
