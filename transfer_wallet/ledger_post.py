@@ -5,7 +5,7 @@ connection) or in ``Database.on_driver`` (a unit of work of its own on a pooled 
 connection); the rules of an entry (legs, balance per currency, request hash) are
 checked in ``ledger`` first.
 
-- PostgreSQL: one call of ``tw_post_entry`` (migrations 0006, 0007), prepared once per
+- PostgreSQL: one call of ``tw_post_entry`` (migrations 0006, 0007, 0009), prepared once per
   connection (``prepare=True``): replay/conflict by the key, the cached accounts locked
   in id order, the floor checked, entry + postings inserted, balances returned.
 - SQLite, statements built once: the entry (``ON CONFLICT DO NOTHING``: a replay or a
@@ -50,7 +50,7 @@ _SQLITE_REPLAYED_BALANCES = (
     "SELECT account_id, balance_after_minor FROM postings WHERE entry_id = ? AND balance_after_minor IS NOT NULL"
 )
 _CURRENCY_CODE = re.compile(r"[A-Z]{3}")
-#: PostgreSQL's whole posting: one call of the function that migrations 0006/0007 install.
+#: PostgreSQL's whole posting: one call of the function that migrations 0006/0007/0009 install.
 POSTGRESQL_POST = (
     "SELECT outcome, posted_entry_id, balance_account_ids, balances_minor FROM tw_post_entry("
     "%s, %s, %s, %s, %s, %s, %s::integer[], %s::varchar[], %s::bigint[], %s::boolean[], %s::integer[])"
