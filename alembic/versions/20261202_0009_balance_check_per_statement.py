@@ -39,9 +39,6 @@ Create Date: 2026-12-02 16:10:00
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
 from typing import Sequence
 
 from alembic import op
@@ -51,15 +48,8 @@ down_revision: str | None = '0008'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-#: 0007's read of the report balances, replaced in its function text by ``REPORT_READ``.
-_ANY_REPORT_READ = """
-            IF cardinality(p_report) > 0 THEN
-                SELECT coalesce(balance_account_ids, '{}') || coalesce(array_agg(a.id), '{}'),
-                       coalesce(balances_minor, '{}') || coalesce(array_agg(a.balance_minor), '{}')
-                  INTO balance_account_ids, balances_minor
-                  FROM accounts a WHERE a.id = ANY(p_report) AND NOT a.id = ANY(p_accounts);
-            END IF;
-"""
+#: Where 0007's read of the report balances (one query over ``a.id = ANY(p_report)``) starts and ends.
+_REPORT_READ_FROM, _REPORT_READ_TO = "\n            IF cardinality(p_report) > 0 THEN\n", "\n            END IF;\n"
 REPORT_READ = """
             IF cardinality(p_report) > 0 THEN
                 balance_account_ids := coalesce(balance_account_ids, '{}');
@@ -135,7 +125,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    op.execute(str(_sibling("0007", "leaner_ledger_post_function").POST_ENTRY))
+    op.execute(_post_entry_0007())
     op.execute("DROP TRIGGER postings_entry_balanced ON postings")
     op.execute(ROW_TRIGGER)
     op.execute("DROP FUNCTION tw_postings_balanced()")
@@ -144,17 +134,17 @@ def downgrade() -> None:
 
 def post_entry() -> str:
     """0007's ``tw_post_entry`` with the report balances read one by one (``REPORT_READ``)."""
-    text = str(_sibling("0007", "leaner_ledger_post_function").POST_ENTRY)
-    if text.count(_ANY_REPORT_READ) != 1 or text.count(_DECLARE_0007) != 1:
+    text = _post_entry_0007()
+    if text.count(_REPORT_READ_FROM) != 1 or text.count(_DECLARE_0007) != 1 or "= ANY(p_report)" not in text:
         raise RuntimeError("migration 0007's tw_post_entry is not the text 0009 amends")
-    return text.replace(_ANY_REPORT_READ, REPORT_READ).replace(_DECLARE_0007, _DECLARE)
+    start = text.index(_REPORT_READ_FROM)
+    end = text.index(_REPORT_READ_TO, start) + len(_REPORT_READ_TO)
+    assert "= ANY(p_report)" in text[start:end], text[start:end]
+    return (text[:start] + REPORT_READ + text[end:]).replace(_DECLARE_0007, _DECLARE)
 
 
-def _sibling(revision_id: str, name: str) -> ModuleType:
-    """Another migration's module (a file beside this one, not a package)."""
-    path = Path(__file__).with_name(f"20261202_{revision_id}_{name}.py")
-    spec = importlib.util.spec_from_file_location(f"tw_migration_{revision_id}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _post_entry_0007() -> str:
+    """Migration 0007's function text, from its module as alembic loaded it."""
+    script = op.get_context().script
+    assert script is not None
+    return str(script.get_revision("0007").module.POST_ENTRY)
