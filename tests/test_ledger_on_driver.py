@@ -132,6 +132,48 @@ def test_a_connection_killed_under_the_pool_is_replaced_and_the_transfer_runs_on
     assert _transfer_count(pg_db) == 2 and check_ledger(pg_db).clean
 
 
+@pytest.mark.postgres
+def test_a_posting_statement_the_server_lost_is_prepared_again_and_the_transfer_runs_once(pg_db):
+    """The posting call is prepared once per connection; a rollback of psycopg's (or anyone's
+    ``DEALLOCATE ALL``) drops it: the next transfer prepares it again, and moves the money once."""
+    wallet = _funded(pg_db)
+    wallet.transfer("P1", "P2", "1.00", reference="prepared")  # the pool now holds one connection, prepared
+    pooled = pg_db.engine.raw_connection()
+    try:
+        prepared = "SELECT count(*) FROM pg_prepared_statements WHERE name = 'tw_post_entry_call'"
+        assert pooled.driver_connection.execute(prepared).fetchone() == (1,)  # type: ignore[union-attr]
+        pooled.driver_connection.execute("DEALLOCATE ALL")  # type: ignore[union-attr]
+        assert pooled.driver_connection.execute(prepared).fetchone() == (0,)  # type: ignore[union-attr]
+    finally:
+        pooled.close()
+    assert wallet.transfer("P1", "P2", "1.00", reference="after-deallocate").balance.available.format() == "8.00"
+    assert wallet.transfer("P1", "P2", "1.00", reference="after-deallocate").replayed is True
+    pooled = pg_db.engine.raw_connection()
+    try:
+        assert pooled.driver_connection.execute(prepared).fetchone() == (1,)  # type: ignore[union-attr]
+    finally:
+        pooled.close()
+    assert _transfer_count(pg_db) == 2 and check_ledger(pg_db).clean
+
+
+@pytest.mark.postgres
+def test_a_memo_with_a_nul_goes_the_cursors_way_and_is_refused_as_psycopg_refuses_it(pg_db):
+    """libpq would cut a text parameter at a NUL: such a posting is left to psycopg, which refuses it."""
+    from sqlalchemy.exc import DBAPIError
+
+    from transfer_wallet import ledger
+
+    wallet = _funded(pg_db)
+    main = pg_db.transaction(lambda c: ledger.player_accounts(pg_db, c, "P1"))[1]
+    payee = pg_db.transaction(lambda c: ledger.player_accounts(pg_db, c, "P2"))[1]
+    legs = [ledger.Leg(main, -100), ledger.Leg(payee, 100)]
+    with pytest.raises(DBAPIError, match="NUL"):
+        pg_db.on_driver(lambda cursor: ledger.post(cursor, kind="transfer", idempotency_key="nul", legs=legs, memo="a\x00b"))
+    posted = pg_db.on_driver(lambda cursor: ledger.post(cursor, kind="transfer", idempotency_key="memo", legs=legs, memo="ab"))
+    assert posted.balances_after == {main.id: 900, payee.id: 100}
+    assert wallet.balance("P1").available.format() == "9.00" and check_ledger(pg_db).clean
+
+
 def test_a_busy_sqlite_is_retried_until_the_other_writer_commits_then_a_concurrency_error(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(db_module, "SQLITE_BUSY_TIMEOUT_MS", 50)  # give up waiting for the lock quickly
     path = tmp_path / "busy.db"

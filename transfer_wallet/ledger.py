@@ -2,12 +2,13 @@
 
 An entry is one business event (a deposit, a lock of session funds, an FX
 conversion ...). Its postings sum to zero per currency; checked here before
-anything is written, and again by the database on PostgreSQL. Entries and
-postings are append-only: a correction is a new entry that references the old.
+anything is written, and again by the database on PostgreSQL (per INSERT statement
+on postings; an entry a statement leaves unbalanced is checked at commit: migration
+0009). Entries and postings are append-only: a correction is a new entry that references the old.
 
 Posting an entry (the statements are in ``ledger_post``, run on the driver's cursor):
 
-- PostgreSQL: one call of ``tw_post_entry`` (migrations 0006, 0007), one round trip,
+- PostgreSQL: one call of ``tw_post_entry`` (migrations 0006, 0007, 0009), one round trip,
   prepared once per connection: replay/conflict by the key, the cached accounts
   locked in id order, the floor checked, entry + postings inserted, balances returned.
 - SQLite: the entry (``ON CONFLICT DO NOTHING``: a replay or a conflict is found

@@ -5,7 +5,7 @@ connection) or in ``Database.on_driver`` (a unit of work of its own on a pooled 
 connection); the rules of an entry (legs, balance per currency, request hash) are
 checked in ``ledger`` first.
 
-- PostgreSQL: one call of ``tw_post_entry`` (migrations 0006, 0007), prepared once per
+- PostgreSQL: one call of ``tw_post_entry`` (migrations 0006, 0007, 0009), prepared once per
   connection (``prepare=True``): replay/conflict by the key, the cached accounts locked
   in id order, the floor checked, entry + postings inserted, balances returned.
 - SQLite, statements built once: the entry (``ON CONFLICT DO NOTHING``: a replay or a
@@ -18,6 +18,7 @@ serialization failure, a deadlock or a busy SQLite is retried like any other.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import sqlite3
 from typing import TYPE_CHECKING, Any, Iterable, NoReturn, Sequence
@@ -50,11 +51,18 @@ _SQLITE_REPLAYED_BALANCES = (
     "SELECT account_id, balance_after_minor FROM postings WHERE entry_id = ? AND balance_after_minor IS NOT NULL"
 )
 _CURRENCY_CODE = re.compile(r"[A-Z]{3}")
-#: PostgreSQL's whole posting: one call of the function that migrations 0006/0007 install.
+#: PostgreSQL's whole posting: one call of the function that migrations 0006/0007/0009 install.
 POSTGRESQL_POST = (
     "SELECT outcome, posted_entry_id, balance_account_ids, balances_minor FROM tw_post_entry("
     "%s, %s, %s, %s, %s, %s, %s::integer[], %s::varchar[], %s::bigint[], %s::boolean[], %s::integer[])"
 )
+#: The same call as ``_call_prepared`` prepares it on a connection (numbered parameters, libpq's own).
+_PREPARED_NAME = b"tw_post_entry_call"
+_PREPARED_POST = (
+    "SELECT outcome, posted_entry_id, balance_account_ids, balances_minor FROM tw_post_entry("
+    "$1, $2, $3, $4, $5::bigint, $6::timestamptz, $7::integer[], $8::varchar[], $9::bigint[], $10::boolean[], $11::integer[])"
+).encode()
+_PREPARED_STATEMENT_MISSING = "26000"  # invalid_sql_statement_name: the server no longer has it
 
 
 def post_on_cursor(cursor: Any, entry: tuple[Any, ...], legs: Sequence["Leg"], report: Sequence["AccountRef"]) -> Outcome:
@@ -72,14 +80,78 @@ def _post_postgresql(cursor: Any, entry: tuple[Any, ...], legs: Sequence["Leg"],
         pg_array(leg.amount_minor for leg in legs), pg_array(leg.account.cached for leg in legs),
         pg_array(account.id for account in report),
     )
-    outcome, entry_id, account_ids, balances = _run(cursor, POSTGRESQL_POST, params, prepare=True).fetchone()
+    if _lean_call_allowed(cursor.connection, params):
+        outcome, entry_id, account_ids, balances = _call_prepared(cursor.connection, params)
+    else:
+        outcome, entry_id, account_ids, balances = _run(cursor, POSTGRESQL_POST, params, prepare=True).fetchone()
     if outcome == "conflict":
         raise_conflict(entry[1])
     after = dict(zip(account_ids or (), balances or ()))
     if outcome == "insufficient":
         short = next(leg for leg in legs if leg.account.id in after)
         raise_insufficient(short, after[short.account.id])
+    assert entry_id is not None, outcome  # posted or replayed
     return entry_id, outcome == "replayed", after
+
+
+def _lean_call_allowed(connection: Any, params: tuple[Any, ...]) -> bool:
+    """Whether ``_call_prepared`` may run the call: in autocommit only (a driver cursor of
+    ``Database.on_driver``: in a transaction psycopg opens it, and a statement the server lost
+    could not be prepared again after the failed call), and only with the parameter types it
+    writes as text itself (no NUL, which libpq would cut the text at)."""
+    if not connection.autocommit:
+        return False
+    return all(value is None or type(value) in (int, dt.datetime) or (type(value) is str and "\x00" not in value)
+               for value in params)
+
+
+def _call_prepared(connection: Any, params: tuple[Any, ...]) -> tuple[str, int | None, list[int], list[int]]:
+    """``tw_post_entry`` through libpq as psycopg runs a prepared statement, without the cursor.
+
+    The call's parameters are text the server parses (ints, the arrays of ``pg_array``,
+    ISO time) and its row is four text values: psycopg's adapters, cursor and row
+    making were about a third of a transfer's client time. Waiting goes through the
+    connection's ``wait``, so a signal cancels the statement as with a cursor. The
+    statement is prepared once per connection, and again if the server lost it (psycopg's
+    rollback of a transaction in which it prepared statements of its own deallocates all).
+    """
+    from psycopg import errors, generators, pq
+
+    encoding = connection.info.encoding
+    values = [None if value is None else (value.isoformat() if type(value) is dt.datetime else str(value)).encode(encoding)
+              for value in params]
+    try:
+        with connection.lock:
+            for attempt in (1, 2):
+                if getattr(connection, "_tw_post_prepared", None) is not connection.pgconn:
+                    _prepare(connection, generators)
+                connection.pgconn.send_query_prepared(_PREPARED_NAME, values)
+                result = connection.wait(generators.fetch_many(connection.pgconn))[-1]
+                if result.status == pq.ExecStatus.TUPLES_OK:
+                    break
+                error = errors.error_from_result(result, encoding=encoding)
+                if attempt == 2 or error.sqlstate != _PREPARED_STATEMENT_MISSING:
+                    raise error
+                connection._tw_post_prepared = None
+    except Exception as exc:
+        _raise_mapped(exc, POSTGRESQL_POST, params)
+    outcome, entry_id, account_ids, balances = (result.get_value(0, column) for column in range(4))
+    return (outcome.decode(), None if entry_id is None else int(entry_id), _int_array(account_ids), _int_array(balances))
+
+
+def _prepare(connection: Any, generators: Any) -> None:
+    from psycopg import errors, pq
+
+    connection.pgconn.send_prepare(_PREPARED_NAME, _PREPARED_POST)
+    result = connection.wait(generators.fetch_many(connection.pgconn))[-1]
+    if result.status != pq.ExecStatus.COMMAND_OK:
+        raise errors.error_from_result(result, encoding=connection.info.encoding)
+    connection._tw_post_prepared = connection.pgconn
+
+
+def _int_array(text: bytes | None) -> list[int]:
+    """A PostgreSQL array of integers as text (``{2,5,1}``, ``{}`` or NULL) as a list."""
+    return [int(item) for item in text[1:-1].split(b",")] if text and text != b"{}" else []
 
 
 def pg_array(values: Iterable[int | str | bool]) -> str:
@@ -144,10 +216,15 @@ def _run(cursor: Any, statement: str, params: Any, *, many: bool = False, prepar
             return cursor.execute(statement, params, prepare=True)
         return cursor.execute(statement, params)
     except Exception as exc:
-        wrapped = as_dbapi_error(exc, statement, params)
-        if wrapped is None:
-            raise
-        raise wrapped from exc
+        _raise_mapped(exc, statement, params)
+
+
+def _raise_mapped(exc: Exception, statement: str, params: Any) -> NoReturn:
+    """A driver's error as SQLAlchemy's (``DBAPIError``), as everywhere else; any other exception as it is."""
+    wrapped = as_dbapi_error(exc, statement, params)
+    if wrapped is None:
+        raise exc
+    raise wrapped from exc
 
 
 def _one(cursor: Any, statement: str, params: Any) -> Any:
