@@ -11,6 +11,7 @@ transfer that a third row references. A tiny ``partition_rows`` cuts it into man
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +22,7 @@ from transfer_wallet.bench import reconcile as bench
 from transfer_wallet.reconcile import partition
 from transfer_wallet.reconcile.ingest import ingest_report
 from transfer_wallet.reconcile.ledger_side import read_ledger_side
+from transfer_wallet.reconcile import run as run_module
 from transfer_wallet.reconcile.run import compare, reconcile
 
 ROWS = 3000
@@ -106,6 +108,38 @@ def test_a_partitioned_run_stores_the_same_findings_and_a_rerun_keeps_their_ids(
     assert ids(first.run_id) and ids(first.run_id) == ids(again.run_id)
 
 
+@pytest.mark.parametrize("one_frame_rows, expected", [(10**9, "beside"), (400, "after")])
+def test_a_partitioned_days_ledger_window_is_read_after_the_ingest_a_smaller_days_beside_it(
+        day, monkeypatch, one_frame_rows, expected) -> None:
+    db, report, _ = day
+    events: list[tuple[str, str]] = []
+    real_ingest, real_read = run_module.ingest_report, run_module.ledger_side.read_window
+
+    def ingest(*args, **kwargs):
+        events.append(("ingest", threading.current_thread().name))
+        try:
+            return real_ingest(*args, **kwargs)
+        finally:
+            events.append(("ingested", threading.current_thread().name))
+
+    def read_window(*args, **kwargs):
+        events.append(("read", threading.current_thread().name))
+        return real_read(*args, **kwargs)
+
+    monkeypatch.setattr(partition, "ONE_FRAME_ROWS", one_frame_rows)
+    monkeypatch.setattr(partition, "PARTITION_ROWS", 400)
+    monkeypatch.setattr(run_module, "ingest_report", ingest)
+    monkeypatch.setattr(run_module.ledger_side, "read_window", read_window)
+    result = reconcile(db, bench.bench_config(), bench.DAY, report, now=NOW)
+    assert result.counts["valid_rows"] > ROWS and result.counts["matched_by_reference"] > ROWS // 2
+    main = threading.current_thread().name
+    if expected == "after":
+        assert events == [("ingest", main), ("ingested", main), ("read", main)]
+    else:
+        [reader] = [name for what, name in events if what == "read"]
+        assert reader.startswith("tw-ledger-window") and ("ingest", main) in events
+
+
 def test_equal_ids_fall_into_one_partition_however_their_arrays_are_cut() -> None:
     ids = pd.Series([f"bt{n:08d}" for n in range(5000)] + ["é-ünïcode", "", "x" * 300], dtype="string")
     whole = partition._spread(ids, 7)
@@ -118,6 +152,41 @@ def test_equal_ids_fall_into_one_partition_however_their_arrays_are_cut() -> Non
     assert partition._spread(pd.Series([pd.NA, pd.NA], dtype="string"), 7).tolist() == [0, 0]
     assert partition._spread(pd.Series(["", pd.NA], dtype="string"), 7).tolist() == [0, 0]
     assert len(partition._spread(pd.Series([], dtype="string"), 7)) == 0
+
+
+def test_repeats_are_exactly_the_values_pandas_finds_twice_also_when_ids_share_their_ends() -> None:
+    ends = "a" * 20 + "{}" + "b" * 20  # one length, the same first and last bytes: the same hash
+    values = pd.Series([ends.format("x"), ends.format("y"), ends.format("y"), "bt1", "bt2", "bt1", pd.NA, pd.NA, "",
+                        "", "bt3"], dtype="string")
+    assert partition._hashes(values)[0] == partition._hashes(values)[1]
+    expected = (values.duplicated(keep=False) & values.notna()).tolist()
+    assert expected == [False, True, True, True, False, True, False, False, True, True, False]
+    assert partition._repeats(values).tolist() == expected
+    shuffled = values.sample(frac=1, random_state=5)
+    assert partition._repeats(shuffled).tolist() == [expected[n] for n in shuffled.index]
+    assert not partition._repeats(pd.Series(["bt1", "bt2", pd.NA], dtype="string")).any()
+    assert len(partition._repeats(pd.Series([], dtype="string"))) == 0
+
+
+def test_the_whole_day_keys_of_a_partitioned_result_are_coded_when_read(day) -> None:
+    db, report, _ = day
+    report_file = ingest_report(report, bench.bench_config().report)
+    ledger = db.transaction(lambda c: read_ledger_side(c, bench.PROVIDER, bench.DAY, "UTC",
+                                                       references=report_file.rows["reference"]), readonly=True)
+    parts, _, _ = compare(report_file, ledger, set(), window_s=900, margin_s=3600, partition_rows=300)
+    keys = parts.keys
+    assert "report_tx" not in vars(keys)  # not coded by the match
+    rows = ledger.rows
+    for codes, text in ((keys.report_reference, report_file.rows["reference"]), (keys.report_tx,
+                        report_file.rows["provider_tx_id"]), (keys.ledger_transfer_id, rows["transfer_id"]),
+                        (keys.ledger_tx, rows["provider_tx_id"])):
+        assert len(codes) == len(text) and ((codes < 0) == text.isna().to_numpy()).all()
+    by_reference = pd.Series(keys.report_reference).where(report_file.rows["reference"].notna().to_numpy())
+    paired = parts.pairs[parts.pairs["method"] == "reference"]
+    report_rows = report_file.rows.reset_index(drop=True)
+    positions = pd.Index(report_rows["row_number"]).get_indexer(paired["p_row_number"])
+    assert (keys.report_reference[positions] == keys.ledger_transfer_id[paired["l_position"]]).all()
+    assert by_reference.dropna().nunique() == report_file.rows["reference"].dropna().nunique()
 
 
 def test_a_day_is_one_frame_up_to_one_frame_rows_then_partitions_of_partition_rows() -> None:
