@@ -11,7 +11,6 @@ transfer that a third row references. A tiny ``partition_rows`` cuts it into man
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +21,6 @@ from transfer_wallet.bench import reconcile as bench
 from transfer_wallet.reconcile import partition
 from transfer_wallet.reconcile.ingest import ingest_report
 from transfer_wallet.reconcile.ledger_side import read_ledger_side
-from transfer_wallet.reconcile import run as run_module
 from transfer_wallet.reconcile.run import compare, reconcile
 
 ROWS = 3000
@@ -106,38 +104,6 @@ def test_a_partitioned_run_stores_the_same_findings_and_a_rerun_keeps_their_ids(
     ids = lambda run_id: db.transaction(lambda c: sorted(r[0] for r in c.exec_driver_sql(
         f"SELECT id FROM discrepancies WHERE provider = 'bench' AND status = 'open'").all()))
     assert ids(first.run_id) and ids(first.run_id) == ids(again.run_id)
-
-
-@pytest.mark.parametrize("one_frame_rows, expected", [(10**9, "beside"), (400, "after")])
-def test_a_partitioned_days_ledger_window_is_read_after_the_ingest_a_smaller_days_beside_it(
-        day, monkeypatch, one_frame_rows, expected) -> None:
-    db, report, _ = day
-    events: list[tuple[str, str]] = []
-    real_ingest, real_read = run_module.ingest_report, run_module.ledger_side.read_window
-
-    def ingest(*args, **kwargs):
-        events.append(("ingest", threading.current_thread().name))
-        try:
-            return real_ingest(*args, **kwargs)
-        finally:
-            events.append(("ingested", threading.current_thread().name))
-
-    def read_window(*args, **kwargs):
-        events.append(("read", threading.current_thread().name))
-        return real_read(*args, **kwargs)
-
-    monkeypatch.setattr(partition, "ONE_FRAME_ROWS", one_frame_rows)
-    monkeypatch.setattr(partition, "PARTITION_ROWS", 400)
-    monkeypatch.setattr(run_module, "ingest_report", ingest)
-    monkeypatch.setattr(run_module.ledger_side, "read_window", read_window)
-    result = reconcile(db, bench.bench_config(), bench.DAY, report, now=NOW)
-    assert result.counts["valid_rows"] > ROWS and result.counts["matched_by_reference"] > ROWS // 2
-    main = threading.current_thread().name
-    if expected == "after":
-        assert events == [("ingest", main), ("ingested", main), ("read", main)]
-    else:
-        [reader] = [name for what, name in events if what == "read"]
-        assert reader.startswith("tw-ledger-window") and ("ingest", main) in events
 
 
 def test_equal_ids_fall_into_one_partition_however_their_arrays_are_cut() -> None:

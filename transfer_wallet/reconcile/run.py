@@ -8,8 +8,7 @@ the provider is the caller's business (``fetch_report``): no transaction is open
 during a network call.
 
 The day's ledger window is read (one read-only transaction, in a thread) while
-the report is ingested: the database works while Python parses; a day matched in
-partitions reads it after the ingest instead (their peaks would add up). The report's
+the report is ingested: the database works while Python parses. The report's
 references outside the window are then looked up (``ledger_side``). A day of
 more than ``partition.ONE_FRAME_ROWS`` report rows is matched in partitions by
 transfer id (``partition``: the same findings, a fraction of the memory), and
@@ -79,25 +78,13 @@ def load_report(source: bytes | Path | ReportFile, profile: Any, *, name: str | 
     Unreadable files raise ``ValidationError`` (``ReportFileError``)."""
     if isinstance(source, ReportFile):
         return source
-    source, name = report_bytes(source, name)
+    if isinstance(source, Path):
+        path = source
+        try:
+            name, source = name or path.name, path.read_bytes()
+        except OSError as exc:
+            raise ValidationError(f"cannot read report {path}: {exc.strerror}") from None
     return ingest_report(source, profile, name=name or "report.csv")
-
-
-def report_bytes(source: bytes | Path, name: str | None) -> tuple[bytes, str | None]:
-    """``(the report's bytes, its name)``: a path is read (``ValidationError`` if it cannot be)."""
-    if not isinstance(source, Path):
-        return source, name
-    try:
-        return source.read_bytes(), name or source.name
-    except OSError as exc:
-        raise ValidationError(f"cannot read report {source}: {exc.strerror}") from None
-
-
-def is_large(source: bytes | ReportFile) -> bool:
-    """Whether the report is a day matched in partitions (``partition.count_for``), judged before it is read
-    by its lines (one per row, as long as no quoted cell holds a line break: a few more lines only)."""
-    rows = len(source.rows) if isinstance(source, ReportFile) else source.count(b"\n")
-    return partition.count_for(rows) > 1
 
 
 def profile_document(profile: Any) -> tuple[dict[str, Any], str]:
@@ -215,23 +202,21 @@ def reconcile(db: Database, provider_config: ProviderConfig, business_date: dt.d
                                          margin_s=margin_s)
         return window, store.reconciled_across_cutoff(connection, provider_config.name, business_date)
 
-    def timed(stage: str) -> None:
-        nonlocal clock
-        timings[stage], clock = time.perf_counter() - clock, time.perf_counter()
-
-    def ingested() -> None:
-        timed("ingest")
-        step("ledger_read")
-
     step("ingest")
-    report_file, window, elsewhere = _ingest_and_read_window(db, report, profile, name, read_window, ingested)
+    with ThreadPoolExecutor(1, thread_name_prefix="tw-ledger-window") as pool:  # the query runs while the report is read
+        reading = pool.submit(db.transaction, read_window, readonly=True)
+        report_file = load_report(report, profile, name=name)  # on an error, the read is waited for, then dropped
+        memory.release()  # what the ingest freed (the file's bytes, its cells): the read goes on beside
+        timings["ingest"], clock = time.perf_counter() - clock, time.perf_counter()
+        step("ledger_read")
+        window, elsewhere = reading.result()
     references = report_file.rows["reference"]
     found = db.transaction(lambda c: ledger_side.read_references(c, provider_config.name, window, references),
                            readonly=True)
     ledger = ledger_side.combine(window, found)
     del references, window, found
     memory.release()
-    timed("ledger_read")
+    timings["ledger_read"], clock = time.perf_counter() - clock, time.perf_counter()
 
     step("match_classify")
     def claimed(transfer_ids: list[str]) -> Collection[str]:
@@ -241,7 +226,7 @@ def reconcile(db: Database, provider_config: ProviderConfig, business_date: dt.d
 
     result, breaks, controls = compare(report_file, ledger, elsewhere, window_s=window_s, margin_s=margin_s,
                                        own_day_pairs=claimed)
-    timed("match_classify")
+    timings["match_classify"], clock = time.perf_counter() - clock, time.perf_counter()
     record = run_record(provider_config, business_date, report_file, ledger, result, breaks, timings, now=now)
     file_name, file_sha256 = report_file.name, report_file.sha256
     del report_file, ledger, result  # the day's frames: not needed to store what was found
@@ -258,34 +243,6 @@ def reconcile(db: Database, provider_config: ProviderConfig, business_date: dt.d
         kinds["DUPLICATE_FILE"] += 1
     return RunResult(run_id, provider_config.name, business_date, file_name, file_sha256, record.counts,
                      timings, dict(sorted(kinds.items())), open_count, breaks, controls)
-
-
-def _ingest_and_read_window(db: Database, report: bytes | Path | ReportFile, profile: Any, name: str | None,
-                            read_window: Callable[[Any], tuple[Window, set[str]]], ingested: Callable[[], None],
-                            ) -> tuple[ReportFile, Window, set[str]]:
-    """The report ingested and the day's ledger window read (``read_window`` in a read-only transaction);
-    ``ingested()`` is called between the two. A day matched as one frame reads its window in a thread
-    while the report is ingested; a day matched in partitions (``is_large``) reads it after, with the
-    memory of the ingest given back: the peaks of the two would add up (measured at 2 million rows: the
-    ingest peaked at 1.0 GB beside the read, 0.74 GB alone)."""
-    if isinstance(report, ReportFile):
-        source: bytes | ReportFile = report
-    else:
-        source, name = report_bytes(report, name)
-    if is_large(source):
-        report_file = load_report(source, profile, name=name)
-        del source
-        memory.release()
-        ingested()
-        window, elsewhere = db.transaction(read_window, readonly=True)
-        return report_file, window, elsewhere
-    with ThreadPoolExecutor(1, thread_name_prefix="tw-ledger-window") as pool:
-        reading = pool.submit(db.transaction, read_window, readonly=True)
-        report_file = load_report(source, profile, name=name)  # on an error, the read is waited for, then dropped
-        del source
-        ingested()
-        window, elsewhere = reading.result()
-    return report_file, window, elsewhere
 
 
 def fetch_report(provider_config: ProviderConfig, business_date: dt.date) -> tuple[bytes, str]:
