@@ -58,9 +58,10 @@ class Partitioned:
 _END_BYTES = 8
 
 
-def _spread(values: pd.Series, count: int) -> np.ndarray:
-    """A partition number in ``[0, count)`` for each value, the same for equal values (NA: 0)."""
-    return (_hashes(values) % np.uint64(count)).astype(np.int64)
+def _spread(values: pd.Series, count: int, hashes: np.ndarray | None = None) -> np.ndarray:
+    """A partition number in ``[0, count)`` for each value, the same for equal values (NA: 0);
+    ``hashes``: the values' ``_hashes``, if already at hand."""
+    return ((_hashes(values) if hashes is None else hashes) % np.uint64(count)).astype(np.int64)
 
 
 def _hashes(values: pd.Series) -> np.ndarray:
@@ -84,14 +85,14 @@ def _hashes(values: pd.Series) -> np.ndarray:
     return mixed
 
 
-def _repeats(values: pd.Series) -> np.ndarray:
+def _repeats(values: pd.Series, hashes: np.ndarray | None = None) -> np.ndarray:
     """Which rows hold a value (not NA) that occurs twice or more.
 
     The rows whose ``_hashes`` repeat (one sort of 64-bit numbers) are the candidates, and only
     they are compared as text: pandas' ``duplicated`` over a whole day's ids built a hash table of
-    them all (at 5 million rows, over a GB: the run's peak)."""
+    them all (at 5 million rows, over a GB: the run's peak). ``hashes``: as for ``_spread``."""
     present = values.notna().to_numpy(dtype=bool)
-    hashes = _hashes(values)
+    hashes = _hashes(values) if hashes is None else hashes
     ordered = np.sort(hashes[present])
     repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
     found = np.zeros(len(values), dtype=bool)
@@ -106,13 +107,14 @@ def assign(report: pd.DataFrame, ledger: pd.DataFrame, count: int) -> tuple[np.n
     """The partition of every report row (-1: set aside for the residual, see the module docstring)
     and of every ledger row, by our transfer id (the report's reference)."""
     reference = report["reference"]
-    repeated = _repeats(report["provider_tx_id"]) | _repeats(reference)
+    by_reference = _hashes(reference)  # for the repeats and the partitions (each hashing is a few seconds at 5M)
+    repeated = _repeats(report["provider_tx_id"]) | _repeats(reference, by_reference)
     aside = repeated | reference.isna().to_numpy(dtype=bool)
     tx = report["provider_tx_id"][repeated].dropna()
     if len(tx):  # the transfers holding a repeated tx id: the rows referencing them too
         holders = ledger["transfer_id"][isin(ledger["provider_tx_id"], tx).to_numpy(dtype=bool)]
         aside |= isin(reference, holders).to_numpy(dtype=bool)
-    return np.where(aside, -1, _spread(reference, count)), _spread(ledger["transfer_id"], count)
+    return np.where(aside, -1, _spread(reference, count, by_reference)), _spread(ledger["transfer_id"], count)
 
 
 def partitions(report: pd.DataFrame, ledger: pd.DataFrame, count: int,
@@ -170,8 +172,9 @@ def match_in_partitions(report: pd.DataFrame, ledger: pd.DataFrame, classify: Cl
 
 
 class _DayKeys(KeyCodes):
-    """The whole day's ``KeyCodes``, coded on first use: the partitions were classified with their own,
-    and nothing reads the day's (coding both key columns of a whole day again was the run's peak)."""
+    """The whole day's ``KeyCodes``, coded on first use: the partitions were classified with their own
+    and the run reads none of the day's (coding both key columns of the whole day again, after the
+    partitions, was a second full coding of every id; ``match`` will give a lazy one of its own)."""
 
     def __init__(self, report: pd.DataFrame, ledger: pd.DataFrame) -> None:  # (the fields: see __getattr__)
         object.__setattr__(self, "_frames", (report, ledger))
