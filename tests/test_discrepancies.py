@@ -125,6 +125,27 @@ def test_clear_absent_keeps_what_is_still_seen_and_leaves_closed_ones_alone(db):
     assert statuses == {kept: "open", gone: "cleared", resolved: "resolved", other_day: "open"}
 
 
+def test_clear_absent_closes_exactly_the_absent_open_ones_in_batches_with_their_history(db, monkeypatch):
+    monkeypatch.setattr(discrepancies.recording, "CLEAR_BATCH", 2)  # several UPDATEs per status
+    ids = {tx: put(db, amount_mismatch(tx), MONDAY_7AM) for tx in ("t-1", "t-2", "t-3", "t-4", "t-5", "t-6")}
+    discrepancies.transition(db, ids["t-2"], to_status="investigating", note="asked", actor="anna", now=MONDAY_7AM)
+    discrepancies.transition(db, ids["t-6"], to_status="resolved", note="fixed", actor="anna", now=MONDAY_7AM)
+    other_day = put(db, amount_mismatch("t-3", day=SUNDAY - dt.timedelta(days=1)), MONDAY_7AM)
+    later = MONDAY_7AM + dt.timedelta(hours=1)
+
+    assert clear(db, later, seen={amount_mismatch("t-1").identity()}) == 4
+    statuses = {d.id: d.status for d in discrepancies.list_discrepancies(db)}
+    assert statuses == {ids["t-1"]: "open", ids["t-2"]: "cleared", ids["t-3"]: "cleared", ids["t-4"]: "cleared",
+                        ids["t-5"]: "cleared", ids["t-6"]: "resolved", other_day: "open"}
+    assert history(db, ids["t-2"])[-1] == ("system", "cleared", "investigating", "cleared")
+    assert history(db, ids["t-4"]) == [("system", "recorded", None, "open"), ("system", "cleared", "open", "cleared")]
+    assert [e[1] for e in history(db, ids["t-1"])] == ["recorded"] and history(db, ids["t-6"])[-1][1] != "cleared"
+    view = discrepancies.get(db, ids["t-5"], now=later)
+    assert view.closed_at == later and view.history[-1].note == "no longer seen"
+    assert clear(db, later + dt.timedelta(hours=1)) == 1  # again: only t-1 is left to clear, once
+    assert len(history(db, ids["t-4"])) == 2 and history(db, ids["t-1"])[-1][1] == "cleared"
+
+
 # -- the workflow table ------------------------------------------------------------------------
 
 ALLOWED = {  # written out here on purpose: a change to TRANSITIONS must change this table too

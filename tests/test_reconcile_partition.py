@@ -120,6 +120,41 @@ def test_equal_ids_fall_into_one_partition_however_their_arrays_are_cut() -> Non
     assert len(partition._spread(pd.Series([], dtype="string"), 7)) == 0
 
 
+def test_repeats_are_exactly_the_values_pandas_finds_twice_also_when_ids_share_their_ends() -> None:
+    ends = "a" * 20 + "{}" + "b" * 20  # one length, the same first and last bytes: the same hash
+    values = pd.Series([ends.format("x"), ends.format("y"), ends.format("y"), "bt1", "bt2", "bt1", pd.NA, pd.NA, "",
+                        "", "bt3"], dtype="string")
+    assert partition._hashes(values)[0] == partition._hashes(values)[1]
+    expected = (values.duplicated(keep=False) & values.notna()).tolist()
+    assert expected == [False, True, True, True, False, True, False, False, True, True, False]
+    assert partition._repeats(values).tolist() == expected
+    shuffled = values.sample(frac=1, random_state=5)
+    assert partition._repeats(shuffled).tolist() == [expected[n] for n in shuffled.index]
+    assert not partition._repeats(pd.Series(["bt1", "bt2", pd.NA], dtype="string")).any()
+    assert len(partition._repeats(pd.Series([], dtype="string"))) == 0
+
+
+def test_the_whole_day_keys_of_a_partitioned_result_are_coded_when_read(day) -> None:
+    db, report, _ = day
+    report_file = ingest_report(report, bench.bench_config().report)
+    ledger = db.transaction(lambda c: read_ledger_side(c, bench.PROVIDER, bench.DAY, "UTC",
+                                                       references=report_file.rows["reference"]), readonly=True)
+    parts, _, _ = compare(report_file, ledger, set(), window_s=900, margin_s=3600, partition_rows=300)
+    keys = parts.keys
+    assert "report_tx" not in vars(keys)  # not coded by the match
+    rows = ledger.rows
+    for codes, text in ((keys.report_reference, report_file.rows["reference"]), (keys.report_tx,
+                        report_file.rows["provider_tx_id"]), (keys.ledger_transfer_id, rows["transfer_id"]),
+                        (keys.ledger_tx, rows["provider_tx_id"])):
+        assert len(codes) == len(text) and ((codes < 0) == text.isna().to_numpy()).all()
+    by_reference = pd.Series(keys.report_reference).where(report_file.rows["reference"].notna().to_numpy())
+    paired = parts.pairs[parts.pairs["method"] == "reference"]
+    report_rows = report_file.rows.reset_index(drop=True)
+    positions = pd.Index(report_rows["row_number"]).get_indexer(paired["p_row_number"])
+    assert (keys.report_reference[positions] == keys.ledger_transfer_id[paired["l_position"]]).all()
+    assert by_reference.dropna().nunique() == report_file.rows["reference"].dropna().nunique()
+
+
 def test_a_day_is_one_frame_up_to_one_frame_rows_then_partitions_of_partition_rows() -> None:
     one, size = partition.ONE_FRAME_ROWS, partition.PARTITION_ROWS
     assert partition.count_for(one) == 1

@@ -7,8 +7,10 @@ provider) and hands reconciliation the reports the provider would send, day afte
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import openpyxl
+import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
@@ -46,6 +48,30 @@ def test_a_transfer_in_its_own_days_report_and_again_the_next_day_under_the_same
     # The first day stays clean on a re-run, and the duplicate stays open on the second.
     assert run(db, rows, DAY, NOW + dt.timedelta(days=1, hours=1), salt="rerun").kinds == {}
     assert open_kinds(db) == [("DUPLICATE_AT_PROVIDER", NEXT_DAY)]
+
+
+@pytest.mark.parametrize("stored_as", ["packed", "an_older_runs_list"])
+def test_the_days_paired_transfers_are_stored_packed_and_an_older_runs_list_still_counts(db, stored_as):
+    book = Ledger(db)
+    book.session("P1", "50.00", "2026-12-01 10:00", "2026-12-01 12:00")
+    book.session("P2", "20.00", "2026-12-01 13:00", "2026-12-01 14:00")
+    rows = rows_of(book.transfers())
+    first = run(db, rows, DAY, NOW)
+    runs = ReconciliationRun.__table__
+    document = json.loads(db.transaction(lambda c: c.execute(select(runs.c.across_cutoff).where(
+        runs.c.id == first.run_id)).scalar_one()))
+    assert set(document) == {"across", "paired_z"}
+    assert store.unpack_ids(document["paired_z"]) == sorted(row["reference"] for row in rows) and len(rows) == 4
+    if stored_as == "an_older_runs_list":
+        older = json.dumps({"across": [], "paired": store.unpack_ids(document["paired_z"])})
+        db.transaction(lambda c: c.execute(runs.update().where(runs.c.id == first.run_id).values(across_cutoff=older)))
+    again = {**rows[1], "created_at": at("2026-12-02 09:00")}
+    assert run(db, [again], NEXT_DAY, NOW + dt.timedelta(days=1)).kinds == {"DUPLICATE_AT_PROVIDER": 1}
+
+
+def test_pack_ids_sorts_and_round_trips_any_text_but_a_newline() -> None:
+    for ids in ([], ["b", "a"], ["é-ü", "Z", "z", "a" * 300], pa.array(["x", "w"], type=pa.string())):
+        assert store.unpack_ids(store.pack_ids(ids)) == sorted(str(v) for v in ids)
 
 
 def test_a_transfer_paired_the_next_day_first_and_then_in_its_own_days_report_is_a_duplicate_there(db):

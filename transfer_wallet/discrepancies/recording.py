@@ -42,6 +42,8 @@ _events = table_of(DiscrepancyEvent)
 SYSTEM_ACTOR = "system"
 #: New findings per multi-row INSERT (21 bound parameters each: 10,500, under SQLite's 32,766).
 RECORD_BATCH = 500
+#: Ids per UPDATE of ``clear_absent`` (bound parameters, well under SQLite's limit).
+CLEAR_BATCH = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +266,10 @@ def clear_absent(
 
     ``only``: consider just these fingerprints (a break another day's run has explained),
     leaving every other open one of the window as it is.
+
+    The open ones are read (locked on PostgreSQL), those to close are closed by one UPDATE per
+    former status and ``CLEAR_BATCH`` ids (``RETURNING`` the ids it changed), and their
+    ``cleared`` events are one insert: a day's run no longer makes a statement per break.
     """
     query = select(_discrepancies.c.id, _discrepancies.c.status, _discrepancies.c.fingerprint).where(
         _discrepancies.c.source == source, _discrepancies.c.provider == provider,
@@ -272,21 +278,24 @@ def clear_absent(
     ).order_by(_discrepancies.c.id)
     if connection.dialect.name == "postgresql":  # a finance move waits for us (SQLite: BEGIN IMMEDIATE)
         query = query.with_for_update()
-    candidates = connection.execute(query).all()
     seen = set(seen)
     wanted = None if only is None else set(only)
-    cleared = 0
-    for row in candidates:
-        if row.fingerprint in seen or (wanted is not None and row.fingerprint not in wanted):
-            continue
-        changed = connection.execute(
-            update(_discrepancies).where(_discrepancies.c.id == row.id, _discrepancies.c.status == row.status)
-            .values(status="cleared", closed_at=now, updated_at=now)
-        ).rowcount
-        if changed == 1:  # never an event for a change that did not happen
-            _event(connection, row.id, now, actor, "cleared", row.status, "cleared", "no longer seen")
-            cleared += 1
-    return cleared
+    absent = [row for row in connection.execute(query)
+              if row.fingerprint not in seen and (wanted is None or row.fingerprint in wanted)]
+    cleared: list[tuple[int, str]] = []
+    for status in OPEN_DISCREPANCY_STATUSES:  # the event names the status it left
+        ids = [row.id for row in absent if row.status == status]
+        for first in range(0, len(ids), CLEAR_BATCH):
+            changed = connection.execute(  # the status condition: never an event for a change that did not happen
+                update(_discrepancies).where(_discrepancies.c.id.in_(ids[first:first + CLEAR_BATCH]),
+                                             _discrepancies.c.status == status)
+                .values(status="cleared", closed_at=now, updated_at=now).returning(_discrepancies.c.id)
+            ).scalars().all()
+            cleared += [(int(changed_id), status) for changed_id in changed]
+    bulk.insert_rows(connection, _events, [
+        _event_values(changed_id, now, actor, "cleared", status, "cleared", "no longer seen")
+        for changed_id, status in sorted(cleared)])
+    return len(cleared)
 
 
 def _event(

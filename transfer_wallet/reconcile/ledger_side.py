@@ -62,6 +62,7 @@ from sqlalchemy.engine import Connection
 
 from transfer_wallet.dbapi import SQLITE_TIME_FORMAT, batches, bound_time, placeholders, run_on
 from transfer_wallet.models import Transfer, table_of
+from transfer_wallet.reconcile import memory
 from transfer_wallet.sessions.state import SETTLED_LOCALLY
 
 #: Column -> dtype of the ledger-side frame.
@@ -181,12 +182,16 @@ def combine(window: Window, found: Columns) -> LedgerSide:
 
 
 def _outside(references: Any, known: pa.Array) -> list[str]:
-    """The distinct ``references`` (NA dropped, sorted) that are not among the ``known`` transfer ids
-    (Arrow's hash lookup: no Python string per row)."""
-    distinct = pa.array(pd.Series(references, dtype="string").dropna().unique(), type=pa.large_string())
+    """The distinct ``references`` (NA dropped, sorted) that are not among the ``known`` transfer ids.
+
+    One Arrow hash lookup of every reference in ``known``, then the distinct values of the few left:
+    taking the distinct references first built a hash table of every reference of the day beside the
+    one of ``known`` (at 5 million rows a side, 1 GB and twice the time)."""
+    given = pa.array(pd.Series(references, dtype="string").array, type=pa.large_string())
+    given = given.combine_chunks() if isinstance(given, pa.ChunkedArray) else given
     if len(known):
-        distinct = distinct.filter(pc.invert(pc.is_in(distinct, value_set=known)))
-    return sorted(distinct.to_pylist())
+        given = given.filter(pc.invert(pc.is_in(given, value_set=known, skip_nulls=True)))
+    return sorted(pc.unique(given.drop_null()).to_pylist())
 
 
 def _by_reference(cursor: Any, selected: str, provider: str, wanted: list[str], columns: Columns) -> None:
@@ -220,8 +225,8 @@ class Columns:
             values = list(map(take, rows))
             if name == "created_at":
                 self.chunks[name].append(_utc_times(values).tz_convert(None).to_numpy())  # naive UTC
-            else:  # ints go to Arrow int64 as they are (exact; None is null)
-                self.chunks[name].append(pa.array(values, type=pa.int64() if name == "amount_minor" else pa.string()))
+            else:  # ints go to Arrow int64 as they are (exact; None is null); text as pandas keeps it (no cast later)
+                self.chunks[name].append(pa.array(values, type=pa.int64() if name == "amount_minor" else pa.large_string()))
 
     def extend(self, other: Columns) -> None:
         """Append the chunks of ``other``."""
@@ -231,7 +236,7 @@ class Columns:
     def transfer_ids(self) -> pa.Array:
         """The transfer ids read so far, as one Arrow array."""
         chunks = self.chunks["transfer_id"]
-        return pa.concat_arrays(chunks).cast(pa.large_string()) if chunks else pa.array([], type=pa.large_string())
+        return pa.concat_arrays(chunks) if chunks else pa.array([], type=pa.large_string())
 
     def frame(self, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
         """The typed frame (``LEDGER_DTYPES``); the chunks are released as each column is built."""
@@ -240,6 +245,7 @@ class Columns:
             chunks, self.chunks[name] = self.chunks[name], []
             data[name] = _column(name, chunks)
             del chunks
+            memory.release()  # the chunks (else kept by the allocator: the next column would add to them)
         created_at = data["created_at"]
         data["in_window"] = (created_at >= pd.Timestamp(start)) & (created_at < pd.Timestamp(end))
         return pd.DataFrame(data, columns=list(LEDGER_DTYPES))
@@ -255,7 +261,7 @@ def _column(name: str, chunks: list[Any]) -> Any:
         mask = np.asarray(array.is_null(), dtype=bool)
         values = np.asarray(array.fill_null(0), dtype="int64")
         return pd.arrays.IntegerArray(values, mask)
-    array = pa.concat_arrays(chunks) if chunks else pa.array([], type=pa.string())
+    array = pa.concat_arrays(chunks) if chunks else pa.array([], type=pa.large_string())
     return pd.array(array, dtype=LEDGER_DTYPES[name])
 
 

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from transfer_wallet.reconcile import memory
 from transfer_wallet.reconcile.frame import isin
 from transfer_wallet.reconcile.codes import StringBytes, joint_codes
 from transfer_wallet.reconcile.match import METHODS, KeyCodes, MatchResult, match
@@ -57,12 +58,18 @@ class Partitioned:
 _END_BYTES = 8
 
 
-def _spread(values: pd.Series, count: int) -> np.ndarray:
-    """A partition number in ``[0, count)`` for each value, the same for equal values (NA: 0).
+def _spread(values: pd.Series, count: int, hashes: np.ndarray | None = None) -> np.ndarray:
+    """A partition number in ``[0, count)`` for each value, the same for equal values (NA: 0);
+    ``hashes``: the values' ``_hashes``, if already at hand."""
+    return ((_hashes(values) if hashes is None else hashes) % np.uint64(count)).astype(np.int64)
+
+
+def _hashes(values: pd.Series) -> np.ndarray:
+    """A 64-bit hash of each value, the same for equal values (NA and "": 0).
 
     From the value's length and its first and last ``_END_BYTES`` bytes, read straight from the
     Arrow buffers (a few numpy gathers: hashing or factorising a million ids costs far more). Ids
-    that share both ends only fall into fewer partitions; which ones never changes a finding."""
+    that share both ends share a hash; which ones never changes a finding."""
     array = pa.array(values.array, type=pa.large_string())
     array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
     text = StringBytes(array)
@@ -75,25 +82,39 @@ def _spread(values: pd.Series, count: int) -> np.ndarray:
             byte = np.where(step < length, data[np.clip(at, 0, last)], 0).astype(np.uint64)
             mixed = (mixed ^ byte) * np.uint64(0x100000001B3)  # FNV-1a, wrapping
     mixed ^= mixed >> np.uint64(29)
-    return (mixed % np.uint64(count)).astype(np.int64)
+    return mixed
 
 
-def _repeats(values: pd.Series) -> np.ndarray:
-    """Which rows hold a value (not NA) that occurs twice or more."""
-    return (values.duplicated(keep=False) & values.notna()).to_numpy(dtype=bool)
+def _repeats(values: pd.Series, hashes: np.ndarray | None = None) -> np.ndarray:
+    """Which rows hold a value (not NA) that occurs twice or more.
+
+    The rows whose ``_hashes`` repeat (one sort of 64-bit numbers) are the candidates, and only
+    they are compared as text: pandas' ``duplicated`` over a whole day's ids built a hash table of
+    them all (at 5 million rows, over a GB: the run's peak). ``hashes``: as for ``_spread``."""
+    present = values.notna().to_numpy(dtype=bool)
+    hashes = _hashes(values) if hashes is None else hashes
+    ordered = np.sort(hashes[present])
+    repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    found = np.zeros(len(values), dtype=bool)
+    if len(repeated):
+        at = np.minimum(np.searchsorted(repeated, hashes), len(repeated) - 1)
+        maybe = np.flatnonzero(present & (repeated[at] == hashes))
+        found[maybe] = values.iloc[maybe].duplicated(keep=False).to_numpy(dtype=bool)
+    return found
 
 
 def assign(report: pd.DataFrame, ledger: pd.DataFrame, count: int) -> tuple[np.ndarray, np.ndarray]:
     """The partition of every report row (-1: set aside for the residual, see the module docstring)
     and of every ledger row, by our transfer id (the report's reference)."""
     reference = report["reference"]
-    repeated = _repeats(report["provider_tx_id"]) | _repeats(reference)
+    by_reference = _hashes(reference)  # for the repeats and the partitions (each hashing is a few seconds at 5M)
+    repeated = _repeats(report["provider_tx_id"]) | _repeats(reference, by_reference)
     aside = repeated | reference.isna().to_numpy(dtype=bool)
     tx = report["provider_tx_id"][repeated].dropna()
     if len(tx):  # the transfers holding a repeated tx id: the rows referencing them too
         holders = ledger["transfer_id"][isin(ledger["provider_tx_id"], tx).to_numpy(dtype=bool)]
         aside |= isin(reference, holders).to_numpy(dtype=bool)
-    return np.where(aside, -1, _spread(reference, count)), _spread(ledger["transfer_id"], count)
+    return np.where(aside, -1, _spread(reference, count, by_reference)), _spread(ledger["transfer_id"], count)
 
 
 def partitions(report: pd.DataFrame, ledger: pd.DataFrame, count: int,
@@ -137,17 +158,37 @@ def match_in_partitions(report: pd.DataFrame, ledger: pd.DataFrame, classify: Cl
         left_report.append(np.delete(rows, part.p_position))
         left_ledger.append(np.delete(positions, part.l_position))
         del part
+        memory.release()  # the partition's frames, given back before the next one is built
     rows, positions = np.sort(np.concatenate(left_report)), np.sort(np.concatenate(left_ledger))
     rest = match(report.take(rows), ledger.take(positions), window_s=window_s)
     breaks.append(classify(rest, True))
     found.append((rows[rest.p_position], positions[rest.l_position], rest.method))
     p_position, l_position, method = (np.concatenate(arrays) for arrays in zip(*found))
     order = np.argsort(l_position, kind="stable")
-    keys = KeyCodes(*joint_codes(report["reference"], ledger["transfer_id"]),
-                    *joint_codes(report["provider_tx_id"], ledger["provider_tx_id"]))
+    keys = _DayKeys(report, ledger)
     duplicates = rest.duplicates.set_axis(rows[rest.duplicates.index.to_numpy()])
     return Partitioned(MatchResult(report, ledger, p_position[order], l_position[order], method[order],
                                    duplicates, rest.report_only, rest.ledger_only, keys), breaks)
+
+
+class _DayKeys(KeyCodes):
+    """The whole day's ``KeyCodes``, coded on first use: the partitions were classified with their own
+    and the run reads none of the day's (coding both key columns of the whole day again, after the
+    partitions, was a second full coding of every id; ``match`` will give a lazy one of its own)."""
+
+    def __init__(self, report: pd.DataFrame, ledger: pd.DataFrame) -> None:  # (the fields: see __getattr__)
+        object.__setattr__(self, "_frames", (report, ledger))
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        """A key column's codes: all four are coded at the first one asked for."""
+        if name not in KeyCodes.__dataclass_fields__:
+            raise AttributeError(name)
+        report, ledger = self.__dict__["_frames"]
+        codes = (*joint_codes(report["reference"], ledger["transfer_id"]),
+                 *joint_codes(report["provider_tx_id"], ledger["provider_tx_id"]))
+        for field_name, value in zip(KeyCodes.__dataclass_fields__, codes):
+            object.__setattr__(self, field_name, value)
+        return self.__dict__[name]
 
 
 def _by_reference(found: MatchResult) -> MatchResult:

@@ -35,12 +35,11 @@ from typing import Any, Callable, Collection
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from transfer_wallet.config import ProviderConfig
 from transfer_wallet.db import Database
 from transfer_wallet.errors import ValidationError
-from transfer_wallet.reconcile import partition, store
+from transfer_wallet.reconcile import memory, partition, store
 from transfer_wallet.reconcile.classify import classify
 from transfer_wallet.reconcile.controls import control_breaks, control_totals, trailer_breaks
 from transfer_wallet.reconcile.frame import ReportFile, isin
@@ -175,15 +174,9 @@ def run_record(provider_config: ProviderConfig, business_date: dt.date, report_f
         provider=provider_config.name, business_date=business_date, file_name=report_file.name,
         file_size_bytes=report_file.size_bytes, file_sha256=report_file.sha256, data_rows=report_file.data_rows,
         profile=document, profile_digest=digest, counts=run_counts(report_file, ledger.rows, result, across, breaks),
-        timings=timings, across_cutoff=across, started_at=now, paired_in_day=tuple(_sorted_text(paired)),
+        timings=timings, across_cutoff=across, started_at=now,
+        paired_in_day=pa.array(paired.astype("string").array, type=pa.large_string()),  # packed by store: no str per id
     )
-
-
-def _sorted_text(values: pd.Series) -> list[str]:
-    """``values`` as text in Python's order, sorted by Arrow (UTF-8 byte order is code point order):
-    ``store`` then sorts a sorted list, which is linear, instead of a million strings."""
-    array = pa.array(values.astype("string").array, type=pa.large_string())
-    return [str(v) for v in pc.take(array, pc.array_sort_indices(array)).to_pylist()]
 
 
 #: The stages ``reconcile`` reports to its ``progress`` callback, in order (before each starts). Its
@@ -215,6 +208,7 @@ def reconcile(db: Database, provider_config: ProviderConfig, business_date: dt.d
     with ThreadPoolExecutor(1, thread_name_prefix="tw-ledger-window") as pool:  # the query runs while the report is read
         reading = pool.submit(db.transaction, read_window, readonly=True)
         report_file = load_report(report, profile, name=name)  # on an error, the read is waited for, then dropped
+        memory.release()  # what the ingest freed (the file's bytes, its cells): the read goes on beside
         timings["ingest"], clock = time.perf_counter() - clock, time.perf_counter()
         step("ledger_read")
         window, elsewhere = reading.result()
@@ -223,6 +217,7 @@ def reconcile(db: Database, provider_config: ProviderConfig, business_date: dt.d
                            readonly=True)
     ledger = ledger_side.combine(window, found)
     del references, window, found
+    memory.release()
     timings["ledger_read"], clock = time.perf_counter() - clock, time.perf_counter()
 
     step("match_classify")
@@ -237,6 +232,7 @@ def reconcile(db: Database, provider_config: ProviderConfig, business_date: dt.d
     record = run_record(provider_config, business_date, report_file, ledger, result, breaks, timings, now=now)
     file_name, file_sha256 = report_file.name, report_file.sha256
     del report_file, ledger, result  # the day's frames: not needed to store what was found
+    memory.release()
     step("persist")
     try:
         run_id, open_count, duplicate_file = db.transaction(lambda c: store.persist(c, record, breaks, now=now))

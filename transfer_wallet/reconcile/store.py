@@ -15,8 +15,11 @@
   application (``DUPLICATE_AT_PROVIDER``) is not remembered: it excuses nothing.
 - The run also remembers the transfers of its own day it paired with a row of its own
   report (``paired``): another day's report pairing one of them again claims the same money
-  a second time (``paired_in_own_day``). Both lists live in the run's ``across_cutoff``
-  JSON (``{"across": [...], "paired": [...]}``; a plain list is an older run's ``across``).
+  a second time (``paired_in_own_day``). Both live in the run's ``across_cutoff`` JSON:
+  ``{"across": [...], "paired_z": "..."}``, ``paired_z`` being the sorted ids joined by newlines,
+  zlib-compressed, base64 (``pack_ids``: a day of millions of pairs as a few MB, built in Arrow
+  without a Python string per id); an older run's ``"paired": [...]`` list, or its plain list
+  (its ``across``), is read too.
 - A PENDING_IN_LEDGER break with a report row (a pair: the provider applied it while our
   side was in doubt) is not an absence: a pair on another day does not clear it; the
   re-run of its own day looks at it again once our side settled.
@@ -27,10 +30,15 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
+import zlib
 from dataclasses import dataclass
 from typing import Any, Collection
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Connection
@@ -64,7 +72,8 @@ class RunRecord:
     timings: dict[str, float]
     across_cutoff: tuple[str, ...]
     started_at: dt.datetime
-    paired_in_day: tuple[str, ...] = ()
+    #: The day's transfers paired with a row of its report: any ids, or an Arrow string array (``pack_ids``).
+    paired_in_day: Collection[str] | pa.Array = ()
 
 
 def _lists(text: str | None) -> tuple[list[str], list[str]]:
@@ -74,7 +83,27 @@ def _lists(text: str | None) -> tuple[list[str], list[str]]:
     value = json.loads(text)
     if isinstance(value, list):
         return [str(v) for v in value], []
-    return [str(v) for v in value.get("across", [])], [str(v) for v in value.get("paired", [])]
+    paired = unpack_ids(value["paired_z"]) if "paired_z" in value else [str(v) for v in value.get("paired", [])]
+    return [str(v) for v in value.get("across", [])], paired
+
+
+def pack_ids(ids: Collection[str] | pa.Array) -> str:
+    """``ids`` (no NA, none holding a newline: our transfer ids), sorted, joined by newlines, compressed
+    and base64-encoded: the run's ``paired_z``. Sorted and joined by Arrow (one buffer, no Python string
+    per id); sorted ids share their prefixes, which zlib stores once."""
+    array = ids if isinstance(ids, (pa.Array, pa.ChunkedArray)) else pa.array(list(ids), type=pa.large_string())
+    array = array.cast(pa.large_string())
+    array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+    ordered = pc.take(array, pc.array_sort_indices(array))
+    joined = pc.binary_join(pa.LargeListArray.from_arrays(pa.array([0, len(ordered)], type=pa.int64()), ordered),
+                            pa.scalar("\n", type=pa.large_string()))[0]
+    return base64.b64encode(zlib.compress(joined.as_buffer() or b"", 1)).decode("ascii")
+
+
+def unpack_ids(text: str) -> list[str]:
+    """The ids ``pack_ids`` packed, in order."""
+    joined = zlib.decompress(base64.b64decode(text)).decode("utf-8")
+    return joined.split("\n") if joined else []
 
 
 def _latest_runs(connection: Connection, provider: str, business_date: dt.date) -> dict[dt.date, str | None]:
@@ -129,7 +158,7 @@ def insert_run(connection: Connection, record: RunRecord, *, outcome: str, now: 
         file_size_bytes=record.file_size_bytes, file_sha256=record.file_sha256,
         profile_digest=record.profile_digest, profile=json.dumps(record.profile, sort_keys=True, default=str),
         counts=json.dumps(record.counts, sort_keys=True), timings=json.dumps(record.timings, sort_keys=True),
-        across_cutoff=json.dumps({"across": sorted(record.across_cutoff), "paired": sorted(record.paired_in_day)}),
+        across_cutoff=json.dumps({"across": sorted(record.across_cutoff), "paired_z": pack_ids(record.paired_in_day)}),
         outcome=outcome, error=error, open_count=0,
         started_at=record.started_at, finished_at=now,
     ).returning(_runs.c.id)).scalar_one())
