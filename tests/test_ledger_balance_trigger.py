@@ -192,3 +192,55 @@ def test_any_split_of_any_postings_commits_exactly_when_every_entry_balances(pg_
             _write(pg_db, shape, accounts)
     report = check_ledger(pg_db)
     assert report.clean and report.postings == before + (len(postings) if balanced else 0), report.findings
+
+
+@pytest.mark.parametrize("shadow", [
+    "CREATE TEMP TABLE postings (entry_id bigint, currency varchar, amount_minor bigint) ON COMMIT DROP",
+    "CREATE SCHEMA IF NOT EXISTS shadow; "
+    "CREATE TABLE IF NOT EXISTS shadow.postings (entry_id bigint, currency varchar, amount_minor bigint); "
+    "SET LOCAL search_path = shadow, public",
+], ids=["a temporary table", "a schema first on the search path"])
+def test_a_table_named_postings_elsewhere_does_not_stand_in_at_commit(pg_db, shadow: str) -> None:
+    """The commit-time check reads the ledger's own postings (qualified, with a fixed search path)."""
+    accounts = _ledger(pg_db)
+    with pg_db.engine.connect() as connection:
+        transaction = connection.begin()
+        entry = _entry(connection, "raw-shadowed")
+        connection.exec_driver_sql(shadow)
+        connection.execute(text("INSERT INTO public.postings (entry_id, account_id, currency, amount_minor) "
+                                "VALUES (:e, :a, 'EUR', 100)"), {"e": entry, "a": accounts["EUR"]})
+        with pytest.raises(DBAPIError, match=f"entry {entry} does not balance"):
+            transaction.commit()
+    report = check_ledger(pg_db)
+    assert report.clean and report.entries == 1, report.findings
+
+
+def test_a_role_with_only_the_ledger_grants_is_checked_like_the_owner(pg_db) -> None:
+    """The queue belongs to the owner: a role granted the ledger's tables writes a balanced entry over
+    two statements, and its unbalanced entry is refused at commit (not a permission error)."""
+    accounts = _ledger(pg_db)
+    role = f"tw_app_{uuid.uuid4().hex[:8]}"
+    with pg_db.engine.begin() as connection:
+        connection.exec_driver_sql(f"CREATE ROLE {role}")
+        connection.exec_driver_sql(f"GRANT SELECT, INSERT ON entries, postings TO {role}")
+        connection.exec_driver_sql(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}")
+    try:
+        for shape, refused in (([[("A", "EUR", -100)], [("A", "EUR", 100)]], False), ([[("A", "EUR", 100)]], True)):
+            with pg_db.engine.connect() as connection:
+                transaction = connection.begin()
+                connection.exec_driver_sql(f"SET LOCAL ROLE {role}")
+                entries = {"A": _entry(connection, f"raw-role-{uuid.uuid4().hex}")}
+                for statement in shape:
+                    _insert(connection, entries, accounts, statement)
+                if refused:
+                    with pytest.raises(DBAPIError, match="does not balance"):
+                        transaction.commit()
+                else:
+                    transaction.commit()
+        report = check_ledger(pg_db)
+        assert report.clean and report.entries == 2, report.findings
+        assert _entries_to_check(pg_db) == 0
+    finally:
+        with pg_db.engine.begin() as connection:
+            connection.exec_driver_sql(f"DROP OWNED BY {role}")
+            connection.exec_driver_sql(f"DROP ROLE {role}")

@@ -21,6 +21,10 @@ transfer reporting one more balance): 1.38 M under 0008, 1.14 M here.
    leaves that entry's sum as it was; every other statement has the entry checked
    at commit. COPY fires the statement trigger too. ``tw_checks`` is a schema of
    its own, so the models (``alembic check``, public schema) have nothing to compare.
+   The commit-time check reads ``postings`` qualified by its schema with a fixed search
+   path, so a temporary table or a schema earlier on the search path cannot stand in for
+   it; the queue is written by owner-run functions, so a role with only the ledger's
+   grants is checked like the owner.
 2. **The report balances** (``p_report``: accounts outside the legs whose balance
    the caller wants, a transfer asks for the payer's locked account). 0007 read them
    with ``a.id = ANY(p_report) AND NOT a.id = ANY(p_accounts)``, a query the plan
@@ -68,17 +72,29 @@ REPORT_READ = """
 _DECLARE_0007 = "    previous_id integer;\n"
 _DECLARE = "    previous_id integer;\n    report_id integer;\n    report_balance bigint;\n"
 
-SCHEMA = (
-    "CREATE SCHEMA tw_checks",
-    "CREATE TABLE tw_checks.entries_to_check (entry_id bigint NOT NULL)",
+def schema_statements(schema: str) -> tuple[str, ...]:
+    """The check queue and its functions; ``schema`` is where ``postings`` lives (quoted).
+
+    The commit-time check reads ``postings`` qualified by its schema, with a fixed search path
+    (``pg_catalog, pg_temp``): a caller's temporary table or ``search_path`` cannot stand in for
+    ``postings`` and let an unbalanced entry commit. The two queue functions run as their owner
+    (``SECURITY DEFINER``), so a role with only the ledger's grants can write a balanced entry in
+    several statements (the queue is not theirs to grant); the per-statement trigger, on the hot
+    path, calls the queue only for an entry its statement leaves unbalanced.
     """
-    CREATE FUNCTION tw_checks.entry_balanced_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+    return (
+        "CREATE SCHEMA tw_checks",
+        "GRANT USAGE ON SCHEMA tw_checks TO PUBLIC",
+        "CREATE TABLE tw_checks.entries_to_check (entry_id bigint NOT NULL)",
+        f"""
+    CREATE FUNCTION tw_checks.entry_balanced_at_commit() RETURNS trigger LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     DECLARE
         off_currency varchar;
         off_total numeric;
     BEGIN
         SELECT p.currency, sum(p.amount_minor) INTO off_currency, off_total
-          FROM postings p WHERE p.entry_id = NEW.entry_id
+          FROM {schema}.postings p WHERE p.entry_id = NEW.entry_id
          GROUP BY p.currency HAVING sum(p.amount_minor) <> 0 LIMIT 1;
         IF FOUND THEN
             RAISE EXCEPTION 'entry % does not balance: % %', NEW.entry_id, off_total, off_currency
@@ -88,19 +104,27 @@ SCHEMA = (
         RETURN NULL;
     END $$
     """,
-    "CREATE CONSTRAINT TRIGGER entries_to_check_balanced AFTER INSERT ON tw_checks.entries_to_check "
-    "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION tw_checks.entry_balanced_at_commit()",
-    """
+        "CREATE CONSTRAINT TRIGGER entries_to_check_balanced AFTER INSERT ON tw_checks.entries_to_check "
+        "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION tw_checks.entry_balanced_at_commit()",
+        """
+    CREATE FUNCTION tw_checks.queue_entries(entry_ids bigint[]) RETURNS void LANGUAGE sql
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+        INSERT INTO tw_checks.entries_to_check (entry_id) SELECT unnest(entry_ids)
+    $$
+    """,
+        """
     CREATE FUNCTION tw_postings_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         IF EXISTS (SELECT FROM new_postings GROUP BY entry_id, currency HAVING sum(amount_minor) <> 0) THEN
-            INSERT INTO tw_checks.entries_to_check (entry_id)
-            SELECT DISTINCT entry_id FROM new_postings GROUP BY entry_id, currency HAVING sum(amount_minor) <> 0;
+            PERFORM tw_checks.queue_entries(ARRAY(
+                SELECT DISTINCT entry_id FROM new_postings GROUP BY entry_id, currency HAVING sum(amount_minor) <> 0));
         END IF;
         RETURN NULL;
     END $$
     """,
-)
+    )
+
+
 STATEMENT_TRIGGER = (
     "CREATE TRIGGER postings_entry_balanced AFTER INSERT ON postings REFERENCING NEW TABLE AS new_postings "
     "FOR EACH STATEMENT EXECUTE FUNCTION tw_postings_balanced()"
@@ -115,7 +139,8 @@ ROW_TRIGGER = (
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    for statement in SCHEMA:
+    schema = op.get_bind().exec_driver_sql("SELECT quote_ident(current_schema())").scalar_one()
+    for statement in schema_statements(schema):
         op.execute(statement)
     op.execute("DROP TRIGGER postings_entry_balanced ON postings")
     op.execute(STATEMENT_TRIGGER)

@@ -23,7 +23,7 @@ Same signatures, outcomes, fallbacks and errors as migration 0008; what changed 
 Downgrading restores 0008's bodies of the three functions.
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-02 16:00:00
 """
 
@@ -38,7 +38,7 @@ from typing import Sequence
 from alembic import op
 
 revision: str = '0010'
-down_revision: str | None = '0008'
+down_revision: str | None = '0009'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
