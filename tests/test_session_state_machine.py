@@ -42,6 +42,7 @@ from transfer_wallet.errors import (
     ProviderInsufficientFundsError,
     ProviderUnavailableError,
     RejectedError,
+    ValidationError,
 )
 from transfer_wallet.ledger import check_ledger
 from transfer_wallet.money import Money, currency
@@ -121,6 +122,9 @@ class SessionMachine(RuleBasedStateMachine):
         try:
             view = self.manager.open_session(player, provider, Money(cents, EUR), key=key)
         except (InsufficientFundsError, InvalidStateError):
+            return "none"
+        except ValidationError as error:  # a few cents that buy no whole USD cent at the rate of the moment
+            assert provider != "acme" and "buys nothing in USD" in str(error), error
             return "none"
         self.opened[key] = (view.id, player, provider, cents)
         return view.id
