@@ -35,8 +35,8 @@ import pyarrow as pa
 
 from transfer_wallet.reconcile import memory
 from transfer_wallet.reconcile.frame import isin
-from transfer_wallet.reconcile.codes import StringBytes, joint_codes
-from transfer_wallet.reconcile.match import METHODS, KeyCodes, MatchResult, match
+from transfer_wallet.reconcile.codes import StringBytes
+from transfer_wallet.reconcile.match import METHODS, MatchResult, match
 
 #: A day of at most this many report rows is matched as one frame (at 1M rows one frame peaks
 #: near 0.9 GB and is several times faster than partitions); a larger day is cut into partitions.
@@ -165,30 +165,9 @@ def match_in_partitions(report: pd.DataFrame, ledger: pd.DataFrame, classify: Cl
     found.append((rows[rest.p_position], positions[rest.l_position], rest.method))
     p_position, l_position, method = (np.concatenate(arrays) for arrays in zip(*found))
     order = np.argsort(l_position, kind="stable")
-    keys = _DayKeys(report, ledger)
     duplicates = rest.duplicates.set_axis(rows[rest.duplicates.index.to_numpy()])
     return Partitioned(MatchResult(report, ledger, p_position[order], l_position[order], method[order],
-                                   duplicates, rest.report_only, rest.ledger_only, keys), breaks)
-
-
-class _DayKeys(KeyCodes):
-    """The whole day's ``KeyCodes``, coded on first use: the partitions were classified with their own
-    and the run reads none of the day's (coding both key columns of the whole day again, after the
-    partitions, was a second full coding of every id; ``match`` will give a lazy one of its own)."""
-
-    def __init__(self, report: pd.DataFrame, ledger: pd.DataFrame) -> None:  # (the fields: see __getattr__)
-        object.__setattr__(self, "_frames", (report, ledger))
-
-    def __getattr__(self, name: str) -> np.ndarray:
-        """A key column's codes: all four are coded at the first one asked for."""
-        if name not in KeyCodes.__dataclass_fields__:
-            raise AttributeError(name)
-        report, ledger = self.__dict__["_frames"]
-        codes = (*joint_codes(report["reference"], ledger["transfer_id"]),
-                 *joint_codes(report["provider_tx_id"], ledger["provider_tx_id"]))
-        for field_name, value in zip(KeyCodes.__dataclass_fields__, codes):
-            object.__setattr__(self, field_name, value)
-        return self.__dict__[name]
+                                   duplicates, rest.report_only, rest.ledger_only), breaks)  # the day's keys: coded if read
 
 
 def _by_reference(found: MatchResult) -> MatchResult:
