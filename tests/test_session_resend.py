@@ -20,29 +20,14 @@ from transfer_wallet.errors import OutcomeUnknownError, ProviderUnavailableError
 from transfer_wallet.ledger import check_ledger
 from transfer_wallet.models import Posting
 from transfer_wallet.money import Money, currency
-from transfer_wallet.providers.fake import InMemoryProvider
 from transfer_wallet.providers.protocol import TransferState, TransferStatus
-from transfer_wallet.sessions import SessionManager, SessionPolicy
 from transfer_wallet.wallet import Wallet
 
 from session_switch import db  # noqa: F401  (sqlite, postgres with the server steps, postgres with the Python steps)
+from test_sessions import acme, manager  # noqa: F401  (the provider at T0; P1 with 100.00, acme's policy)
 
 T0 = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
 EUR = currency("EUR")
-
-
-@pytest.fixture
-def acme():
-    return InMemoryProvider(name="acme", currency_code="EUR", clock=lambda: T0)
-
-
-@pytest.fixture
-def manager(db, acme):
-    wallet = Wallet(db)
-    wallet.create_player("P1", "EUR")
-    wallet.deposit("P1", "100.00", reference="dep-1")
-    policy = SessionPolicy("EUR", idle_timeout_s=900, max_session_s=3600, stuck_after_attempts=5, retry_base_s=30)
-    return SessionManager(db, {"acme": acme}, {"acme": policy}, clock=lambda: T0)
 
 
 def balances(manager) -> tuple[int, int]:
@@ -121,3 +106,33 @@ def test_a_status_that_cannot_be_read_leaves_the_transfer_in_doubt(manager, acme
     assert report.completed == 1
     assert manager.get(session.id).status == "closed" and balances(manager) == (10_000, 0)
     assert check_ledger(manager.db).clean
+
+
+def test_a_transfer_in_that_lands_between_status_and_re_send_is_not_refunded(manager, acme):
+    """The in-doubt job re-sends an unseen transfer-in; the first attempt lands meanwhile and the
+    re-send is rejected as a duplicate: the status asked again says applied, the session opens."""
+    acme.fail_next(OutcomeUnknownError("response lost"), apply=True)
+    session = manager.open_session("P1", "acme", "27.52", now=T0)
+    assert session.status == "opening" and session.in_doubt
+    transfer_id = f"{session.id}-in"
+    acme.script_status(transfer_id, TransferStatus(transfer_id, TransferState.NOT_FOUND))  # not yet visible
+    acme.fail_next(RejectedError("duplicate transaction"))
+    report = manager.resolve_in_doubt(now=T0 + dt.timedelta(hours=1))
+    assert report.completed == 1 and report.refunded == 0
+    view = manager.get(session.id)
+    assert view.status == "active" and view.game_balance == Money(2752, EUR)
+    assert balances(manager) == (7_248, 2_752) and acme.balance("P1").amount_minor == 2752
+    closed = manager.close_session(session.id, now=T0 + dt.timedelta(hours=1))
+    assert closed.status == "closed" and balances(manager) == (10_000, 0)
+    assert check_ledger(manager.db).clean
+
+
+def test_a_re_send_after_an_unseen_status_that_is_refused_again_refunds(manager, acme):
+    """Status says not there, the re-send is refused, the status still says not there: refused, funds back."""
+    acme.fail_next(OutcomeUnknownError("timeout"), apply=False)
+    session = manager.open_session("P1", "acme", "27.52", now=T0)
+    acme.fail_next(RejectedError("player blocked"))
+    report = manager.resolve_in_doubt(now=T0 + dt.timedelta(hours=1))
+    assert report.refunded == 1
+    assert manager.get(session.id).status == "failed" and balances(manager) == (10_000, 0)
+    assert [c[0] for c in acme.calls].count("transfer_status") == 2

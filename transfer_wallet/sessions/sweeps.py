@@ -101,9 +101,10 @@ class Sweeps(Closing):
         if outcome in ("in_doubt", "refused"):
             self._record(outcome, policy, row.id, now, failure=failure)
             return outcome
-        # never seen (or not yet), or applied without an amount: re-send the same id, which applies at
-        # most once; the status just said it is not there, so a refusal of this re-send is believed
-        return self._send(provider, policy, row.id, row.direction, row.player_id, game_amount, now)[0]
+        # never seen (or not yet), or applied without an amount: re-send the same id, which applies at most
+        # once; a refusal is checked again (the first attempt may have landed since the status was read)
+        return self._send(provider, policy, row.id, row.direction, row.player_id, game_amount, now,
+                          confirm_refusal=True)[0]
 
 
 def timeout_reason(row: Row, policy: SessionPolicy | None) -> str:
