@@ -1,7 +1,10 @@
 """Closing a session: move it to CLOSING (step 1) and send the transfer-out; safe to repeat.
 
 A repeated close re-sends the open transfer-out under its own id (the provider
-applies it at most once); after a refusal a new transfer-out is made. With one
+applies it at most once); after a refusal a new transfer-out is made. A refusal is
+believed only when ``transfer_status`` agrees (not there, or failed): a provider may
+answer the re-send of an id whose first attempt applied with "duplicate"/rejected,
+and then the status's "applied" settles the session; no status means in doubt. With one
 session per player at the provider we withdraw everything; where a player may hold
 several, only this session's mirrored game balance.
 """
@@ -65,7 +68,9 @@ class Closing(Outcomes):
             return view if view is not None else self.get(session_id)
         provider_name, transfer_id, player_id, game_amount = step
         provider, policy = self._provider(provider_name)
-        _, view = self._send(provider, policy, transfer_id, "OUT", player_id, game_amount, now, view_of=session_id)
+        # the step does not say whether this id was sent before (server or Python step): every refusal is checked
+        _, view = self._send(provider, policy, transfer_id, "OUT", player_id, game_amount, now, view_of=session_id,
+                             confirm_refusal=True)
         assert view is not None
         return view
 

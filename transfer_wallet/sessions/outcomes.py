@@ -5,7 +5,9 @@ transfer's state (so two workers finishing the same transfer apply it once):
 
 - **applied**: a transfer-in activates the session; a transfer-out settles it;
 - **refused** (``ProviderRefusedError``): a transfer-in gives every cent back; a
-  transfer-out is retried later under a new id (the money is still at the provider);
+  transfer-out is retried later under a new id (the money is still at the provider).
+  A close's refusal is believed only once ``transfer_status`` agrees: providers often
+  answer a re-sent id with "duplicate"/rejected although its first attempt applied;
 - **in doubt** (anything else): the money stays locked until the provider says what
   happened. An answer about another transfer, direction, player, currency or amount
   is never booked: it is in doubt, and a mismatching amount is flagged.
@@ -20,7 +22,13 @@ from sqlalchemy.engine import Connection, Row
 
 from transfer_wallet import discrepancies, ledger
 from transfer_wallet.discrepancies import Finding
-from transfer_wallet.errors import OutcomeUnknownError, ProviderRefusedError, TransferConflictError
+from transfer_wallet.errors import (
+    OutcomeUnknownError,
+    ProviderError,
+    ProviderRefusedError,
+    RejectedError,
+    TransferConflictError,
+)
 from transfer_wallet.models import ACTIVE, COMPLETED, FAILED, FX_ROUNDING, IN_DOUBT, PENDING, REFUSED
 from transfer_wallet.money import Money
 from transfer_wallet.sessions import server_steps
@@ -49,13 +57,17 @@ class Outcomes(Settlement):
     def _send(
         self, provider: Provider, policy: SessionPolicy, transfer_id: str, direction: str,
         player_id: str, game_amount: Money | None, now: dt.datetime, *, view_of: str | None = None,
+        confirm_refusal: bool = False,
     ) -> tuple[str, SessionView | None]:
         """Steps 2 and 3 for one transfer: call, then record the outcome in one transaction.
 
+        With ``confirm_refusal`` a refusal (other than a conflict) is booked only if the provider's
+        status says the transfer is not there or failed (``confirmed_refusal``).
         Returns the outcome kind and, if ``view_of`` names a session, that session as it
         stands after step 3 (read in the same transaction: no extra round trip).
         """
         failure: BaseException | None = None
+        answer: Answer | None = None
         try:
             if direction == "IN":
                 assert game_amount is not None
@@ -64,13 +76,14 @@ class Outcomes(Settlement):
                 result = provider.transfer_out(transfer_id, player_id, game_amount)
         except ProviderRefusedError as error:
             outcome, failure = "refused", error
+            if confirm_refusal and not isinstance(error, TransferConflictError):
+                outcome, failure, answer = confirmed_refusal(provider, transfer_id, direction, player_id, error)
         except Exception as error:  # noqa: BLE001 - unknown, timeouts, bugs: nothing proves it was not applied
             outcome, failure = "in_doubt", error
         else:
             problem = answer_problem(result, transfer_id, direction, player_id)
             outcome, failure = ("in_doubt", OutcomeUnknownError(problem)) if problem else ("applied", None)
-
-        answer = (result.amount, result.provider_tx_id, result.created_at) if failure is None else None
+            answer = (result.amount, result.provider_tx_id, result.created_at) if failure is None else None
         _, view = self._record(outcome, policy, transfer_id, now, answer=answer, failure=failure, view_of=view_of)
         return outcome, view
 
@@ -188,6 +201,53 @@ class Outcomes(Settlement):
         if transfer.direction == "OUT":  # the closing retry waits for the same backoff
             values.update(close_attempts=attempts, next_attempt_at=next_attempt_at)
         update_session(connection, transfer.session_id, **values)
+
+
+def ask_status(
+    provider: Provider, transfer_id: str, direction: str, player_id: str,
+) -> tuple[str, BaseException | None, Answer | None]:
+    """What ``transfer_status`` says about one transfer, as an outcome to record.
+
+    ("applied", None, answer), ("refused", error, None) for FAILED, ("in_doubt", error, None) when
+    the status cannot be read or is about something else, ("unseen", None, None) when the provider
+    does not know the id, ("no amount", error, None) when it says applied without saying how much.
+    """
+    from transfer_wallet.providers.protocol import TransferState
+
+    try:
+        status = provider.transfer_status(transfer_id)
+    except (OutcomeUnknownError, ProviderError) as error:
+        return "in_doubt", error, None
+    problem = answer_problem(status, transfer_id, direction, player_id)
+    if problem:
+        return "in_doubt", OutcomeUnknownError(problem), None
+    if status.state == TransferState.APPLIED:
+        if status.amount is None:
+            return "no amount", OutcomeUnknownError(f"provider reports transfer {transfer_id} applied "
+                                                    "without an amount"), None
+        return "applied", None, (status.amount, status.provider_tx_id or "", status.created_at)
+    if status.state == TransferState.FAILED:
+        return "refused", RejectedError(f"provider reports transfer {transfer_id} failed "
+                                        f"({status.error_code or 'no code'})"), None
+    return "unseen", None, None
+
+
+def confirmed_refusal(
+    provider: Provider, transfer_id: str, direction: str, player_id: str, refusal: ProviderRefusedError,
+) -> tuple[str, BaseException | None, Answer | None]:
+    """The outcome of a refused send once the provider's status is asked: a refusal of a re-sent id
+    may be a "duplicate" answer to an attempt that did apply.
+
+    Applied: the status's answer is booked. Not there: ``refusal`` stands. Failed: refused with the
+    status's reason. Anything else (no status, a status that does not fit, applied without an
+    amount): in doubt, nothing booked; the in-doubt job asks again.
+    """
+    outcome, failure, answer = ask_status(provider, transfer_id, direction, player_id)
+    if outcome == "unseen":
+        return "refused", refusal, None
+    if outcome == "no amount":
+        return "in_doubt", failure, None
+    return outcome, failure, answer
 
 
 def _flag(connection: Connection, session: Row, transfer: Row, kind: str, detail: str, now: dt.datetime) -> None:

@@ -14,11 +14,10 @@ from typing import Callable
 from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import Row
 
-from transfer_wallet.errors import OutcomeUnknownError, ProviderError, RejectedError
 from transfer_wallet.models import ACTIVE, CLOSED, CLOSING, IN_DOUBT, PENDING
 from transfer_wallet.money import Money, currency
 from transfer_wallet.sessions.closing import Closing
-from transfer_wallet.sessions.outcomes import answer_problem
+from transfer_wallet.sessions.outcomes import ask_status
 from transfer_wallet.sessions.state import (
     MAX_BATCH,
     PENDING_GRACE_S,
@@ -93,29 +92,19 @@ class Sweeps(Closing):
 
     def _resolve_one(self, row: Row, now: dt.datetime) -> str:
         """Ask the provider about one transfer and record the answer; returns the outcome kind."""
-        from transfer_wallet.providers.protocol import TransferState
-
         provider, policy = self._provider(row.provider)
         game_amount = Money(row.game_amount_minor, currency(row.game_currency)) if row.game_amount_minor is not None else None
-        try:
-            status = provider.transfer_status(row.id)
-        except (OutcomeUnknownError, ProviderError) as error:
-            self._record("in_doubt", policy, row.id, now, failure=error)
-            return "in_doubt"
-        problem = answer_problem(status, row.id, row.direction, row.player_id)
-        if problem:
-            self._record("in_doubt", policy, row.id, now, failure=OutcomeUnknownError(problem))
-            return "in_doubt"
-        if status.state == TransferState.APPLIED and status.amount is not None:
-            booked, _ = self._record("applied", policy, row.id, now,
-                                     answer=(status.amount, status.provider_tx_id or "", status.created_at))
+        outcome, failure, answer = ask_status(provider, row.id, row.direction, row.player_id)
+        if outcome == "applied":
+            booked, _ = self._record("applied", policy, row.id, now, answer=answer)
             return "applied" if booked else "in_doubt"  # an answer that does not fit stays in doubt
-        if status.state == TransferState.FAILED:
-            failed = RejectedError(f"provider reports transfer {row.id} failed ({status.error_code or 'no code'})")
-            self._record("refused", policy, row.id, now, failure=failed)
-            return "refused"
-        # NOT_FOUND: never seen (or not yet): re-send under the same id, which applies at most once
-        return self._send(provider, policy, row.id, row.direction, row.player_id, game_amount, now)[0]
+        if outcome in ("in_doubt", "refused"):
+            self._record(outcome, policy, row.id, now, failure=failure)
+            return outcome
+        # never seen (or not yet), or applied without an amount: re-send the same id, which applies at most
+        # once; a refusal is checked again (the first attempt may have landed since the status was read)
+        return self._send(provider, policy, row.id, row.direction, row.player_id, game_amount, now,
+                          confirm_refusal=True)[0]
 
 
 def timeout_reason(row: Row, policy: SessionPolicy | None) -> str:
