@@ -194,3 +194,49 @@ def test_a_busy_sqlite_is_retried_until_the_other_writer_commits_then_a_concurre
     finally:
         holder.close()
         database.dispose()
+
+
+@pytest.mark.postgres
+def test_a_prepare_the_server_finished_but_the_client_never_noted_is_taken_as_done(pg_db):
+    """A signal between the server's PREPARE and the client noting it (psycopg cancels, the prepare
+    completes): the next transfer on that connection finds the statement there, and moves the money."""
+    wallet = _funded(pg_db)
+    wallet.transfer("P1", "P2", "1.00", reference="prepared")
+    pooled = pg_db.engine.raw_connection()
+    try:
+        pooled.driver_connection._tw_post_prepared = None  # type: ignore[union-attr]  # as the interrupt leaves it
+    finally:
+        pooled.close()
+    for n in range(3):
+        assert wallet.transfer("P1", "P2", "1.00", reference=f"after-{n}").balance.available.format() == f"{8 - n}.00"
+    assert _transfer_count(pg_db) == 4 and check_ledger(pg_db).clean
+
+
+@pytest.mark.postgres
+def test_a_call_larger_than_libpqs_buffer_is_sent_whole_and_answered(pg_db):
+    """A posting whose parameters libpq cannot send at once (a 20 MB memo) is flushed before the answer
+    is read: the server's refusal (the memo column holds 500) comes back, nothing hangs, nothing posts."""
+    import signal
+
+    from sqlalchemy.exc import DBAPIError
+
+    from transfer_wallet import ledger
+
+    _funded(pg_db)
+    main = pg_db.transaction(lambda c: ledger.player_accounts(pg_db, c, "P1"))[1]
+    payee = pg_db.transaction(lambda c: ledger.player_accounts(pg_db, c, "P2"))[1]
+    legs = [ledger.Leg(main, -100), ledger.Leg(payee, 100)]
+
+    def hung(signum: int, frame: object) -> None:
+        raise TimeoutError("the posting call hung")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(30)
+    try:
+        with pytest.raises(DBAPIError, match="too long"):
+            pg_db.on_driver(lambda cursor: ledger.post(cursor, kind="transfer", idempotency_key="big",
+                                                       legs=legs, memo="m" * 20_000_000))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert _transfer_count(pg_db) == 0 and check_ledger(pg_db).clean

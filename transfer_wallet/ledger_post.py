@@ -63,6 +63,7 @@ _PREPARED_POST = (
     "$1, $2, $3, $4, $5::bigint, $6::timestamptz, $7::integer[], $8::varchar[], $9::bigint[], $10::boolean[], $11::integer[])"
 ).encode()
 _PREPARED_STATEMENT_MISSING = "26000"  # invalid_sql_statement_name: the server no longer has it
+_PREPARED_STATEMENT_EXISTS = "42P05"  # duplicate_prepared_statement
 
 
 def post_on_cursor(cursor: Any, entry: tuple[Any, ...], legs: Sequence["Leg"], report: Sequence["AccountRef"]) -> Outcome:
@@ -126,7 +127,8 @@ def _call_prepared(connection: Any, params: tuple[Any, ...]) -> tuple[str, int |
                 if getattr(connection, "_tw_post_prepared", None) is not connection.pgconn:
                     _prepare(connection, generators)
                 connection.pgconn.send_query_prepared(_PREPARED_NAME, values)
-                result = connection.wait(generators.fetch_many(connection.pgconn))[-1]
+                # execute = flush what libpq still holds (a large call), then read: as psycopg's cursor does
+                result = connection.wait(generators.execute(connection.pgconn))[-1]
                 if result.status == pq.ExecStatus.TUPLES_OK:
                     break
                 error = errors.error_from_result(result, encoding=encoding)
@@ -143,9 +145,13 @@ def _prepare(connection: Any, generators: Any) -> None:
     from psycopg import errors, pq
 
     connection.pgconn.send_prepare(_PREPARED_NAME, _PREPARED_POST)
-    result = connection.wait(generators.fetch_many(connection.pgconn))[-1]
+    result = connection.wait(generators.execute(connection.pgconn))[-1]
     if result.status != pq.ExecStatus.COMMAND_OK:
-        raise errors.error_from_result(result, encoding=connection.info.encoding)
+        error = errors.error_from_result(result, encoding=connection.info.encoding)
+        # Already there: an earlier prepare finished on the server but was interrupted (a signal) before
+        # it was noted here. The name is this module's alone, so it is this statement.
+        if error.sqlstate != _PREPARED_STATEMENT_EXISTS:
+            raise error
     connection._tw_post_prepared = connection.pgconn
 
 
